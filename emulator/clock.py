@@ -1,0 +1,34 @@
+"""The emulator's one clock: wall time plus an offset kept in the database.
+
+Keeping the offset in the database (not in a process) means `POST /_emulator/clock/advance` moves time for
+every tenant and every replica at once. Nothing else in the code base reads the wall clock for API time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from emulator.tables import ClockRow
+
+CLOCK_ROW_ID = 1
+
+
+def offset_seconds(session: Session) -> int:
+    offset = session.scalar(select(ClockRow.offset_seconds).where(ClockRow.id == CLOCK_ROW_ID))
+    return offset or 0
+
+
+def now(session: Session) -> int:
+    """Emulator time in Unix seconds."""
+    return int(time.time()) + offset_seconds(session)
+
+
+def advance(session: Session, seconds: int) -> int:
+    """Move the clock forward atomically (safe against concurrent advances from several replicas)."""
+    session.execute(
+        update(ClockRow).where(ClockRow.id == CLOCK_ROW_ID).values(offset_seconds=ClockRow.offset_seconds + seconds)
+    )
+    return now(session)

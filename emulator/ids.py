@@ -1,0 +1,44 @@
+"""Object ids shaped like the real API's (`asst_…`, `file-…`), from one seedable source of randomness."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import string
+import threading
+
+_ALPHABET = string.ascii_letters + string.digits
+_ID_LENGTH = 24
+
+PREFIXES = {
+    "assistant": "asst_",
+    "thread": "thread_",
+    "message": "msg_",
+    "run": "run_",
+    "step": "step_",
+    "vector_store": "vs_",
+    "file": "file-",
+    "file_batch": "vsfb_",
+    "call": "call_",
+    "request": "req_",
+}
+
+
+class IdFactory:
+    """Makes ids; cryptographically random unless seeded, in which case the sequence is reproducible."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._lock = threading.Lock()
+        self._rng: random.Random | None = random.Random(seed) if seed is not None else None
+
+    def _suffix(self) -> str:
+        if self._rng is None:
+            return "".join(secrets.choice(_ALPHABET) for _ in range(_ID_LENGTH))
+        with self._lock:
+            return "".join(self._rng.choice(_ALPHABET) for _ in range(_ID_LENGTH))
+
+    def new(self, kind: str) -> str:
+        return PREFIXES[kind] + self._suffix()
+
+    def request_id(self) -> str:
+        return PREFIXES["request"] + secrets.token_hex(16)

@@ -1,0 +1,51 @@
+"""Every limit of the emulated API, in one table. Values follow SPEC.md and the official schema."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Metadata
+METADATA_MAX_PAIRS: Final = 16
+METADATA_KEY_MAX_CHARS: Final = 64
+METADATA_VALUE_MAX_CHARS: Final = 512
+
+# Assistants
+ASSISTANT_NAME_MAX_CHARS: Final = 256
+ASSISTANT_DESCRIPTION_MAX_CHARS: Final = 512
+ASSISTANT_INSTRUCTIONS_MAX_CHARS: Final = 256_000
+ASSISTANT_MAX_TOOLS: Final = 128
+RUN_MAX_TOOLS_OVERRIDE: Final = 20
+FUNCTION_NAME_PATTERN: Final = r"^[a-zA-Z0-9_-]{1,64}$"
+FUNCTION_DESCRIPTION_MAX_CHARS: Final = 1024
+TEMPERATURE_MIN: Final = 0.0
+TEMPERATURE_MAX: Final = 2.0
+TOP_P_MIN: Final = 0.0
+TOP_P_MAX: Final = 1.0
+
+# Tool resources
+CODE_INTERPRETER_MAX_FILES: Final = 20
+ASSISTANT_MAX_VECTOR_STORES: Final = 1
+THREAD_MAX_VECTOR_STORES: Final = 1
+
+# Messages
+MESSAGE_MAX_ATTACHMENTS: Final = 10
+MESSAGE_CONTENT_MAX_CHARS: Final = 256_000
+THREAD_CREATE_MAX_MESSAGES: Final = 32
+
+# Lists
+LIST_LIMIT_MIN: Final = 1
+LIST_LIMIT_MAX: Final = 100
+LIST_LIMIT_DEFAULT: Final = 20
+FILES_LIST_LIMIT_MAX: Final = 10_000
+FILES_LIST_LIMIT_DEFAULT: Final = 10_000
+
+# Files
+FILE_MAX_BYTES: Final = 512 * 1024 * 1024
+FILE_UPLOAD_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+
+# Runs
+RUN_EXPIRY_SECONDS: Final = 600
+RUN_MIN_TOKEN_BOUND: Final = 256
+
+# Retention
+THREAD_RETENTION_DAYS: Final = 60

@@ -1,0 +1,37 @@
+"""Apply the Alembic migrations in `migrations/` (on start, and by `assistants-emulator db upgrade`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, insert, select
+
+import migrations
+from emulator.clock import CLOCK_ROW_ID
+from emulator.tables import ClockRow
+
+MIGRATIONS_DIR = Path(migrations.__file__).parent
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if url:
+        config.set_main_option("sqlalchemy.url", url)
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    _ensure_clock_row(engine)
+
+
+def _ensure_clock_row(engine: Engine) -> None:
+    with engine.begin() as connection:
+        if connection.scalar(select(ClockRow.id).where(ClockRow.id == CLOCK_ROW_ID)) is None:
+            connection.execute(insert(ClockRow).values(id=CLOCK_ROW_ID, offset_seconds=0))

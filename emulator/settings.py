@@ -1,0 +1,47 @@
+"""Server configuration: command-line options and `EMULATOR_*` environment variables, one object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMULATOR_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./emulator-data")
+    database_url: str | None = None
+    """Any SQLAlchemy URL. Defaults to a SQLite file in `data_dir`."""
+
+    api_keys: str | None = None
+    """Comma-separated allow-list of API keys; when unset, any bearer key is accepted as its own tenant."""
+
+    accept_any_model: bool = False
+    """Accept model ids missing from the model table (they get gpt-4o's window and encoding)."""
+
+    thread_retention_days: int = 60
+    retention_sweep_seconds: float = 60.0
+    """How often (wall clock) the background sweeper deletes threads past retention."""
+
+    max_file_bytes: int = 512 * 1024 * 1024
+    seed: int | None = None
+    """Seeds ids and every random choice, for reproducible runs."""
+
+    log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'emulator.sqlite3').resolve()}"
+
+    def api_key_allow_list(self) -> frozenset[str] | None:
+        if not self.api_keys:
+            return None
+        return frozenset(key.strip() for key in self.api_keys.split(",") if key.strip())
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"

@@ -1,0 +1,105 @@
+"""ORM tables: the state of record. Nothing lives only in a process.
+
+Every row has an integer `seq` primary key, the keyset for pagination (creation order, stable when several
+rows share a `created_at`), and a public string `id`. Every tenant-owned row carries `tenant`, a digest of
+the caller's API key; queries always filter on it, so another tenant's id is indistinguishable from none.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SeqType = BigInteger().with_variant(Integer(), "sqlite")
+"""SQLite only treats a column declared exactly INTEGER as the fast rowid alias."""
+
+Json = dict[str, Any]
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {Json: JSON, list[Any]: JSON}
+
+
+class ClockRow(Base):
+    __tablename__ = "emulator_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offset_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AssistantRow(Base):
+    __tablename__ = "assistants"
+    __table_args__ = (Index("ix_assistants_tenant_seq", "tenant", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(String(128))
+    instructions: Mapped[str | None] = mapped_column(Text)
+    tools: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    tool_resources: Mapped[Json] = mapped_column(JSON, default=dict)
+    metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
+    temperature: Mapped[float | None]
+    top_p: Mapped[float | None]
+    response_format: Mapped[Any] = mapped_column(JSON, nullable=True)
+    reasoning_effort: Mapped[str | None] = mapped_column(String(16))
+
+
+class ThreadRow(Base):
+    __tablename__ = "threads"
+    __table_args__ = (Index("ix_threads_last_active_at", "last_active_at"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    last_active_at: Mapped[int] = mapped_column(BigInteger)
+    tool_resources: Mapped[Json] = mapped_column(JSON, default=dict)
+    metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
+    active_run_id: Mapped[str | None] = mapped_column(String(64))
+    """The run that holds the thread: set and cleared by conditional updates, so at most one at a time."""
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_thread_seq", "thread_id", "seq"),
+        Index("ix_messages_thread_run_seq", "thread_id", "run_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    thread_id: Mapped[str] = mapped_column(String(64), ForeignKey("threads.id", ondelete="CASCADE"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="completed")
+    assistant_id: Mapped[str | None] = mapped_column(String(64))
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    completed_at: Mapped[int | None] = mapped_column(BigInteger)
+    incomplete_at: Mapped[int | None] = mapped_column(BigInteger)
+    incomplete_details: Mapped[Json | None] = mapped_column(JSON)
+
+
+class FileRow(Base):
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_tenant_seq", "tenant", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    filename: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="processed")
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    storage_path: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,139 @@
+"""Translate pydantic validation errors into the real API's 400 messages.
+
+The real API names the offending parameter with a dotted path (`tools[0].function.name`). Pydantic's error
+locations also contain union-member and discriminator tags, so the path is rebuilt by walking the request
+body and keeping only the location parts that really index into it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic_core import ErrorDetails
+
+from emulator.errors import INVALID_JSON_MESSAGE, InvalidRequest
+
+_JSON_TYPE_NAMES = {
+    str: "a string", bool: "a boolean", int: "an integer", float: "a decimal", list: "an array",
+    dict: "an object", type(None): "null",
+}
+
+_EXPECTED = {
+    "string_type": "a string", "int_type": "an integer", "int_parsing": "an integer",
+    "int_from_float": "an integer", "float_type": "a decimal", "float_parsing": "a decimal",
+    "bool_type": "a boolean", "bool_parsing": "a boolean", "list_type": "an array", "dict_type": "an object",
+    "model_type": "an object", "model_attributes_type": "an object", "tuple_type": "an array",
+}
+
+
+def _describe(value: Any) -> str:
+    return _JSON_TYPE_NAMES.get(type(value), "an object")
+
+
+def _param_path(loc: Sequence[str | int], body: Any) -> tuple[str, Any]:
+    """Return the dotted parameter path for `loc` and the input found there."""
+    path = ""
+    current = body
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path"):
+        parts = parts[1:]
+    for index, part in enumerate(parts):
+        is_last = index == len(parts) - 1
+        if isinstance(part, int) and isinstance(current, list) and 0 <= part < len(current):
+            path += f"[{part}]"
+            current = current[part]
+        elif isinstance(part, str) and isinstance(current, dict) and (part in current or is_last):
+            path += f".{part}" if path else part
+            current = current.get(part)
+    return path, current
+
+
+def _first_relevant(errors: Sequence[ErrorDetails]) -> ErrorDetails:
+    """Prefer the most specific error: pydantic lists one per union member, the shallowest first."""
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            return error
+    return max(errors, key=lambda error: len(error["loc"]))
+
+
+def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequest:
+    error = _first_relevant(errors)
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "json_invalid":
+        return InvalidRequest(INVALID_JSON_MESSAGE)
+    param, value = _param_path(error["loc"], body)
+    value = error.get("input", value)
+    if kind == "extra_forbidden":
+        name = param.rsplit(".", 1)[-1] if param else str(error["loc"][-1])
+        top_level = "." not in param and "[" not in param
+        label = name if top_level else param
+        return InvalidRequest(f"Unrecognized request argument supplied: {label}", param=None)
+    if kind == "missing":
+        return InvalidRequest(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
+    if kind == "openai":
+        return InvalidRequest(ctx["message"], param=param or None, code=ctx.get("code"))
+    if kind in _EXPECTED:
+        return InvalidRequest(
+            f"Invalid type for '{param}': expected {_EXPECTED[kind]}, but got {_describe(value)} instead.",
+            param=param, code="invalid_type",
+        )
+    if kind == "string_too_long":
+        limit = ctx.get("max_length")
+        return InvalidRequest(
+            f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
+            f"but got a string with length {len(value)} instead.",
+            param=param, code="string_above_max_length",
+        )
+    if kind == "string_too_short":
+        return InvalidRequest(
+            f"Invalid '{param}': string too short. Expected a string with minimum length "
+            f"{ctx.get('min_length')}, but got a string with length {len(value)} instead.",
+            param=param, code="string_below_min_length",
+        )
+    if kind == "too_long":
+        return InvalidRequest(
+            f"Invalid '{param}': array too long. Expected an array with maximum length "
+            f"{ctx.get('max_length')}, but got an array with length {ctx.get('actual_length')} instead.",
+            param=param, code="array_above_max_length",
+        )
+    if kind == "too_short":
+        return InvalidRequest(
+            f"Invalid '{param}': empty array. Expected an array with minimum length "
+            f"{ctx.get('min_length')}, but got an empty array instead.",
+            param=param, code="empty_array",
+        )
+    if kind in ("less_than_equal", "less_than"):
+        return InvalidRequest(
+            f"Invalid '{param}': decimal above maximum value. Expected a value <= {ctx.get('le', ctx.get('lt'))},"
+            f" but got {value} instead.",
+            param=param, code="decimal_above_max_value" if isinstance(value, float) else "integer_above_max_value",
+        )
+    if kind in ("greater_than_equal", "greater_than"):
+        return InvalidRequest(
+            f"Invalid '{param}': decimal below minimum value. Expected a value >= {ctx.get('ge', ctx.get('gt'))},"
+            f" but got {value} instead.",
+            param=param, code="decimal_below_min_value" if isinstance(value, float) else "integer_below_min_value",
+        )
+    if kind in ("literal_error", "enum"):
+        expected = ctx.get("expected", "")
+        return InvalidRequest(
+            f"Invalid value: {value!r}. Supported values are: {expected}.", param=param, code="invalid_value"
+        )
+    if kind == "string_pattern_mismatch":
+        return InvalidRequest(
+            f"Invalid '{param}': string does not match pattern. Expected a string that matches the pattern "
+            f"'{ctx.get('pattern')}'.",
+            param=param, code="invalid_value",
+        )
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = ctx.get("discriminator", "'type'").strip("'")
+        where = f"{param}.{tag}" if param else tag
+        return InvalidRequest(
+            f"Invalid value for '{where}': expected one of {ctx.get('expected_tags', '')}.",
+            param=where, code="invalid_value",
+        )
+    return InvalidRequest(f"Invalid '{param}': {error['msg']}.", param=param or None, code="invalid_value")
