@@ -29,6 +29,8 @@ def now(session: Session) -> int:
 def advance(session: Session, seconds: int) -> int:
     """Move the clock forward atomically (safe against concurrent advances from several replicas)."""
     session.execute(
-        update(ClockRow).where(ClockRow.id == CLOCK_ROW_ID).values(offset_seconds=ClockRow.offset_seconds + seconds)
+        update(ClockRow)
+        .where(ClockRow.id == CLOCK_ROW_ID)
+        .values(offset_seconds=ClockRow.offset_seconds + seconds)
     )
     return now(session)

@@ -7,7 +7,7 @@ the caller's API key; queries always filter on it, so another tenant's id is ind
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -19,7 +19,7 @@ Json = dict[str, Any]
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {Json: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {Json: JSON, list[Any]: JSON}
 
 
 class ClockRow(Base):

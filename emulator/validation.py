@@ -15,15 +15,29 @@ from pydantic_core import ErrorDetails
 from emulator.errors import INVALID_JSON_MESSAGE, InvalidRequest
 
 _JSON_TYPE_NAMES = {
-    str: "a string", bool: "a boolean", int: "an integer", float: "a decimal", list: "an array",
-    dict: "an object", type(None): "null",
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a decimal",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
 }
 
 _EXPECTED = {
-    "string_type": "a string", "int_type": "an integer", "int_parsing": "an integer",
-    "int_from_float": "an integer", "float_type": "a decimal", "float_parsing": "a decimal",
-    "bool_type": "a boolean", "bool_parsing": "a boolean", "list_type": "an array", "dict_type": "an object",
-    "model_type": "an object", "model_attributes_type": "an object", "tuple_type": "an array",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a decimal",
+    "float_parsing": "a decimal",
+    "bool_type": "a boolean",
+    "bool_parsing": "a boolean",
+    "list_type": "an array",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "tuple_type": "an array",
 }
 
 
@@ -36,7 +50,9 @@ def _param_path(loc: Sequence[str | int], body: Any) -> tuple[str, Any]:
     path = ""
     current = body
     parts = list(loc)
-    if parts and parts[0] in ("body", "query", "path"):
+    if parts and parts[0] in ("query", "path", "header"):
+        return ".".join(str(part) for part in parts[1:]), None
+    if parts and parts[0] == "body":
         parts = parts[1:]
     for index, part in enumerate(parts):
         is_last = index == len(parts) - 1
@@ -79,45 +95,40 @@ def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequ
     if kind in _EXPECTED:
         return InvalidRequest(
             f"Invalid type for '{param}': expected {_EXPECTED[kind]}, but got {_describe(value)} instead.",
-            param=param, code="invalid_type",
+            param=param,
+            code="invalid_type",
         )
     if kind == "string_too_long":
         limit = ctx.get("max_length")
         return InvalidRequest(
             f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
             f"but got a string with length {len(value)} instead.",
-            param=param, code="string_above_max_length",
+            param=param,
+            code="string_above_max_length",
         )
     if kind == "string_too_short":
         return InvalidRequest(
             f"Invalid '{param}': string too short. Expected a string with minimum length "
             f"{ctx.get('min_length')}, but got a string with length {len(value)} instead.",
-            param=param, code="string_below_min_length",
+            param=param,
+            code="string_below_min_length",
         )
     if kind == "too_long":
         return InvalidRequest(
             f"Invalid '{param}': array too long. Expected an array with maximum length "
             f"{ctx.get('max_length')}, but got an array with length {ctx.get('actual_length')} instead.",
-            param=param, code="array_above_max_length",
+            param=param,
+            code="array_above_max_length",
         )
     if kind == "too_short":
         return InvalidRequest(
             f"Invalid '{param}': empty array. Expected an array with minimum length "
             f"{ctx.get('min_length')}, but got an empty array instead.",
-            param=param, code="empty_array",
+            param=param,
+            code="empty_array",
         )
-    if kind in ("less_than_equal", "less_than"):
-        return InvalidRequest(
-            f"Invalid '{param}': decimal above maximum value. Expected a value <= {ctx.get('le', ctx.get('lt'))},"
-            f" but got {value} instead.",
-            param=param, code="decimal_above_max_value" if isinstance(value, float) else "integer_above_max_value",
-        )
-    if kind in ("greater_than_equal", "greater_than"):
-        return InvalidRequest(
-            f"Invalid '{param}': decimal below minimum value. Expected a value >= {ctx.get('ge', ctx.get('gt'))},"
-            f" but got {value} instead.",
-            param=param, code="decimal_below_min_value" if isinstance(value, float) else "integer_below_min_value",
-        )
+    if kind in ("less_than_equal", "less_than", "greater_than_equal", "greater_than"):
+        return _out_of_range(param, kind, ctx, value)
     if kind in ("literal_error", "enum"):
         expected = ctx.get("expected", "")
         return InvalidRequest(
@@ -127,13 +138,28 @@ def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequ
         return InvalidRequest(
             f"Invalid '{param}': string does not match pattern. Expected a string that matches the pattern "
             f"'{ctx.get('pattern')}'.",
-            param=param, code="invalid_value",
+            param=param,
+            code="invalid_value",
         )
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         tag = ctx.get("discriminator", "'type'").strip("'")
         where = f"{param}.{tag}" if param else tag
         return InvalidRequest(
             f"Invalid value for '{where}': expected one of {ctx.get('expected_tags', '')}.",
-            param=where, code="invalid_value",
+            param=where,
+            code="invalid_value",
         )
     return InvalidRequest(f"Invalid '{param}': {error['msg']}.", param=param or None, code="invalid_value")
+
+
+def _out_of_range(param: str, kind: str, ctx: dict[str, Any], value: Any) -> InvalidRequest:
+    above = kind.startswith("less_than")
+    bound = ctx.get("le", ctx.get("lt")) if above else ctx.get("ge", ctx.get("gt"))
+    number = "integer" if isinstance(bound, int) and not isinstance(bound, bool) else "decimal"
+    direction, comparison = ("above maximum", "<=") if above else ("below minimum", ">=")
+    return InvalidRequest(
+        f"Invalid '{param}': {number} {direction} value. Expected a value {comparison} {bound}, "
+        f"but got {value} instead.",
+        param=param,
+        code=f"{number}_{'above_max' if above else 'below_min'}_value",
+    )

@@ -37,5 +37,7 @@ def run_migrations_online() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("Offline (SQL script) migrations are not supported; run `assistants-emulator db upgrade`.")
+    raise SystemExit(
+        "Offline (SQL script) migrations are not supported; run `assistants-emulator db upgrade`."
+    )
 run_migrations_online()

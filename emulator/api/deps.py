@@ -1,0 +1,99 @@
+"""Request dependencies: who is calling (tenant), the beta header, and the request's unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from fastapi import Depends, Query, Request
+
+from emulator import limits
+from emulator.context import Ctx, tenant_of
+from emulator.errors import InvalidRequest, Unauthorized
+from emulator.services.runtime import Runtime
+from emulator.store.pagination import PageRequest
+
+_NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
+    "auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're "
+    "accessing the API from your browser and are prompted for a username. You can obtain an API key from "
+    "https://platform.openai.com/account/api-keys."
+)
+_BETA_MISSING = (
+    "You must provide the 'OpenAI-Beta' header to access the Assistants API. Please try again by setting the "
+    "header 'OpenAI-Beta: assistants=v2'."
+)
+_BETA_V1 = (
+    "The v1 Assistants API has been deprecated. Please try again by setting the header "
+    "'OpenAI-Beta: assistants=v2'."
+)
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def api_key(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthorized(_NO_KEY)
+    allowed = runtime(request).settings.api_key_allow_list()
+    if allowed is not None and key not in allowed:
+        shown = f"{key[:3]}*{key[-4:]}" if len(key) > 8 else key
+        raise Unauthorized(
+            f"Incorrect API key provided: {shown}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            code="invalid_api_key",
+        )
+    return key
+
+
+def tenant(key: Annotated[str, Depends(api_key)]) -> str:
+    return tenant_of(key)
+
+
+def require_assistants_beta(request: Request) -> None:
+    values = [part.strip() for part in request.headers.get("openai-beta", "").split(",")]
+    if "assistants=v2" in values:
+        return
+    if "assistants=v1" in values:
+        raise InvalidRequest(_BETA_V1, param=None, code="invalid_beta")
+    raise InvalidRequest(_BETA_MISSING, param=None, code="invalid_beta")
+
+
+def _unit_of_work(request: Request, tenant_id: str, *, write: bool) -> Iterator[Ctx]:
+    rt = runtime(request)
+    with rt.db.transaction(write=write) as session:
+        yield Ctx(session=session, tenant=tenant_id, settings=rt.settings, ids=rt.ids)
+
+
+def write_ctx(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> Iterator[Ctx]:
+    yield from _unit_of_work(request, tenant_id, write=True)
+
+
+def read_ctx(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> Iterator[Ctx]:
+    yield from _unit_of_work(request, tenant_id, write=False)
+
+
+WriteCtx = Annotated[Ctx, Depends(write_ctx, scope="function")]
+"""A transaction that may write; committed when the endpoint returns, before the response is sent."""
+ReadCtx = Annotated[Ctx, Depends(read_ctx, scope="function")]
+
+Order = Literal["asc", "desc"]
+
+
+def page_request(
+    limit: Annotated[
+        int, Query(ge=limits.LIST_LIMIT_MIN, le=limits.LIST_LIMIT_MAX)
+    ] = limits.LIST_LIMIT_DEFAULT,
+    order: Order = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, order=order, after=after, before=before)
+
+
+Pagination = Annotated[PageRequest, Depends(page_request)]
+BetaHeader = Depends(require_assistants_beta)

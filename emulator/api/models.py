@@ -1,0 +1,26 @@
+"""`/v1/models`: the model table of `emulator.model_catalog`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+
+from emulator import model_catalog
+from emulator.api.deps import tenant
+from emulator.api.responses import OpenAIJSON, ok
+from emulator.errors import NotFound
+from emulator.schemas.models import render_model
+
+router = APIRouter(prefix="/v1/models", dependencies=[Depends(tenant)])
+
+
+@router.get("")
+def list_models() -> OpenAIJSON:
+    return ok({"object": "list", "data": [render_model(info) for info in model_catalog.CATALOG.values()]})
+
+
+@router.get("/{model:path}")
+def retrieve_model(model: str) -> OpenAIJSON:
+    info = model_catalog.lookup(model)
+    if info is None:
+        raise NotFound(f"The model '{model}' does not exist", param="model", code="model_not_found")
+    return ok(render_model(info))

@@ -1,0 +1,137 @@
+"""The app factory: nothing stateful happens at import; the lifespan builds the database and runtime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from emulator import __version__, migrate
+from emulator.api import assistants, control, files, messages, models, threads
+from emulator.api.responses import OpenAIJSON
+from emulator.db import Database
+from emulator.errors import APIError, InvalidRequest, NotFound, ServerError
+from emulator.ids import IdFactory
+from emulator.services import control as control_service
+from emulator.services.runtime import Runtime
+from emulator.settings import Settings
+from emulator.validation import to_invalid_request
+
+log = logging.getLogger("emulator")
+
+ROUTERS = (assistants.router, threads.router, messages.router, files.router, models.router, control.router)
+
+
+class ResponseHeaders:
+    """Adds `x-request-id`, `openai-processing-ms` and `openai-version` to every response (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, ids: IdFactory) -> None:
+        self.app = app
+        self.ids = ids
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = self.ids.request_id()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["x-request-id"] = request_id
+                headers["openai-processing-ms"] = str(int((time.perf_counter() - started) * 1000))
+                headers["openai-version"] = "2020-10-01"
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error_response(error: APIError) -> OpenAIJSON:
+    return OpenAIJSON(error.body(), status_code=error.status, headers=error.headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(_request: Request, exc: APIError) -> OpenAIJSON:
+        return _error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> OpenAIJSON:
+        return _error_response(to_invalid_request(exc.errors(), exc.body))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> OpenAIJSON:
+        if exc.status_code == 404:
+            return _error_response(NotFound(f"Invalid URL ({request.method} {request.url.path})"))
+        if exc.status_code == 405:
+            return _error_response(
+                InvalidRequest(f"Invalid method for URL ({request.method} {request.url.path})")
+            )
+        error = InvalidRequest(str(exc.detail))
+        return OpenAIJSON(error.body(), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> OpenAIJSON:
+        log.exception("unhandled error", exc_info=exc)
+        return _error_response(
+            ServerError("The server had an error while processing your request. Sorry about that!")
+        )
+
+
+async def _sweep_forever(runtime: Runtime) -> None:
+    def sweep_once() -> None:
+        with runtime.db.transaction() as session:
+            control_service.sweep(session, runtime.settings.thread_retention_days)
+
+    while True:
+        await asyncio.sleep(runtime.settings.retention_sweep_seconds)
+        try:
+            await run_in_threadpool(sweep_once)
+        except Exception:  # a failed sweep must not stop the server; the next one retries
+            log.exception("retention sweep failed")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        settings.files_dir.mkdir(parents=True, exist_ok=True)
+        db = Database.connect(settings.resolved_database_url())
+        migrate.upgrade(db.engine)
+        runtime = Runtime(settings=settings, db=db, ids=ids)
+        app.state.runtime = runtime
+        sweeper = asyncio.create_task(_sweep_forever(runtime))
+        try:
+            yield {}
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            db.dispose()
+
+    ids = IdFactory(settings.seed)
+    app = FastAPI(
+        title="OpenAI Assistants API v2 emulator",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/_emulator/docs",
+        redoc_url=None,
+        openapi_url="/_emulator/openapi.json",
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    _install_error_handlers(app)
+    app.add_middleware(ResponseHeaders, ids=ids)
+    return app

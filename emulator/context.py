@@ -1,0 +1,39 @@
+"""What a request's domain code needs: its tenant, its transaction, the clock, ids and settings."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from emulator import clock
+from emulator.ids import IdFactory
+from emulator.settings import Settings
+
+_SECONDS_PER_DAY = 86_400
+
+
+def tenant_of(api_key: str) -> str:
+    """A tenant is an API key; we store a digest of it, never the key itself."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:32]
+
+
+@dataclass
+class Ctx:
+    session: Session
+    tenant: str
+    settings: Settings
+    ids: IdFactory
+    _now: int | None = field(default=None, repr=False)
+
+    @property
+    def now(self) -> int:
+        """Emulator time, read once per request so that one request sees one instant."""
+        if self._now is None:
+            self._now = clock.now(self.session)
+        return self._now
+
+    @property
+    def threads_alive_since(self) -> int:
+        return self.now - self.settings.thread_retention_days * _SECONDS_PER_DAY

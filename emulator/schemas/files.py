@@ -1,0 +1,21 @@
+"""Wire shapes of files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emulator.tables import FileRow
+
+
+def render_file(row: FileRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "file",
+        "bytes": row.bytes,
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
+        "filename": row.filename,
+        "purpose": row.purpose,
+        "status": row.status,
+        "status_details": None,
+    }

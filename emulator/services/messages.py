@@ -1,0 +1,44 @@
+"""Messages: a thread takes no new message while one of its runs is active."""
+
+from __future__ import annotations
+
+from emulator.context import Ctx
+from emulator.errors import InvalidRequest
+from emulator.schemas.messages import CreateMessage, ModifyMessage
+from emulator.store import files, threads
+from emulator.store import messages as store
+from emulator.tables import MessageRow, ThreadRow
+
+
+def add(ctx: Ctx, thread: ThreadRow, body: CreateMessage, *, param_prefix: str = "") -> MessageRow:
+    files.require_existing(
+        ctx.session, ctx.tenant, body.referenced_file_ids(), param=f"{param_prefix}attachments", now=ctx.now
+    )
+    row = store.create(
+        ctx.session,
+        tenant=ctx.tenant,
+        message_id=ctx.ids.new("message"),
+        thread_id=thread.id,
+        now=ctx.now,
+        role=body.role,
+        content=body.content_parts(),
+        attachments=[attachment.model_dump() for attachment in body.attachments or []],
+        metadata=body.metadata or {},
+    )
+    threads.touch(ctx.session, thread.id, ctx.now)
+    return row
+
+
+def create(ctx: Ctx, thread: ThreadRow, body: CreateMessage) -> MessageRow:
+    if thread.active_run_id is not None:
+        raise InvalidRequest(
+            f"Can't add messages to {thread.id} while a run {thread.active_run_id} is active."
+        )
+    return add(ctx, thread, body)
+
+
+def update(ctx: Ctx, thread_id: str, message_id: str, body: ModifyMessage) -> MessageRow:
+    row = store.get(ctx.session, ctx.tenant, thread_id, message_id)
+    if "metadata" in body.model_fields_set:
+        row.metadata_ = body.metadata or {}
+    return row

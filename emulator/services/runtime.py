@@ -1,0 +1,16 @@
+"""What lives for the life of the server process: settings, the database, the id factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emulator.db import Database
+from emulator.ids import IdFactory
+from emulator.settings import Settings
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    db: Database
+    ids: IdFactory

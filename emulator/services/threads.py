@@ -1,0 +1,42 @@
+"""Threads and their retention."""
+
+from __future__ import annotations
+
+from emulator.context import Ctx
+from emulator.schemas.threads import CreateThread, ModifyThread
+from emulator.services import messages
+from emulator.services.tool_resources import resolve_tool_resources
+from emulator.store import threads as store
+from emulator.tables import ThreadRow
+
+
+def get_live(ctx: Ctx, thread_id: str, *, lock: bool = False) -> ThreadRow:
+    return store.get(ctx.session, ctx.tenant, thread_id, alive_since=ctx.threads_alive_since, lock=lock)
+
+
+def create(ctx: Ctx, body: CreateThread) -> ThreadRow:
+    row = store.create(
+        ctx.session,
+        tenant=ctx.tenant,
+        thread_id=ctx.ids.new("thread"),
+        now=ctx.now,
+        tool_resources=resolve_tool_resources(ctx, body.tool_resources, owner="thread"),
+        metadata=body.metadata or {},
+    )
+    for index, message in enumerate(body.messages or []):
+        messages.add(ctx, row, message, param_prefix=f"messages[{index}].")
+    return row
+
+
+def update(ctx: Ctx, thread_id: str, body: ModifyThread) -> ThreadRow:
+    row = get_live(ctx, thread_id, lock=True)
+    changes: dict[str, object] = {}
+    if "tool_resources" in body.model_fields_set:
+        changes["tool_resources"] = resolve_tool_resources(ctx, body.tool_resources, owner="thread")
+    if "metadata" in body.model_fields_set:
+        changes["metadata_"] = body.metadata or {}
+    return store.update_fields(ctx.session, row, ctx.now, **changes)
+
+
+def delete(ctx: Ctx, thread_id: str) -> None:
+    store.remove(ctx.session, get_live(ctx, thread_id))

@@ -1,0 +1,76 @@
+"""Threads, with the 60-day retention rule applied on every read.
+
+A thread whose last activity is older than the retention period is gone: every path answers 404 as if it
+never existed, and the sweeper (`store.retention`) deletes it and its messages from storage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, update
+from sqlalchemy.orm import Session
+
+from emulator.errors import NotFound
+from emulator.store.pagination import select_scoped
+from emulator.tables import MessageRow, ThreadRow
+
+
+def create(
+    session: Session,
+    *,
+    tenant: str,
+    thread_id: str,
+    now: int,
+    tool_resources: dict[str, Any],
+    metadata: dict[str, str],
+) -> ThreadRow:
+    row = ThreadRow(
+        id=thread_id,
+        tenant=tenant,
+        created_at=now,
+        last_active_at=now,
+        tool_resources=tool_resources,
+        metadata_=metadata,
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get(session: Session, tenant: str, thread_id: str, *, alive_since: int, lock: bool = False) -> ThreadRow:
+    """The thread, if it exists for this tenant and was active at or after `alive_since`.
+
+    `lock` takes the row lock (PostgreSQL) that serializes everything that checks the thread's active run;
+    SQLite needs none, its write transactions are already serialized by `BEGIN IMMEDIATE`.
+    """
+    query = select_scoped(ThreadRow, ThreadRow.tenant == tenant, ThreadRow.id == thread_id)
+    row = session.scalar(query.with_for_update() if lock else query)
+    if row is None or row.last_active_at < alive_since:
+        raise NotFound.object("thread", thread_id)
+    return row
+
+
+def touch(session: Session, thread_id: str, now: int) -> None:
+    """Record activity (a message, a run, an update): it restarts the retention period."""
+    session.execute(update(ThreadRow).where(ThreadRow.id == thread_id).values(last_active_at=now))
+
+
+def update_fields(session: Session, row: ThreadRow, now: int, **fields: Any) -> ThreadRow:
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.last_active_at = now
+    session.flush()
+    return row
+
+
+def remove(session: Session, row: ThreadRow) -> None:
+    delete_ids(session, [row.id])
+
+
+def delete_ids(session: Session, thread_ids: list[str]) -> int:
+    """Delete threads and everything under them (explicitly, so it holds without FK cascades too)."""
+    if not thread_ids:
+        return 0
+    session.execute(delete(MessageRow).where(MessageRow.thread_id.in_(thread_ids)))
+    return session.execute(delete(ThreadRow).where(ThreadRow.id.in_(thread_ids))).rowcount

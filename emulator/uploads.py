@@ -1,0 +1,137 @@
+"""Streams a multipart file upload to disk as it arrives: a 512 MB upload never sits in memory.
+
+The form's small fields (purpose, expires_after[...]) are collected in memory up to a small cap; the part
+named `file` goes straight to a temporary file beside its final place. Going over the size limit stops the
+upload at once with a 413 and removes what was written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from emulator.errors import InvalidRequest, PayloadTooLarge
+
+_MAX_FIELD_BYTES = 64 * 1024
+
+
+@dataclass
+class Upload:
+    fields: dict[str, str]
+    filename: str | None
+    size: int
+    path: Path | None
+
+
+@dataclass
+class _Part:
+    headers: dict[bytes, bytes] = field(default_factory=dict)
+    name: str = ""
+    filename: str | None = None
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+class _Receiver:
+    def __init__(self, target: Path, max_bytes: int) -> None:
+        self.target = target
+        self.max_bytes = max_bytes
+        self.fields: dict[str, str] = {}
+        self.filename: str | None = None
+        self.size = 0
+        self.file: IO[bytes] | None = None
+        self.part = _Part()
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self.too_large = False
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": lambda data, start, end: self._header_field.extend(data[start:end]),
+            "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self.part = _Part()
+
+    def _header_end(self) -> None:
+        self.part.headers[bytes(self._header_field).lower()] = bytes(self._header_value)
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self.part.headers.get(b"content-disposition", b""))
+        self.part.name = options.get(b"name", b"").decode("utf-8", "replace")
+        raw_filename = options.get(b"filename")
+        self.part.filename = raw_filename.decode("utf-8", "replace") if raw_filename is not None else None
+        if self.part.name == "file":
+            if self.file is not None:
+                raise InvalidRequest("Only one 'file' may be uploaded per request.", param="file")
+            self.filename = self.part.filename
+            self.file = open(self.target, "wb")  # noqa: SIM115 - closed in finish()/discard()
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.part.name == "file" and self.file is not None:
+            self.size += end - start
+            if self.size > self.max_bytes:
+                self.too_large = True
+                raise _TooLarge
+            self.file.write(data[start:end])
+        else:
+            self.part.buffer.extend(data[start:end])
+            if len(self.part.buffer) > _MAX_FIELD_BYTES:
+                raise InvalidRequest(f"Form field '{self.part.name}' is too large.", param=self.part.name)
+
+    def _part_end(self) -> None:
+        if self.part.name != "file":
+            self.fields[self.part.name] = self.part.buffer.decode("utf-8", "replace")
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def discard(self) -> None:
+        self.close()
+        if self.target.exists():
+            os.unlink(self.target)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def receive_upload(
+    content_type: str | None, chunks: AsyncIterator[bytes], target: Path, max_bytes: int
+) -> Upload:
+    """Parse a multipart/form-data body from `chunks`, writing the `file` part to `target`."""
+    media_type, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if media_type != b"multipart/form-data" or not boundary:
+        raise InvalidRequest("Expected a multipart/form-data body with a 'file' and a 'purpose'.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    receiver = _Receiver(target, max_bytes)
+    parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
+    try:
+        async for chunk in chunks:
+            parser.write(chunk)
+        parser.finalize()
+    except _TooLarge:
+        receiver.discard()
+        raise PayloadTooLarge(
+            f"File is too large: the maximum size is {max_bytes} bytes.", param="file", code="file_too_large"
+        ) from None
+    except BaseException:
+        receiver.discard()
+        raise
+    receiver.close()
+    path = target if receiver.file is not None else None
+    return Upload(fields=receiver.fields, filename=receiver.filename, size=receiver.size, path=path)
