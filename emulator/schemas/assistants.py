@@ -57,5 +57,4 @@ def render_assistant(row: AssistantRow) -> dict[str, Any]:
         "temperature": row.temperature,
         "top_p": row.top_p,
         "response_format": row.response_format,
-        "reasoning_effort": row.reasoning_effort,
     }
