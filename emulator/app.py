@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator import __version__, migrate
-from emulator.api import assistants, control, files, messages, models, threads
+from emulator.api import assistants, control, files, messages, models, runs, threads
 from emulator.api.responses import OpenAIJSON
 from emulator.db import Database
 from emulator.errors import APIError, InvalidRequest, NotFound, ServerError
@@ -29,7 +29,9 @@ from emulator.validation import to_invalid_request
 
 log = logging.getLogger("emulator")
 
-ROUTERS = (assistants.router, threads.router, messages.router, files.router, models.router, control.router)
+ROUTERS = (
+    assistants.router, runs.router, threads.router, messages.router, files.router, models.router, control.router,
+)
 
 
 class ResponseHeaders:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from emulator import clock
 from emulator.ids import IdFactory
 from emulator.settings import Settings
+from emulator.stub_model import Model, StubModel
 
 _SECONDS_PER_DAY = 86_400
 
@@ -25,6 +26,7 @@ class Ctx:
     tenant: str
     settings: Settings
     ids: IdFactory
+    model: Model = field(default_factory=StubModel)
     _now: int | None = field(default=None, repr=False)
 
     @property

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -31,6 +33,12 @@ class Settings(BaseSettings):
     """Seeds ids and every random choice, for reproducible runs."""
 
     log_level: str = "info"
+
+    run_progression: Annotated[str, Field(pattern=r"^(immediate|polls:[0-9]+)$")] = "immediate"
+    """How fast runs move: `immediate` (finished or waiting for tools by the next read) or `polls:N` (after the
+    run has been read N times)."""
+    poll_after_ms: int = 100
+    """The `openai-poll-after-ms` header sent with run responses; the SDK pollers sleep that long."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

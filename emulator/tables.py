@@ -103,3 +103,68 @@ class FileRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="processed")
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
     storage_path: Mapped[str] = mapped_column(Text)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_thread_seq", "thread_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    thread_id: Mapped[str] = mapped_column(String(64), ForeignKey("threads.id", ondelete="CASCADE"))
+    assistant_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    model: Mapped[str] = mapped_column(String(128))
+    instructions: Mapped[str] = mapped_column(Text, default="")
+    tools: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    tool_resources: Mapped[Json] = mapped_column(JSON, default=dict)
+    metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
+    temperature: Mapped[float | None]
+    top_p: Mapped[float | None]
+    max_prompt_tokens: Mapped[int | None]
+    max_completion_tokens: Mapped[int | None]
+    truncation_strategy: Mapped[Json] = mapped_column(JSON)
+    tool_choice: Mapped[Any] = mapped_column(JSON, nullable=True)
+    parallel_tool_calls: Mapped[bool]
+    response_format: Mapped[Any] = mapped_column(JSON, nullable=True)
+    reasoning_effort: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    cancelled_at: Mapped[int | None] = mapped_column(BigInteger)
+    failed_at: Mapped[int | None] = mapped_column(BigInteger)
+    completed_at: Mapped[int | None] = mapped_column(BigInteger)
+    required_action: Mapped[Json | None] = mapped_column(JSON)
+    last_error: Mapped[Json | None] = mapped_column(JSON)
+    incomplete_details: Mapped[Json | None] = mapped_column(JSON)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending_turn: Mapped[Json | None] = mapped_column(JSON)
+    """The stub model's answer not yet fully delivered (so a poll can finish what a stream started)."""
+    observations: Mapped[int] = mapped_column(Integer, default=0)
+    lease_until: Mapped[float | None]
+    """While a stream drives the run, it holds this lease (wall seconds) and observers do not advance it."""
+
+
+class RunStepRow(Base):
+    __tablename__ = "run_steps"
+    __table_args__ = (Index("ix_run_steps_run_seq", "run_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    run_id: Mapped[str] = mapped_column(String(64), ForeignKey("runs.id", ondelete="CASCADE"))
+    thread_id: Mapped[str] = mapped_column(String(64))
+    assistant_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    step_details: Mapped[Json] = mapped_column(JSON)
+    last_error: Mapped[Json | None] = mapped_column(JSON)
+    usage: Mapped[Json | None] = mapped_column(JSON)
+    metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
+    cancelled_at: Mapped[int | None] = mapped_column(BigInteger)
+    completed_at: Mapped[int | None] = mapped_column(BigInteger)
+    expired_at: Mapped[int | None] = mapped_column(BigInteger)
+    failed_at: Mapped[int | None] = mapped_column(BigInteger)

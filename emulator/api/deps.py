@@ -54,7 +54,8 @@ def tenant(key: Annotated[str, Depends(api_key)]) -> str:
     return tenant_of(key)
 
 
-def require_assistants_beta(request: Request) -> None:
+def require_assistants_beta(request: Request, _key: Annotated[str, Depends(api_key)]) -> None:
+    """The beta header is checked after the key, as the real API does: no key is a 401 whatever the headers."""
     values = [part.strip() for part in request.headers.get("openai-beta", "").split(",")]
     if "assistants=v2" in values:
         return
@@ -66,7 +67,7 @@ def require_assistants_beta(request: Request) -> None:
 def _unit_of_work(request: Request, tenant_id: str, *, write: bool) -> Iterator[Ctx]:
     rt = runtime(request)
     with rt.db.transaction(write=write) as session:
-        yield Ctx(session=session, tenant=tenant_id, settings=rt.settings, ids=rt.ids)
+        yield Ctx(session=session, tenant=tenant_id, settings=rt.settings, ids=rt.ids, model=rt.model)
 
 
 def write_ctx(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> Iterator[Ctx]:

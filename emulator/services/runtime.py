@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emulator.db import Database
 from emulator.ids import IdFactory
 from emulator.settings import Settings
+from emulator.stub_model import Model, StubModel
 
 
 @dataclass(frozen=True)
@@ -14,3 +15,4 @@ class Runtime:
     settings: Settings
     db: Database
     ids: IdFactory
+    model: Model = field(default_factory=StubModel)

@@ -1,0 +1,108 @@
+"""Runs and run steps: `/v1/threads/{thread_id}/runs…` and `/v1/threads/runs` (create thread and run)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from sse_starlette import EventSourceResponse
+
+from emulator.api.deps import BetaHeader, Pagination, WriteCtx, runtime
+from emulator.api.responses import OpenAIJSON, ok
+from emulator.context import Ctx
+from emulator.runs import streaming
+from emulator.runs.events import Event
+from emulator.schemas.common import render_list
+from emulator.schemas.runs import (
+    CreateRun,
+    CreateThreadAndRun,
+    ModifyRun,
+    SubmitToolOutputs,
+    render_run,
+    render_step,
+)
+from emulator.services import runs as service
+from emulator.services import threads
+from emulator.store import runs as store
+from emulator.tables import RunRow
+
+router = APIRouter(prefix="/v1/threads", dependencies=[BetaHeader])
+
+Include = Annotated[list[str] | None, Query(alias="include[]")]
+
+
+def _run_response(request: Request, run: RunRow) -> OpenAIJSON:
+    return ok(render_run(run), headers={"openai-poll-after-ms": str(runtime(request).settings.poll_after_ms)})
+
+
+def _stream(request: Request, ctx: Ctx, run: RunRow, opening: list[Event]) -> EventSourceResponse:
+    return EventSourceResponse(
+        streaming.drive(runtime(request), ctx.tenant, run.id, opening), ping=15, sep="\n",
+        headers={"openai-poll-after-ms": str(runtime(request).settings.poll_after_ms)},
+    )
+
+
+@router.post("/runs", response_model=None)
+def create_thread_and_run(
+    request: Request, body: CreateThreadAndRun, ctx: WriteCtx
+) -> OpenAIJSON | EventSourceResponse:
+    run, opening = service.create_thread_and_run(ctx, body, stream=bool(body.stream))
+    return _stream(request, ctx, run, opening) if body.stream else _run_response(request, run)
+
+
+@router.post("/{thread_id}/runs", response_model=None)
+def create_run(
+    request: Request, thread_id: str, body: CreateRun, ctx: WriteCtx, include: Include = None
+) -> OpenAIJSON | EventSourceResponse:
+    service.parse_include(include)
+    run, opening = service.create(ctx, thread_id, body, stream=bool(body.stream))
+    return _stream(request, ctx, run, opening) if body.stream else _run_response(request, run)
+
+
+@router.get("/{thread_id}/runs")
+def list_runs(thread_id: str, ctx: WriteCtx, page: Pagination) -> OpenAIJSON:
+    thread = threads.get_live(ctx, thread_id)
+    service.observe_active(ctx, thread)
+    return ok(render_list(store.list_page(ctx.session, thread_id, page), render_run))
+
+
+@router.get("/{thread_id}/runs/{run_id}")
+def retrieve_run(request: Request, thread_id: str, run_id: str, ctx: WriteCtx) -> OpenAIJSON:
+    return _run_response(request, service.observed(ctx, thread_id, run_id))
+
+
+@router.post("/{thread_id}/runs/{run_id}")
+def modify_run(request: Request, thread_id: str, run_id: str, body: ModifyRun, ctx: WriteCtx) -> OpenAIJSON:
+    run = service.observed(ctx, thread_id, run_id)
+    if "metadata" in body.model_fields_set:
+        run.metadata_ = body.metadata or {}
+    return _run_response(request, run)
+
+
+@router.post("/{thread_id}/runs/{run_id}/cancel")
+def cancel_run(request: Request, thread_id: str, run_id: str, ctx: WriteCtx) -> OpenAIJSON:
+    return _run_response(request, service.cancel(ctx, thread_id, run_id))
+
+
+@router.post("/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=None)
+def submit_tool_outputs(
+    request: Request, thread_id: str, run_id: str, body: SubmitToolOutputs, ctx: WriteCtx
+) -> OpenAIJSON | EventSourceResponse:
+    run, opening = service.submit_tool_outputs(ctx, thread_id, run_id, body, stream=bool(body.stream))
+    return _stream(request, ctx, run, opening) if body.stream else _run_response(request, run)
+
+
+@router.get("/{thread_id}/runs/{run_id}/steps")
+def list_run_steps(thread_id: str, run_id: str, ctx: WriteCtx, page: Pagination, include: Include = None) -> OpenAIJSON:
+    included = service.parse_include(include)
+    run = service.observed(ctx, thread_id, run_id)
+    return ok(render_list(store.list_steps(ctx.session, run.id, page), lambda row: render_step(row, included)))
+
+
+@router.get("/{thread_id}/runs/{run_id}/steps/{step_id}")
+def retrieve_run_step(
+    thread_id: str, run_id: str, step_id: str, ctx: WriteCtx, include: Include = None
+) -> OpenAIJSON:
+    included = service.parse_include(include)
+    run = service.observed(ctx, thread_id, run_id)
+    return ok(render_step(store.get_step(ctx.session, run.id, step_id), included))

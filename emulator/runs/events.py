@@ -1,0 +1,56 @@
+"""Stream events of a run, built from rows: the snapshots the executor emits as it moves a run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from emulator.schemas.messages import render_message
+from emulator.schemas.runs import render_run, render_step
+from emulator.schemas.threads import render_thread
+from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    data: dict[str, Any]
+
+
+def thread_created(row: ThreadRow) -> Event:
+    return Event("thread.created", render_thread(row))
+
+
+def run_created(row: RunRow) -> Event:
+    return Event("thread.run.created", render_run(row))
+
+
+def run_status(row: RunRow) -> Event:
+    """`thread.run.<status>`: queued, in_progress, requires_action, cancelling and every terminal status."""
+    return Event(f"thread.run.{row.status}", render_run(row))
+
+
+def step(kind: str, row: RunStepRow, include: frozenset[str]) -> Event:
+    return Event(f"thread.run.step.{kind}", render_step(row, include))
+
+
+def message(kind: str, row: MessageRow) -> Event:
+    return Event(f"thread.message.{kind}", render_message(row))
+
+
+def message_delta(message_id: str, value: str, *, first: bool) -> Event:
+    text: dict[str, Any] = {"value": value, "annotations": []} if first else {"value": value}
+    return Event(
+        "thread.message.delta",
+        {"id": message_id, "object": "thread.message.delta",
+         "delta": {"content": [{"index": 0, "type": "text", "text": text}]}},
+    )
+
+
+def tool_call_delta(step_id: str, index: int, call: dict[str, Any]) -> Event:
+    """A tool call's first (and here only) delta: id, type and name come once, arguments whole."""
+    return Event(
+        "thread.run.step.delta",
+        {"id": step_id, "object": "thread.run.step.delta",
+         "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index, **call}]}}},
+    )

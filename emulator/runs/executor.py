@@ -1,0 +1,346 @@
+"""Advances runs. The only code that changes a run's status (always through `state.transition`).
+
+A run moves in phases; each phase is one call of `advance_once` inside one transaction with the run row
+locked, and returns the stream events it produced:
+
+    queued        -> in_progress (completing a tool_calls step whose outputs were submitted)
+    in_progress   -> model call: a message_creation step and an in_progress message, or a tool_calls step
+    in_progress   -> the text delivered (message deltas), step completed, run completed / incomplete
+    in_progress   -> requires_action (after a tool_calls step)
+    cancelling    -> cancelled (open step cancelled, open message incomplete)
+
+There is no background worker: a run advances when it is observed (`observe`, on every read of the run,
+following the progression policy) or driven by a stream (`advance_once` in a loop). A stream holds a lease
+on the run while it drives it, so a concurrent poll never moves a run under the stream's feet; a stream that
+dies leaves the lease to expire and the next poll finishes the run.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from emulator import model_catalog, tokens
+from emulator.context import Ctx
+from emulator.runs import events
+from emulator.runs.events import Event
+from emulator.runs.prompt import DoesNotFit, assemble
+from emulator.runs.state import EXPIRABLE, RunStatus, StepStatus, is_terminal, step_transition, transition
+from emulator.schemas.messages import text_part
+from emulator.store import messages as message_store
+from emulator.store import runs as store
+from emulator.stub_model import FunctionCall, ModelTurn, ToolResult
+from emulator.tables import MessageRow, RunRow, RunStepRow
+
+LEASE_SECONDS = 30.0
+_DELTA_CHUNK = re.compile(r"\s*\S+|\s+$")
+
+
+def lease_held(run: RunRow) -> bool:
+    return run.lease_until is not None and run.lease_until > time.time()
+
+
+def take_lease(run: RunRow) -> None:
+    run.lease_until = time.time() + LEASE_SECONDS
+
+
+def drop_lease(run: RunRow) -> None:
+    run.lease_until = None
+
+
+def is_resting(run: RunRow) -> bool:
+    """Nothing more happens to the run until a client acts (submits outputs) or it is terminal."""
+    return is_terminal(run.status) or run.status == RunStatus.REQUIRES_ACTION
+
+
+def progression_ready(ctx: Ctx, run: RunRow) -> bool:
+    policy = ctx.settings.run_progression
+    if policy == "immediate":
+        return True
+    return run.observations >= int(policy.split(":", 1)[1])
+
+
+def observe(ctx: Ctx, run: RunRow) -> list[Event]:
+    """A client looked at the run: apply expiry, then let it progress as far as the policy allows."""
+    produced = expire_if_due(ctx, run)
+    if produced or is_resting(run) or lease_held(run):
+        return produced
+    run.observations += 1
+    if not progression_ready(ctx, run):
+        return []
+    return settle(ctx, run)
+
+
+def settle(ctx: Ctx, run: RunRow) -> list[Event]:
+    produced: list[Event] = []
+    while phase := advance_once(ctx, run):
+        produced += phase
+    return produced
+
+
+def advance_once(ctx: Ctx, run: RunRow) -> list[Event]:
+    status = RunStatus(run.status)
+    if status is RunStatus.CANCELLING:
+        return _finish_cancel(ctx, run)
+    if status is RunStatus.QUEUED:
+        return _start(ctx, run)
+    if status is RunStatus.IN_PROGRESS:
+        turn = run.pending_turn
+        if turn is None:
+            return _call_model(ctx, run)
+        if turn["kind"] == "text":
+            return _deliver_text(ctx, run, turn)
+        return _request_action(ctx, run)
+    return []
+
+
+def expire_if_due(ctx: Ctx, run: RunRow) -> list[Event]:
+    if RunStatus(run.status) not in EXPIRABLE or run.expires_at is None or ctx.now < run.expires_at:
+        return []
+    produced = _close_open_work(ctx, run, StepStatus.EXPIRED, "run_expired")
+    run.required_action = None
+    _move(ctx, run, RunStatus.EXPIRED)
+    return [*produced, events.run_status(run)]
+
+
+def fail(ctx: Ctx, run: RunRow, code: str, message: str) -> list[Event]:
+    """End the run `failed` with `last_error` (a model error, or an error while driving the run)."""
+    produced = _close_open_work(ctx, run, StepStatus.FAILED, "run_failed")
+    run.last_error = {"code": code, "message": message}
+    run.required_action = None
+    _move(ctx, run, RunStatus.FAILED)
+    return [*produced, events.run_status(run)]
+
+
+def request_cancel(ctx: Ctx, run: RunRow) -> list[Event]:
+    _move(ctx, run, RunStatus.CANCELLING)
+    run.required_action = None
+    return [events.run_status(run)]
+
+
+def accept_tool_outputs(ctx: Ctx, run: RunRow, outputs: dict[str, str]) -> list[Event]:
+    """Record the outputs on the open tool_calls step; the run goes back to `queued`."""
+    step = _open_step(ctx, run)
+    assert step is not None and step.type == "tool_calls"
+    calls = []
+    for call in step.step_details["tool_calls"]:
+        if call["type"] == "function":
+            call = {**call, "function": {**call["function"], "output": outputs[call["id"]]}}
+        calls.append(call)
+    step.step_details = {**step.step_details, "tool_calls": calls}
+    run.required_action = None
+    _move(ctx, run, RunStatus.QUEUED)
+    return [events.run_status(run)]
+
+
+def _move(ctx: Ctx, run: RunRow, target: RunStatus) -> None:
+    run.status = transition(run.status, target)
+    if target is RunStatus.COMPLETED:
+        run.completed_at = ctx.now
+    elif target is RunStatus.CANCELLED:
+        run.cancelled_at = ctx.now
+    elif target is RunStatus.FAILED:
+        run.failed_at = ctx.now
+    if is_terminal(target):
+        run.pending_turn = None
+        drop_lease(run)
+        store.release_thread(ctx.session, run.thread_id, run.id)
+
+
+def _move_step(ctx: Ctx, step: RunStepRow, target: StepStatus) -> None:
+    step.status = step_transition(step.status, target)
+    stamp = {
+        StepStatus.COMPLETED: "completed_at", StepStatus.CANCELLED: "cancelled_at",
+        StepStatus.EXPIRED: "expired_at", StepStatus.FAILED: "failed_at",
+    }[target]
+    setattr(step, stamp, ctx.now)
+
+
+def _open_step(ctx: Ctx, run: RunRow) -> RunStepRow | None:
+    return next((step for step in store.steps_of(ctx.session, run.id) if step.status == StepStatus.IN_PROGRESS), None)
+
+
+def _close_open_work(ctx: Ctx, run: RunRow, step_status: StepStatus, message_reason: str) -> list[Event]:
+    produced: list[Event] = []
+    message = store.open_message(ctx.session, run.id)
+    if message is not None:
+        _end_message(ctx, message, incomplete_reason=message_reason)
+        produced.append(events.message("incomplete", message))
+    step = _open_step(ctx, run)
+    if step is not None:
+        _move_step(ctx, step, step_status)
+        produced.append(events.step(step_status.value, step, frozenset()))
+    return produced
+
+
+def _end_message(ctx: Ctx, message: MessageRow, *, incomplete_reason: str | None = None) -> None:
+    if incomplete_reason is None:
+        message.status, message.completed_at = "completed", ctx.now
+    else:
+        message.status, message.incomplete_at = "incomplete", ctx.now
+        message.incomplete_details = {"reason": incomplete_reason}
+
+
+def _finish_cancel(ctx: Ctx, run: RunRow) -> list[Event]:
+    produced = _close_open_work(ctx, run, StepStatus.CANCELLED, "run_cancelled")
+    _move(ctx, run, RunStatus.CANCELLED)
+    return [*produced, events.run_status(run)]
+
+
+def _start(ctx: Ctx, run: RunRow) -> list[Event]:
+    _move(ctx, run, RunStatus.IN_PROGRESS)
+    run.started_at = run.started_at or ctx.now
+    produced = [events.run_status(run)]
+    turn = run.pending_turn
+    if turn is not None and turn["kind"] == "tool_calls":
+        step = _open_step(ctx, run)
+        if step is not None:
+            step.usage = turn["usage"]
+            _move_step(ctx, step, StepStatus.COMPLETED)
+            produced.append(events.step("completed", step, frozenset()))
+        run.pending_turn = None
+    return produced
+
+
+def _tool_results(ctx: Ctx, run: RunRow) -> list[ToolResult]:
+    results = []
+    for step in store.steps_of(ctx.session, run.id):
+        if step.type != "tool_calls" or step.status != StepStatus.COMPLETED:
+            continue
+        for call in step.step_details["tool_calls"]:
+            if call["type"] == "function":
+                function = call["function"]
+                results.append(ToolResult(call["id"], function["name"], function["arguments"], function["output"]))
+    return results
+
+
+def _prompt_budget(run: RunRow, window: int) -> int:
+    if run.max_prompt_tokens is None:
+        return window
+    return min(window, run.max_prompt_tokens - run.prompt_tokens)
+
+
+def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
+    info = model_catalog.info_or_fallback(run.model)
+    history = store.thread_history(ctx.session, run.thread_id)
+    budget = _prompt_budget(run, info.context_window)
+    prompt = assemble(run, history, _tool_results(ctx, run), encoding=info.encoding, budget=budget)
+    if isinstance(prompt, DoesNotFit):
+        return _prompt_does_not_fit(ctx, run, prompt, info.context_window)
+    turn = ctx.model.respond(prompt.request)
+    completion_tokens = _completion_tokens(turn, info.encoding)
+    remaining = None if run.max_completion_tokens is None else run.max_completion_tokens - run.completion_tokens
+    run.prompt_tokens += prompt.prompt_tokens
+    if remaining is not None and completion_tokens > remaining and turn.function_calls:
+        run.completion_tokens += remaining
+        return _end_incomplete(ctx, run, "max_completion_tokens")
+    text, truncated = turn.text, False
+    if remaining is not None and completion_tokens > remaining and text is not None:
+        text = tokens.decode(tokens.encode(text, info.encoding)[:remaining], info.encoding)
+        completion_tokens, truncated = remaining, True
+    run.completion_tokens += completion_tokens
+    usage = {"prompt_tokens": prompt.prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": prompt.prompt_tokens + completion_tokens}
+    if text is not None:
+        return _open_message_step(ctx, run, text, truncated, usage)
+    return _open_tool_calls_step(ctx, run, turn.function_calls, usage)
+
+
+def _completion_tokens(turn: ModelTurn, encoding: str) -> int:
+    if turn.text is not None:
+        return tokens.count(turn.text, encoding)
+    return sum(tokens.count(call.name + call.arguments, encoding) for call in turn.function_calls)
+
+
+def _prompt_does_not_fit(ctx: Ctx, run: RunRow, prompt: DoesNotFit, window: int) -> list[Event]:
+    if run.max_prompt_tokens is not None and prompt.budget < window:
+        return _end_incomplete(ctx, run, "max_prompt_tokens")
+    run.last_error = {
+        "code": "invalid_prompt",
+        "message": f"The prompt ({prompt.prompt_tokens} tokens) exceeds the model's context window of {window} "
+        "tokens; use truncation_strategy 'auto' or fewer messages.",
+    }
+    _move(ctx, run, RunStatus.FAILED)
+    return [events.run_status(run)]
+
+
+def _end_incomplete(ctx: Ctx, run: RunRow, reason: str) -> list[Event]:
+    run.incomplete_details = {"reason": reason}
+    _move(ctx, run, RunStatus.INCOMPLETE)
+    return [events.run_status(run)]
+
+
+def _new_step(ctx: Ctx, run: RunRow, kind: str, details: dict[str, Any]) -> RunStepRow:
+    return store.create_step(
+        ctx.session, id=ctx.ids.new("step"), tenant=run.tenant, run_id=run.id, thread_id=run.thread_id,
+        assistant_id=run.assistant_id, created_at=ctx.now, type=kind, status=StepStatus.IN_PROGRESS.value,
+        step_details=details, metadata_={},
+    )
+
+
+def _open_message_step(ctx: Ctx, run: RunRow, text: str, truncated: bool, usage: dict[str, int]) -> list[Event]:
+    message_id = ctx.ids.new("message")
+    step = _new_step(ctx, run, "message_creation",
+                     {"type": "message_creation", "message_creation": {"message_id": message_id}})
+    message = message_store.create(
+        ctx.session, tenant=run.tenant, message_id=message_id, thread_id=run.thread_id, now=ctx.now,
+        role="assistant", content=[], attachments=[], metadata={}, status="in_progress",
+        assistant_id=run.assistant_id, run_id=run.id,
+    )
+    ctx.session.flush()
+    run.pending_turn = {"kind": "text", "text": text, "truncated": truncated, "usage": usage,
+                        "message_id": message_id, "step_id": step.id}
+    return [events.step("created", step, frozenset()), events.step("in_progress", step, frozenset()),
+            events.message("created", message), events.message("in_progress", message)]
+
+
+def _open_tool_calls_step(
+    ctx: Ctx, run: RunRow, calls: tuple[FunctionCall, ...], usage: dict[str, int]
+) -> list[Event]:
+    tool_calls = [
+        {"id": ctx.ids.new("call"), "type": "function",
+         "function": {"name": call.name, "arguments": call.arguments, "output": None}}
+        for call in calls
+    ]
+    step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": tool_calls})
+    run.pending_turn = {"kind": "tool_calls", "usage": usage, "step_id": step.id}
+    produced = [events.step("created", step, frozenset()), events.step("in_progress", step, frozenset())]
+    produced += [events.tool_call_delta(step.id, index, call) for index, call in enumerate(tool_calls)]
+    return produced
+
+
+def _deliver_text(ctx: Ctx, run: RunRow, turn: dict[str, Any]) -> list[Event]:
+    message = message_store.get(ctx.session, run.tenant, run.thread_id, turn["message_id"])
+    step = store.get_step(ctx.session, run.id, turn["step_id"])
+    text: str = turn["text"]
+    chunks = _DELTA_CHUNK.findall(text) or [text]
+    produced = [events.message_delta(message.id, chunk, first=index == 0) for index, chunk in enumerate(chunks)]
+    message.content = [text_part(text)]
+    _end_message(ctx, message, incomplete_reason="max_tokens" if turn["truncated"] else None)
+    produced.append(events.message(message.status, message))
+    step.usage = turn["usage"]
+    _move_step(ctx, step, StepStatus.COMPLETED)
+    produced.append(events.step("completed", step, frozenset()))
+    if turn["truncated"]:
+        return [*produced, *_end_incomplete(ctx, run, "max_completion_tokens")]
+    _move(ctx, run, RunStatus.COMPLETED)
+    return [*produced, events.run_status(run)]
+
+
+def _request_action(ctx: Ctx, run: RunRow) -> list[Event]:
+    step = _open_step(ctx, run)
+    assert step is not None
+    run.required_action = {
+        "type": "submit_tool_outputs",
+        "submit_tool_outputs": {
+            "tool_calls": [
+                {"id": call["id"], "type": "function",
+                 "function": {"name": call["function"]["name"], "arguments": call["function"]["arguments"]}}
+                for call in step.step_details["tool_calls"]
+                if call["type"] == "function"
+            ]
+        },
+    }
+    _move(ctx, run, RunStatus.REQUIRES_ACTION)
+    return [events.run_status(run)]

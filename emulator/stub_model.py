@@ -1,0 +1,138 @@
+"""The fake LLM: a deterministic stand-in behind one small interface.
+
+Input: the assembled prompt (instructions, the messages kept after truncation, tools, tool_choice,
+parallel_tool_calls, response_format, and this run's tool results). Output: one turn, either text or
+function calls. Scripted turns and other backends plug in by implementing `Model`.
+
+The default behaviour, documented in the README:
+- tool results present (outputs were just submitted): a text answer that quotes each output;
+- `tool_choice` "none", or no function tools: a text answer;
+- a named function: one call to it;
+- "required": a call to every function named in the last user message (all functions if none is
+  named), or only the first of those when `parallel_tool_calls` is false;
+- "auto": like "required" when the last user message names a function, otherwise a text answer.
+A text answer is `You said: <last user message>`; with `json_object` it is `{"answer": <that text>}`,
+with `json_schema` a deterministic instance of the schema. Function arguments are deterministic
+instances of each function's JSON Schema (strict mode fills every property).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from emulator.schema_instance import instance
+
+
+@dataclass(frozen=True)
+class PromptMessage:
+    role: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    call_id: str
+    name: str
+    arguments: str
+    output: str
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    model: str
+    instructions: str
+    messages: tuple[PromptMessage, ...]
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: Any = "auto"
+    parallel_tool_calls: bool = True
+    response_format: Any = "auto"
+    tool_results: tuple[ToolResult, ...] = ()
+
+    @property
+    def last_user_text(self) -> str:
+        return next((message.text for message in reversed(self.messages) if message.role == "user"), "")
+
+    @property
+    def functions(self) -> list[dict[str, Any]]:
+        return [tool["function"] for tool in self.tools if tool.get("type") == "function"]
+
+
+@dataclass(frozen=True)
+class FunctionCall:
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ModelTurn:
+    text: str | None = None
+    function_calls: tuple[FunctionCall, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if (self.text is None) == (not self.function_calls):
+            raise ValueError("a turn is either text or function calls")
+
+
+class Model(Protocol):
+    def respond(self, request: ModelRequest) -> ModelTurn: ...
+
+
+def _mentions(text: str, name: str) -> bool:
+    spaced = name.replace("_", " ").replace("-", " ")
+    pattern = rf"(?<![A-Za-z0-9_-])({re.escape(name)}|{re.escape(spaced)})(?![A-Za-z0-9_-])"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+class StubModel:
+    """The deterministic default model (see the module docstring for its rules)."""
+
+    def respond(self, request: ModelRequest) -> ModelTurn:
+        if request.tool_results:
+            return ModelTurn(text=self._answer_with_results(request))
+        chosen = self._choose_functions(request)
+        if chosen:
+            return ModelTurn(function_calls=tuple(self._call(function) for function in chosen))
+        return ModelTurn(text=self._answer(request))
+
+    def _choose_functions(self, request: ModelRequest) -> list[dict[str, Any]]:
+        choice = request.tool_choice
+        functions = request.functions
+        if choice == "none" or not functions:
+            return []
+        if isinstance(choice, dict):
+            if choice.get("type") != "function":
+                return []
+            wanted = choice["function"]["name"]
+            return [function for function in functions if function["name"] == wanted]
+        named = [function for function in functions if _mentions(request.last_user_text, function["name"])]
+        if choice == "required" and not named:
+            named = functions
+        return named if request.parallel_tool_calls else named[:1]
+
+    @staticmethod
+    def _call(function: dict[str, Any]) -> FunctionCall:
+        arguments = instance(function.get("parameters") or {"type": "object"}, strict=bool(function.get("strict")))
+        return FunctionCall(name=function["name"], arguments=json.dumps(arguments, separators=(",", ":")))
+
+    def _answer(self, request: ModelRequest) -> str:
+        return self._format(request, f"You said: {request.last_user_text}")
+
+    def _answer_with_results(self, request: ModelRequest) -> str:
+        parts = [f"{result.name} returned {result.output}" for result in request.tool_results]
+        return self._format(request, "Based on the tool results: " + "; ".join(parts) + ".")
+
+    @staticmethod
+    def _format(request: ModelRequest, text: str) -> str:
+        response_format = request.response_format
+        if not isinstance(response_format, dict):
+            return text
+        if response_format.get("type") == "json_object":
+            return json.dumps({"answer": text})
+        if response_format.get("type") == "json_schema":
+            spec = response_format["json_schema"]
+            value = instance(spec.get("schema") or {"type": "object"}, hint=text, strict=bool(spec.get("strict")))
+            return json.dumps(value)
+        return text
