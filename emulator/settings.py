@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     run_progression: Annotated[str, Field(pattern=r"^(immediate|polls:[0-9]+)$")] = "immediate"
     """How fast runs move: `immediate` (finished or waiting for tools by the next read) or `polls:N` (after the
     run has been read N times)."""
+    latency_ttft_ms: Annotated[int, Field(ge=0)] = 0
+    """Streams wait this long (real time) before each model call: time to first token."""
+    latency_tokens_per_second: Annotated[float, Field(ge=0)] = 0.0
+    """Streams pace message deltas at this rate; 0 sends them at once."""
     poll_after_ms: int = 100
     """The `openai-poll-after-ms` header sent with run responses; the SDK pollers sleep that long."""
 

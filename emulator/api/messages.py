@@ -9,6 +9,7 @@ from emulator.api.responses import OpenAIJSON, ok
 from emulator.schemas.common import render_deleted, render_list
 from emulator.schemas.messages import CreateMessage, ModifyMessage, render_message
 from emulator.services import messages as service
+from emulator.services import runs
 from emulator.services.threads import get_live
 from emulator.store import messages as store
 
@@ -18,6 +19,7 @@ router = APIRouter(prefix="/v1/threads/{thread_id}/messages", dependencies=[Beta
 @router.post("")
 def create_message(thread_id: str, body: CreateMessage, ctx: WriteCtx) -> OpenAIJSON:
     thread = get_live(ctx, thread_id, lock=True)
+    runs.observe_active(ctx, thread)
     return ok(render_message(service.create(ctx, thread, body)))
 
 

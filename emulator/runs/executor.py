@@ -54,6 +54,10 @@ def is_resting(run: RunRow) -> bool:
     return is_terminal(run.status) or run.status == RunStatus.REQUIRES_ACTION
 
 
+def model_call_next(run: RunRow) -> bool:
+    return run.status == RunStatus.IN_PROGRESS and run.pending_turn is None
+
+
 def progression_ready(ctx: Ctx, run: RunRow) -> bool:
     policy = ctx.settings.run_progression
     if policy == "immediate":
@@ -183,7 +187,7 @@ def _end_message(ctx: Ctx, message: MessageRow, *, incomplete_reason: str | None
 
 
 def _finish_cancel(ctx: Ctx, run: RunRow) -> list[Event]:
-    produced = _close_open_work(ctx, run, StepStatus.CANCELLED, "run_cancelled")
+    produced = [events.run_status(run), *_close_open_work(ctx, run, StepStatus.CANCELLED, "run_cancelled")]
     _move(ctx, run, RunStatus.CANCELLED)
     return [*produced, events.run_status(run)]
 

@@ -26,18 +26,19 @@ log = logging.getLogger("emulator.streaming")
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 
 
-def _phase(runtime: Runtime, tenant: str, run_id: str) -> tuple[list[Event], bool]:
+def _phase(runtime: Runtime, tenant: str, run_id: str) -> tuple[list[Event], bool, bool]:
+    """Run one phase; returns its events, whether the run now rests, and whether a model call comes next."""
     with runtime.db.transaction() as session:
         ctx = Ctx(session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model)
         run = store.get_by_id(session, run_id, lock=True)
         if run is None:
-            return [], True
+            return [], True, False
         executor.take_lease(run)
         produced = executor.expire_if_due(ctx, run) or executor.advance_once(ctx, run)
         resting = executor.is_resting(run) or not produced
         if resting:
             executor.drop_lease(run)
-        return produced, resting
+        return produced, resting, executor.model_call_next(run)
 
 
 def _release(runtime: Runtime, run_id: str) -> None:
@@ -60,11 +61,17 @@ async def drive(runtime: Runtime, tenant: str, run_id: str, opening: Sequence[Ev
     try:
         for event in opening:
             yield sse.encode(event.name, event.data)
+        settings = runtime.settings
+        delta_pause = 1 / settings.latency_tokens_per_second if settings.latency_tokens_per_second else 0.0
         resting = False
         while not resting:
-            produced, resting = await run_in_threadpool(_phase, runtime, tenant, run_id)
+            produced, resting, model_call_next = await run_in_threadpool(_phase, runtime, tenant, run_id)
             for event in produced:
+                if delta_pause and event.name == "thread.message.delta":
+                    await anyio.sleep(delta_pause)
                 yield sse.encode(event.name, event.data)
+            if model_call_next and settings.latency_ttft_ms:
+                await anyio.sleep(settings.latency_ttft_ms / 1000)
     except Exception:
         log.exception("stream of run %s failed", run_id)
         for event in await run_in_threadpool(_fail, runtime, tenant, run_id):

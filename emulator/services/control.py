@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from emulator import clock
 from emulator.context import Ctx
 from emulator.store import retention
-from emulator.tables import AssistantRow, FileRow, MessageRow, ThreadRow
+from emulator.tables import AssistantRow, FileRow, MessageRow, RunRow, RunStepRow, ThreadRow
 
 _SECONDS_PER_DAY = 86_400
 
@@ -35,6 +35,8 @@ def reset_tenant(ctx: Ctx) -> list[Path]:
     paths = [
         Path(p) for p in session.scalars(select(FileRow.storage_path).where(FileRow.tenant == ctx.tenant))
     ]
+    session.execute(delete(RunStepRow).where(RunStepRow.tenant == ctx.tenant))
+    session.execute(delete(RunRow).where(RunRow.tenant == ctx.tenant))
     session.execute(delete(MessageRow).where(MessageRow.tenant == ctx.tenant))
     session.execute(delete(ThreadRow).where(ThreadRow.tenant == ctx.tenant))
     session.execute(delete(AssistantRow).where(AssistantRow.tenant == ctx.tenant))

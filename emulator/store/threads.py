@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
 from emulator.store.pagination import select_scoped
-from emulator.tables import MessageRow, ThreadRow
+from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
 
 
 def create(
@@ -72,5 +72,7 @@ def delete_ids(session: Session, thread_ids: list[str]) -> int:
     """Delete threads and everything under them (explicitly, so it holds without FK cascades too)."""
     if not thread_ids:
         return 0
+    session.execute(delete(RunStepRow).where(RunStepRow.thread_id.in_(thread_ids)))
+    session.execute(delete(RunRow).where(RunRow.thread_id.in_(thread_ids)))
     session.execute(delete(MessageRow).where(MessageRow.thread_id.in_(thread_ids)))
     return session.execute(delete(ThreadRow).where(ThreadRow.id.in_(thread_ids))).rowcount
