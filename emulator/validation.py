@@ -54,23 +54,39 @@ def _param_path(loc: Sequence[str | int], body: Any) -> tuple[str, Any]:
         return ".".join(str(part) for part in parts[1:]), None
     if parts and parts[0] == "body":
         parts = parts[1:]
+    tag_seen = False
     for index, part in enumerate(parts):
         is_last = index == len(parts) - 1
         if isinstance(part, int) and isinstance(current, list) and 0 <= part < len(current):
             path += f"[{part}]"
             current = current[part]
+            tag_seen = False
+        elif _is_union_tag(part, current) and not tag_seen and not is_last:
+            tag_seen = True  # `{"type": "text", "text": ...}`: the first "text" is the tag, the next the field
         elif isinstance(part, str) and isinstance(current, dict) and (part in current or is_last):
             path += f".{part}" if path else part
             current = current.get(part)
+            tag_seen = False
     return path, current
 
 
+def _is_union_tag(part: str | int, current: Any) -> bool:
+    """A discriminated union puts the member's tag (the value of `type`) in the location."""
+    return isinstance(part, str) and isinstance(current, dict) and current.get("type") == part
+
+
 def _first_relevant(errors: Sequence[ErrorDetails]) -> ErrorDetails:
-    """Prefer the most specific error: pydantic lists one per union member, the shallowest first."""
+    """Prefer the most specific error: pydantic lists one per union member, the shallowest first.
+
+    A type mismatch on one member of a union only says the value took another branch, so an error from the
+    branch that matched the value's type (`content: []` is an empty array, not a wrong string) comes first.
+    """
     for error in errors:
         if error["type"] == "extra_forbidden":
             return error
-    return max(errors, key=lambda error: len(error["loc"]))
+    mismatches = {"model_attributes_type", *_EXPECTED}
+    specific = [error for error in errors if error["type"] not in mismatches] or list(errors)
+    return max(specific, key=lambda error: len(error["loc"]))
 
 
 def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequest:
@@ -81,15 +97,15 @@ def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequ
         return InvalidRequest(INVALID_JSON_MESSAGE)
     param, value = _param_path(error["loc"], body)
     value = error.get("input", value)
+    if not param and tuple(error["loc"]) == ("body",):
+        return _whole_body(kind, value)
     if kind == "extra_forbidden":
         name = param.rsplit(".", 1)[-1] if param else str(error["loc"][-1])
         top_level = "." not in param and "[" not in param
         label = name if top_level else param
         return InvalidRequest(f"Unrecognized request argument supplied: {label}", param=None)
     if kind == "missing":
-        return InvalidRequest(
-            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
-        )
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
     if kind == "openai":
         return InvalidRequest(ctx["message"], param=param or None, code=ctx.get("code"))
     if kind in _EXPECTED:
@@ -131,6 +147,12 @@ def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequ
         return _out_of_range(param, kind, ctx, value)
     if kind in ("literal_error", "enum"):
         expected = ctx.get("expected", "")
+        if not isinstance(value, str) and "'" in expected:
+            return InvalidRequest(
+                f"Invalid type for '{param}': expected a string, but got {_describe(value)} instead.",
+                param=param,
+                code="invalid_type",
+            )
         return InvalidRequest(
             f"Invalid value: {value!r}. Supported values are: {expected}.", param=param, code="invalid_value"
         )
@@ -150,6 +172,15 @@ def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequ
             code="invalid_value",
         )
     return InvalidRequest(f"Invalid '{param}': {error['msg']}.", param=param or None, code="invalid_value")
+
+
+def _whole_body(kind: str, value: Any) -> InvalidRequest:
+    """The body itself is wrong: absent, not JSON (another content type), or JSON that is not an object."""
+    if kind == "missing" or isinstance(value, (bytes, bytearray)):
+        return InvalidRequest(INVALID_JSON_MESSAGE)
+    return InvalidRequest(
+        f"Invalid body: expected a JSON object, but got {_describe(value)} instead.", code="invalid_type"
+    )
 
 
 def _out_of_range(param: str, kind: str, ctx: dict[str, Any], value: Any) -> InvalidRequest:

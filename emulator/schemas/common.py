@@ -15,9 +15,12 @@ Row = TypeVar("Row")
 
 
 class StrictModel(BaseModel):
-    """A request body: unknown fields are the real API's `Unrecognized request argument supplied`."""
+    """A request body: unknown fields are the real API's `Unrecognized request argument supplied`.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict like the real API: `"1"` is not a number and `1` is not a string (an integer is still a decimal).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 def openai_error(message: str, code: str = "invalid_value") -> PydanticCustomError:
@@ -74,9 +77,7 @@ def _check_json_schema(value: dict[str, Any] | None) -> dict[str, Any] | None:
     try:
         Draft202012Validator.check_schema(value)
     except SchemaError as exc:
-        raise openai_error(
-            f"Invalid schema for function: {exc.message}.", "invalid_function_parameters"
-        ) from exc
+        raise openai_error(f"Invalid schema for function: {exc.message}.", "invalid_function_parameters") from exc
     return value
 
 
@@ -170,9 +171,7 @@ class JsonSchemaFormat(StrictModel):
 
 
 ResponseFormat = (
-    Literal["auto"]
-    | Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
-    | None
+    Literal["auto"] | Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")] | None
 )
 
 
