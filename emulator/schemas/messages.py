@@ -79,10 +79,15 @@ class CreateMessage(StrictModel):
         return parts
 
     def referenced_file_ids(self) -> list[str]:
-        ids = [attachment.file_id for attachment in self.attachments or []]
-        if not isinstance(self.content, str):
-            ids += [part.image_file.file_id for part in self.content if isinstance(part, ImageFilePart)]
-        return ids
+        return self.attachment_file_ids() + self.image_file_ids()
+
+    def attachment_file_ids(self) -> list[str]:
+        return [attachment.file_id for attachment in self.attachments or []]
+
+    def image_file_ids(self) -> list[str]:
+        if isinstance(self.content, str):
+            return []
+        return [part.image_file.file_id for part in self.content if isinstance(part, ImageFilePart)]
 
 
 class ModifyMessage(StrictModel):

@@ -11,9 +11,11 @@ from emulator.tables import MessageRow, ThreadRow
 
 
 def add(ctx: Ctx, thread: ThreadRow, body: CreateMessage, *, param_prefix: str = "") -> MessageRow:
-    files.require_existing(
-        ctx.session, ctx.tenant, body.referenced_file_ids(), param=f"{param_prefix}attachments", now=ctx.now
-    )
+    for file_ids, param in (
+        (body.attachment_file_ids(), f"{param_prefix}attachments"),
+        (body.image_file_ids(), f"{param_prefix}content"),
+    ):
+        files.require_existing(ctx.session, ctx.tenant, file_ids, param=param, now=ctx.now)
     row = store.create(
         ctx.session,
         tenant=ctx.tenant,
@@ -31,9 +33,7 @@ def add(ctx: Ctx, thread: ThreadRow, body: CreateMessage, *, param_prefix: str =
 
 def create(ctx: Ctx, thread: ThreadRow, body: CreateMessage) -> MessageRow:
     if thread.active_run_id is not None:
-        raise InvalidRequest(
-            f"Can't add messages to {thread.id} while a run {thread.active_run_id} is active."
-        )
+        raise InvalidRequest(f"Can't add messages to {thread.id} while a run {thread.active_run_id} is active.")
     return add(ctx, thread, body)
 
 
