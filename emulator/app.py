@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from emulator import __version__, migrate
 from emulator.api import assistants, control, files, messages, models, runs, threads
 from emulator.api.responses import OpenAIJSON
+from emulator.control_middleware import ControlMiddleware
 from emulator.db import Database
 from emulator.errors import APIError, InvalidRequest, NotFound, ServerError
 from emulator.ids import IdFactory
@@ -135,5 +136,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
+    app.add_middleware(ControlMiddleware)
     app.add_middleware(ResponseHeaders, ids=ids)
     return app

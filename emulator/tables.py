@@ -168,3 +168,57 @@ class RunStepRow(Base):
     completed_at: Mapped[int | None] = mapped_column(BigInteger)
     expired_at: Mapped[int | None] = mapped_column(BigInteger)
     failed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class ScriptedTurnRow(Base):
+    """A model turn queued by a test for the stub model to play instead of its default (issue: control)."""
+
+    __tablename__ = "scripted_turns"
+    __table_args__ = (Index("ix_scripted_turns_tenant_pending_seq", "tenant", "consumed_at", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    match: Mapped[Json] = mapped_column(JSON, default=dict)
+    turn: Mapped[Json] = mapped_column(JSON)
+    consumed_at: Mapped[int | None] = mapped_column(BigInteger)
+    consumed_by_run: Mapped[str | None] = mapped_column(String(64))
+    request: Mapped[Json | None] = mapped_column(JSON)
+    """What the model was asked when it played this turn: prompt messages, tools, truncation result."""
+
+
+class FaultRuleRow(Base):
+    __tablename__ = "fault_rules"
+    __table_args__ = (Index("ix_fault_rules_tenant_seq", "tenant", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    rule: Mapped[Json] = mapped_column(JSON)
+    hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    """How many requests the rule matched (its probability draws are numbered by it, so replays agree)."""
+    fired: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TenantSettingsRow(Base):
+    """Per-tenant control settings: rate limits and latency profile."""
+
+    __tablename__ = "tenant_settings"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rate_limits: Mapped[Json | None] = mapped_column(JSON)
+    latency: Mapped[Json | None] = mapped_column(JSON)
+
+
+class RateCounterRow(Base):
+    """Fixed one-minute windows by the emulator clock: requests and tokens per tenant and bucket."""
+
+    __tablename__ = "rate_counters"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(160), primary_key=True)
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, default=0)
+    tokens: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from emulator.control_state import ControlCache
 from emulator.db import Database
 from emulator.ids import IdFactory
 from emulator.settings import Settings
@@ -16,3 +17,4 @@ class Runtime:
     db: Database
     ids: IdFactory
     model: Model = field(default_factory=StubModel)
+    control: ControlCache = field(default_factory=ControlCache)

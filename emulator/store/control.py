@@ -1,0 +1,113 @@
+"""Control state of the tenants: scripted turns, fault rules, settings and rate counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from emulator.tables import FaultRuleRow, RateCounterRow, ScriptedTurnRow, TenantSettingsRow
+
+
+def add_turn(
+    session: Session, *, tenant: str, turn_id: str, now: int, match: dict[str, Any], turn: dict[str, Any]
+) -> ScriptedTurnRow:
+    row = ScriptedTurnRow(id=turn_id, tenant=tenant, created_at=now, match=match, turn=turn)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def pending_turns(session: Session, tenant: str, *, lock: bool = False) -> list[ScriptedTurnRow]:
+    query = (
+        select(ScriptedTurnRow)
+        .where(ScriptedTurnRow.tenant == tenant, ScriptedTurnRow.consumed_at.is_(None))
+        .order_by(ScriptedTurnRow.seq)
+    )
+    return list(session.scalars(query.with_for_update() if lock else query))
+
+
+def consumed_turns(session: Session, tenant: str) -> list[ScriptedTurnRow]:
+    return list(
+        session.scalars(
+            select(ScriptedTurnRow)
+            .where(ScriptedTurnRow.tenant == tenant, ScriptedTurnRow.consumed_at.is_not(None))
+            .order_by(ScriptedTurnRow.consumed_at, ScriptedTurnRow.seq)
+        )
+    )
+
+
+def clear_pending_turns(session: Session, tenant: str) -> int:
+    return session.execute(
+        delete(ScriptedTurnRow).where(ScriptedTurnRow.tenant == tenant, ScriptedTurnRow.consumed_at.is_(None))
+    ).rowcount
+
+
+def add_fault(session: Session, *, tenant: str, rule_id: str, now: int, rule: dict[str, Any]) -> FaultRuleRow:
+    row = FaultRuleRow(id=rule_id, tenant=tenant, created_at=now, rule=rule, hits=0, fired=0)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def faults(session: Session, tenant: str) -> list[FaultRuleRow]:
+    return list(session.scalars(select(FaultRuleRow).where(FaultRuleRow.tenant == tenant).order_by(FaultRuleRow.seq)))
+
+
+def clear_faults(session: Session, tenant: str) -> int:
+    return session.execute(delete(FaultRuleRow).where(FaultRuleRow.tenant == tenant)).rowcount
+
+
+def count_hit(session: Session, rule_id: str) -> int:
+    """Number this match of the rule (1, 2, …) atomically; its probability draw is keyed by the number."""
+    session.execute(update(FaultRuleRow).where(FaultRuleRow.id == rule_id).values(hits=FaultRuleRow.hits + 1))
+    return session.scalar(select(FaultRuleRow.hits).where(FaultRuleRow.id == rule_id)) or 0
+
+
+def count_fired(session: Session, rule_id: str, times: int | None) -> bool:
+    """Record a firing unless the rule has fired `times` already; True when it may fire."""
+    condition = [FaultRuleRow.id == rule_id]
+    if times is not None:
+        condition.append(FaultRuleRow.fired < times)
+    return session.execute(update(FaultRuleRow).where(*condition).values(fired=FaultRuleRow.fired + 1)).rowcount == 1
+
+
+def tenant_settings(session: Session, tenant: str) -> TenantSettingsRow | None:
+    return session.get(TenantSettingsRow, tenant)
+
+
+def save_tenant_settings(session: Session, tenant: str, **fields: Any) -> TenantSettingsRow:
+    row = session.get(TenantSettingsRow, tenant, with_for_update=True)
+    if row is None:
+        row = TenantSettingsRow(tenant=tenant)
+        session.add(row)
+    for name, value in fields.items():
+        setattr(row, name, value)
+    session.flush()
+    return row
+
+
+def add_to_window(
+    session: Session, tenant: str, bucket: str, window_start: int, requests: int, tokens: int
+) -> RateCounterRow:
+    """Add to the window's counters (creating it) and return it, inside the caller's write transaction."""
+    row = session.get(RateCounterRow, (tenant, bucket, window_start), with_for_update=True)
+    if row is None:
+        row = RateCounterRow(tenant=tenant, bucket=bucket, window_start=window_start, requests=0, tokens=0)
+        session.add(row)
+    row.requests += requests
+    row.tokens += tokens
+    session.flush()
+    return row
+
+
+def window(session: Session, tenant: str, bucket: str, window_start: int) -> RateCounterRow | None:
+    return session.get(RateCounterRow, (tenant, bucket, window_start))
+
+
+def delete_tenant(session: Session, tenant: str) -> None:
+    for table in (ScriptedTurnRow, FaultRuleRow):
+        session.execute(delete(table).where(table.tenant == tenant))
+    session.execute(delete(TenantSettingsRow).where(TenantSettingsRow.tenant == tenant))
+    session.execute(delete(RateCounterRow).where(RateCounterRow.tenant == tenant))
