@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     db = commands.add_parser("db", help="database maintenance")
     db.add_argument("action", choices=["upgrade"], help="apply the migrations and exit")
+    # Also accepted after the command (`db upgrade --database-url ...`); SUPPRESS keeps a value given before it.
+    db.add_argument("--database-url", default=argparse.SUPPRESS, help="SQLAlchemy URL of the database to upgrade")
+    db.add_argument("--data-dir", default=argparse.SUPPRESS, help="data dir whose SQLite file to upgrade")
     return parser
 
 
