@@ -24,8 +24,7 @@ _BETA_MISSING = (
     "header 'OpenAI-Beta: assistants=v2'."
 )
 _BETA_V1 = (
-    "The v1 Assistants API has been deprecated. Please try again by setting the header "
-    "'OpenAI-Beta: assistants=v2'."
+    "The v1 Assistants API has been deprecated. Please try again by setting the header 'OpenAI-Beta: assistants=v2'."
 )
 
 
@@ -86,9 +85,7 @@ Order = Literal["asc", "desc"]
 
 
 def page_request(
-    limit: Annotated[
-        int, Query(ge=limits.LIST_LIMIT_MIN, le=limits.LIST_LIMIT_MAX)
-    ] = limits.LIST_LIMIT_DEFAULT,
+    limit: Annotated[int, Query(ge=limits.LIST_LIMIT_MIN, le=limits.LIST_LIMIT_MAX)] = limits.LIST_LIMIT_DEFAULT,
     order: Order = "desc",
     after: str | None = None,
     before: str | None = None,
