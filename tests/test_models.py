@@ -1,0 +1,56 @@
+"""`/v1/models`: the model table, through the official SDK and raw HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from openai import NotFoundError, OpenAI
+from openai.types import Model
+
+from tests.oracle import check_fields, conforms
+from tests.server import RunningServer
+
+REQUIRED_MODELS = {"gpt-5.5", "gpt-5.4", "gpt-5-mini", "gpt-4o", "gpt-4o-mini", "gpt-4.1"}
+
+
+def test_list_models(client: OpenAI, server: RunningServer, api_key: str) -> None:
+    listed = {model.id: model for model in client.models.list()}
+    assert set(listed) >= REQUIRED_MODELS
+
+    response = httpx.get(f"{server.base_url}/models", headers={"Authorization": f"Bearer {api_key}"})
+    assert response.status_code == 200, "no beta header is needed on models"
+    body = response.json()
+    check_fields(body, "ListModelsResponse")
+    assert body["object"] == "list"
+    for item in body["data"]:
+        model = conforms(item, Model, "Model")
+        assert model.object == "model" and isinstance(item["created"], int) and model.owned_by
+    assert [item["id"] for item in body["data"]] == list(listed)
+    assert len(set(listed)) == len(body["data"]), "no duplicates"
+
+
+def test_retrieve_model(client: OpenAI, http: httpx.Client) -> None:
+    for model_id in sorted(REQUIRED_MODELS):
+        model = client.models.retrieve(model_id)
+        assert model.id == model_id and model.object == "model"
+        raw = http.get(f"/models/{model_id}").json()
+        assert conforms(raw, Model, "Model") == model
+
+
+def test_unknown_model_is_404(client: OpenAI, http: httpx.Client) -> None:
+    with pytest.raises(NotFoundError) as missing:
+        client.models.retrieve("gpt-nonexistent")
+    assert missing.value.body == {  # type: ignore[comparison-overlap]
+        "message": "The model 'gpt-nonexistent' does not exist",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
+    response = http.get("/models/ft:gpt-4o:acme:custom:abc123")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "The model 'ft:gpt-4o:acme:custom:abc123' does not exist"
+
+
+def test_every_listed_model_is_accepted_by_an_assistant(client: OpenAI) -> None:
+    for model in client.models.list():
+        assert client.beta.assistants.create(model=model.id).model == model.id
