@@ -26,6 +26,11 @@ def now(session: Session) -> int:
     return int(time.time()) + offset_seconds(session)
 
 
+def precise_now(session: Session) -> float:
+    """Emulator time with sub-second precision, for latencies."""
+    return time.time() + offset_seconds(session)
+
+
 def advance(session: Session, seconds: int) -> int:
     """Move the clock forward atomically (safe against concurrent advances from several replicas)."""
     session.execute(

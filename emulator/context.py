@@ -37,5 +37,9 @@ class Ctx:
         return self._now
 
     @property
+    def precise_now(self) -> float:
+        return clock.precise_now(self.session)
+
+    @property
     def threads_alive_since(self) -> int:
         return self.now - self.settings.thread_retention_days * _SECONDS_PER_DAY

@@ -21,6 +21,8 @@ PREFIXES = {
     "file_batch": "vsfb_",
     "call": "call_",
     "request": "req_",
+    "turn": "turn_",
+    "fault": "fault_",
 }
 
 

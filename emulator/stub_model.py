@@ -68,12 +68,21 @@ class FunctionCall:
 
 @dataclass(frozen=True)
 class ModelTurn:
+    """One answer of the model: text, function calls, or an error (scripted turns also make the others)."""
+
     text: str | None = None
     function_calls: tuple[FunctionCall, ...] = field(default_factory=tuple)
+    error: tuple[str, str] | None = None
+    """(code, message) of a failed call: the run ends `failed` with this `last_error`."""
+    incomplete_reason: str | None = None
+    """The call ends the run `incomplete` for this reason (its `text`, if any, is left in the message)."""
+    chunk_size: int | None = None
+    """Characters per streamed message delta; None means one word per delta."""
 
     def __post_init__(self) -> None:
-        if (self.text is None) == (not self.function_calls):
-            raise ValueError("a turn is either text or function calls")
+        kinds = (self.text is not None) + bool(self.function_calls) + (self.error is not None)
+        if kinds != 1:
+            raise ValueError("a turn is exactly one of: text, function calls, an error")
 
 
 class Model(Protocol):

@@ -1,18 +1,23 @@
-"""`/_emulator/*`: the control plane for test suites (clock, health, reset). No beta header needed."""
+"""`/_emulator/*`: the control plane for test suites. Not under `/v1`; no beta header.
+
+Everything but the clock and health belongs to the calling tenant (its API key): parallel test suites never
+see each other's scripts, faults or limits.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from starlette.background import BackgroundTask
 
 from emulator import __version__, clock
-from emulator.api.deps import WriteCtx, runtime
+from emulator.api.deps import ReadCtx, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.schemas.common import StrictModel
-from emulator.services import control
+from emulator.schemas.control import AddFaults, AddTurns, Latency, RateLimits
+from emulator.services import control, scripts, usage
 
 router = APIRouter(prefix="/_emulator")
 
@@ -44,6 +49,77 @@ def advance_clock(body: AdvanceClock, request: Request) -> OpenAIJSON:
 
 
 @router.post("/reset")
-def reset(ctx: WriteCtx) -> OpenAIJSON:
+def reset(request: Request, ctx: WriteCtx) -> OpenAIJSON:
     paths = control.reset_tenant(ctx)
+    runtime(request).control.invalidate(ctx.tenant)
     return ok({"reset": True}, background=BackgroundTask(control.remove_paths, paths))
+
+
+@router.post("/script")
+def add_turns(body: AddTurns, ctx: WriteCtx) -> OpenAIJSON:
+    return ok({"object": "list", "data": [scripts.render(row) for row in scripts.add(ctx, body)]})
+
+
+@router.get("/script")
+def pending_turns(ctx: ReadCtx) -> OpenAIJSON:
+    return ok({"object": "list", "data": [scripts.render(row) for row in control.pending_turns(ctx)]})
+
+
+@router.delete("/script")
+def clear_turns(ctx: WriteCtx) -> OpenAIJSON:
+    return ok({"deleted": control.clear_turns(ctx)})
+
+
+@router.get("/script/consumed")
+def consumed_turns(ctx: ReadCtx) -> OpenAIJSON:
+    return ok({"object": "list", "data": [scripts.render(row) for row in control.consumed_turns(ctx)]})
+
+
+@router.post("/faults")
+def add_faults(request: Request, body: AddFaults, ctx: WriteCtx) -> OpenAIJSON:
+    rows = control.add_faults(ctx, body)
+    runtime(request).control.invalidate(ctx.tenant)
+    return ok({"object": "list", "data": [control.render_fault(row) for row in rows]})
+
+
+@router.get("/faults")
+def list_faults(ctx: ReadCtx) -> OpenAIJSON:
+    return ok({"object": "list", "data": [control.render_fault(row) for row in control.list_faults(ctx)]})
+
+
+@router.delete("/faults")
+def clear_faults(request: Request, ctx: WriteCtx) -> OpenAIJSON:
+    deleted = control.clear_faults(ctx)
+    runtime(request).control.invalidate(ctx.tenant)
+    return ok({"deleted": deleted})
+
+
+@router.post("/rate_limits")
+def set_rate_limits(request: Request, body: RateLimits, ctx: WriteCtx) -> OpenAIJSON:
+    saved = control.set_rate_limits(ctx, body)
+    runtime(request).control.invalidate(ctx.tenant)
+    return ok({"rate_limits": saved})
+
+
+@router.delete("/rate_limits")
+def clear_rate_limits(request: Request, ctx: WriteCtx) -> OpenAIJSON:
+    control.set_rate_limits(ctx, None)
+    runtime(request).control.invalidate(ctx.tenant)
+    return ok({"rate_limits": None})
+
+
+@router.post("/latency")
+def set_latency(request: Request, body: Latency, ctx: WriteCtx) -> OpenAIJSON:
+    saved = control.set_latency(ctx, body)
+    runtime(request).control.invalidate(ctx.tenant)
+    return ok({"latency": saved})
+
+
+@router.get("/usage")
+def usage_report(
+    ctx: ReadCtx,
+    start: Annotated[int | None, Query(ge=0)] = None,
+    end: Annotated[int | None, Query(ge=0)] = None,
+    group_by: Annotated[str | None, Query(pattern=r"^metadata\.[A-Za-z0-9_.-]{1,64}$")] = None,
+) -> OpenAIJSON:
+    return ok(usage.report(ctx, start=start, end=end, group_by=group_by))

@@ -21,13 +21,16 @@ import re
 import time
 from typing import Any
 
-from emulator import model_catalog, tokens
+from emulator import model_catalog, ratelimits, tokens
 from emulator.context import Ctx
-from emulator.runs import events
+from emulator.errors import RateLimited
+from emulator.runs import events, latency
 from emulator.runs.events import Event
 from emulator.runs.prompt import DoesNotFit, assemble
 from emulator.runs.state import EXPIRABLE, RunStatus, StepStatus, is_terminal, step_transition, transition
 from emulator.schemas.messages import text_part
+from emulator.services import scripts
+from emulator.store import control as control_store
 from emulator.store import messages as message_store
 from emulator.store import runs as store
 from emulator.stub_model import FunctionCall, ModelTurn, ToolResult
@@ -52,10 +55,6 @@ def drop_lease(run: RunRow) -> None:
 def is_resting(run: RunRow) -> bool:
     """Nothing more happens to the run until a client acts (submits outputs) or it is terminal."""
     return is_terminal(run.status) or run.status == RunStatus.REQUIRES_ACTION
-
-
-def model_call_next(run: RunRow) -> bool:
-    return run.status == RunStatus.IN_PROGRESS and run.pending_turn is None
 
 
 def progression_ready(ctx: Ctx, run: RunRow) -> bool:
@@ -83,7 +82,19 @@ def settle(ctx: Ctx, run: RunRow) -> list[Event]:
     return produced
 
 
-def advance_once(ctx: Ctx, run: RunRow) -> list[Event]:
+def wait_seconds(ctx: Ctx, run: RunRow, *, streaming: bool) -> float:
+    """How long until the pending model answer is ready (0 when it is, or when there is none).
+
+    A stream may start delivering at the first token; a polled run waits for the whole generation.
+    """
+    turn = run.pending_turn
+    if run.status != RunStatus.IN_PROGRESS or turn is None:
+        return 0.0
+    ready_at = turn.get("first_token_at" if streaming else "done_at", 0.0)
+    return max(0.0, ready_at - ctx.precise_now)
+
+
+def advance_once(ctx: Ctx, run: RunRow, *, streaming: bool = False) -> list[Event]:
     status = RunStatus(run.status)
     if status is RunStatus.CANCELLING:
         return _finish_cancel(ctx, run)
@@ -93,6 +104,8 @@ def advance_once(ctx: Ctx, run: RunRow) -> list[Event]:
         turn = run.pending_turn
         if turn is None:
             return _call_model(ctx, run)
+        if wait_seconds(ctx, run, streaming=streaming) > 0:
+            return []
         if turn["kind"] == "text":
             return _deliver_text(ctx, run, turn)
         return _request_action(ctx, run)
@@ -232,23 +245,50 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
     prompt = assemble(run, history, _tool_results(ctx, run), encoding=info.encoding, budget=budget)
     if isinstance(prompt, DoesNotFit):
         return _prompt_does_not_fit(ctx, run, prompt, info.context_window)
-    turn = ctx.model.respond(prompt.request)
+    snapshot = scripts.request_snapshot(prompt.request, prompt.prompt_tokens, prompt.dropped_messages)
+    scripted, delay = scripts.take(ctx, run, prompt.request, snapshot)
+    turn = scripted or ctx.model.respond(prompt.request)
     completion_tokens = _completion_tokens(turn, info.encoding)
-    remaining = None if run.max_completion_tokens is None else run.max_completion_tokens - run.completion_tokens
+    refusal = _charge_model_call(ctx, run, prompt.prompt_tokens + completion_tokens)
+    if refusal is not None:
+        return fail(ctx, run, "rate_limit_exceeded", refusal)
     run.prompt_tokens += prompt.prompt_tokens
+    if turn.error is not None:
+        return fail(ctx, run, *turn.error)
+    if turn.incomplete_reason == "max_prompt_tokens":
+        return _end_incomplete(ctx, run, "max_prompt_tokens")
+    remaining = None if run.max_completion_tokens is None else run.max_completion_tokens - run.completion_tokens
     if remaining is not None and completion_tokens > remaining and turn.function_calls:
         run.completion_tokens += remaining
         return _end_incomplete(ctx, run, "max_completion_tokens")
-    text, truncated = turn.text, False
+    text, truncated = turn.text, turn.incomplete_reason is not None
     if remaining is not None and completion_tokens > remaining and text is not None:
         text = tokens.decode(tokens.encode(text, info.encoding)[:remaining], info.encoding)
         completion_tokens, truncated = remaining, True
     run.completion_tokens += completion_tokens
     usage = {"prompt_tokens": prompt.prompt_tokens, "completion_tokens": completion_tokens,
              "total_tokens": prompt.prompt_tokens + completion_tokens}
+    profile = latency.profile(ctx, run.model)
+    first_token_at = ctx.precise_now + delay + profile.ttft_seconds
+    timing = {"first_token_at": first_token_at,
+              "done_at": first_token_at + profile.generation_seconds(completion_tokens),
+              "delta_pause": 1 / profile.tokens_per_second if profile.tokens_per_second else 0.0}
     if text is not None:
-        return _open_message_step(ctx, run, text, truncated, usage)
-    return _open_tool_calls_step(ctx, run, turn.function_calls, usage)
+        return _open_message_step(ctx, run, text, truncated, usage, {**timing, "chunk_size": turn.chunk_size})
+    return _open_tool_calls_step(ctx, run, turn.function_calls, usage, timing)
+
+
+def _charge_model_call(ctx: Ctx, run: RunRow, total_tokens: int) -> str | None:
+    """Count the call against the tenant's per-model limits; the refusal text when it goes over."""
+    settings = control_store.tenant_settings(ctx.session, ctx.tenant)
+    limit = ratelimits.model_limit(settings.rate_limits if settings else None, run.model)
+    if limit is None:
+        return None
+    try:
+        ratelimits.charge(ctx.session, ctx.tenant, f"model:{run.model}", limit, ctx.now, tokens=total_tokens)
+    except RateLimited as refused:
+        return refused.message
+    return None
 
 
 def _completion_tokens(turn: ModelTurn, encoding: str) -> int:
@@ -283,7 +323,9 @@ def _new_step(ctx: Ctx, run: RunRow, kind: str, details: dict[str, Any]) -> RunS
     )
 
 
-def _open_message_step(ctx: Ctx, run: RunRow, text: str, truncated: bool, usage: dict[str, int]) -> list[Event]:
+def _open_message_step(
+    ctx: Ctx, run: RunRow, text: str, truncated: bool, usage: dict[str, int], timing: dict[str, Any]
+) -> list[Event]:
     message_id = ctx.ids.new("message")
     step = _new_step(ctx, run, "message_creation",
                      {"type": "message_creation", "message_creation": {"message_id": message_id}})
@@ -294,13 +336,13 @@ def _open_message_step(ctx: Ctx, run: RunRow, text: str, truncated: bool, usage:
     )
     ctx.session.flush()
     run.pending_turn = {"kind": "text", "text": text, "truncated": truncated, "usage": usage,
-                        "message_id": message_id, "step_id": step.id}
+                        "message_id": message_id, "step_id": step.id, **timing}
     return [events.step("created", step, frozenset()), events.step("in_progress", step, frozenset()),
             events.message("created", message), events.message("in_progress", message)]
 
 
 def _open_tool_calls_step(
-    ctx: Ctx, run: RunRow, calls: tuple[FunctionCall, ...], usage: dict[str, int]
+    ctx: Ctx, run: RunRow, calls: tuple[FunctionCall, ...], usage: dict[str, int], timing: dict[str, Any]
 ) -> list[Event]:
     tool_calls = [
         {"id": ctx.ids.new("call"), "type": "function",
@@ -308,7 +350,7 @@ def _open_tool_calls_step(
         for call in calls
     ]
     step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": tool_calls})
-    run.pending_turn = {"kind": "tool_calls", "usage": usage, "step_id": step.id}
+    run.pending_turn = {"kind": "tool_calls", "usage": usage, "step_id": step.id, **timing}
     produced = [events.step("created", step, frozenset()), events.step("in_progress", step, frozenset())]
     produced += [events.tool_call_delta(step.id, index, call) for index, call in enumerate(tool_calls)]
     return produced
@@ -318,7 +360,9 @@ def _deliver_text(ctx: Ctx, run: RunRow, turn: dict[str, Any]) -> list[Event]:
     message = message_store.get(ctx.session, run.tenant, run.thread_id, turn["message_id"])
     step = store.get_step(ctx.session, run.id, turn["step_id"])
     text: str = turn["text"]
-    chunks = _DELTA_CHUNK.findall(text) or [text]
+    size = turn.get("chunk_size")
+    chunks = [text[i : i + size] for i in range(0, len(text), size)] if size else _DELTA_CHUNK.findall(text)
+    chunks = chunks or [text]
     produced = [events.message_delta(message.id, chunk, first=index == 0) for index, chunk in enumerate(chunks)]
     message.content = [text_part(text)]
     _end_message(ctx, message, incomplete_reason="max_tokens" if turn["truncated"] else None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import anyio
 from fastapi.concurrency import run_in_threadpool
@@ -23,22 +24,35 @@ from emulator.store import runs as store
 
 log = logging.getLogger("emulator.streaming")
 
+_RECHECK_SECONDS = 1.0
+"""A waiting stream looks at its run at least this often, so a cancel from elsewhere ends it promptly."""
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 
 
-def _phase(runtime: Runtime, tenant: str, run_id: str) -> tuple[list[Event], bool, bool]:
-    """Run one phase; returns its events, whether the run now rests, and whether a model call comes next."""
+@dataclass(frozen=True)
+class _Phase:
+    events: list[Event]
+    resting: bool
+    wait: float
+    """Seconds until the model's answer is ready (its time to first token)."""
+    delta_pause: float
+    """Seconds between message deltas (the token rate)."""
+
+
+def _phase(runtime: Runtime, tenant: str, run_id: str) -> _Phase:
     with runtime.db.transaction() as session:
         ctx = Ctx(session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model)
         run = store.get_by_id(session, run_id, lock=True)
         if run is None:
-            return [], True, False
+            return _Phase([], True, 0.0, 0.0)
         executor.take_lease(run)
-        produced = executor.expire_if_due(ctx, run) or executor.advance_once(ctx, run)
-        resting = executor.is_resting(run) or not produced
+        pause = (run.pending_turn or {}).get("delta_pause", 0.0)
+        produced = executor.expire_if_due(ctx, run) or executor.advance_once(ctx, run, streaming=True)
+        wait = executor.wait_seconds(ctx, run, streaming=True)
+        resting = executor.is_resting(run) or (not produced and wait == 0)
         if resting:
             executor.drop_lease(run)
-        return produced, resting, executor.model_call_next(run)
+        return _Phase(produced, resting, wait, pause)
 
 
 def _release(runtime: Runtime, run_id: str) -> None:
@@ -61,17 +75,16 @@ async def drive(runtime: Runtime, tenant: str, run_id: str, opening: Sequence[Ev
     try:
         for event in opening:
             yield sse.encode(event.name, event.data)
-        settings = runtime.settings
-        delta_pause = 1 / settings.latency_tokens_per_second if settings.latency_tokens_per_second else 0.0
-        resting = False
-        while not resting:
-            produced, resting, model_call_next = await run_in_threadpool(_phase, runtime, tenant, run_id)
-            for event in produced:
-                if delta_pause and event.name == "thread.message.delta":
-                    await anyio.sleep(delta_pause)
+        while True:
+            phase = await run_in_threadpool(_phase, runtime, tenant, run_id)
+            for event in phase.events:
+                if phase.delta_pause and event.name == "thread.message.delta":
+                    await anyio.sleep(phase.delta_pause)
                 yield sse.encode(event.name, event.data)
-            if model_call_next and settings.latency_ttft_ms:
-                await anyio.sleep(settings.latency_ttft_ms / 1000)
+            if phase.resting:
+                break
+            if phase.wait:
+                await anyio.sleep(min(phase.wait, _RECHECK_SECONDS))
     except Exception:
         log.exception("stream of run %s failed", run_id)
         for event in await run_in_threadpool(_fail, runtime, tenant, run_id):

@@ -1,0 +1,97 @@
+"""Scripted model turns: a tenant queues turns that the model plays instead of its default.
+
+A model call takes the first pending turn (in the order they were added) whose `match` fits the run; a
+`delay` turn adds its seconds to the call's latency and the call goes on to the next matching turn (or the
+default model). Every consumed turn records which run took it and what the model was asked.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict
+from typing import Any
+
+from emulator.context import Ctx
+from emulator.schemas.control import AddTurns
+from emulator.store import control as store
+from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn
+from emulator.tables import RunRow, ScriptedTurnRow
+
+
+def add(ctx: Ctx, body: AddTurns) -> list[ScriptedTurnRow]:
+    rows = []
+    for turn in body.turns:
+        spec = turn.model_dump(exclude={"match"}, exclude_none=True)
+        match = turn.match.model_dump(exclude_none=True) if turn.match else {}
+        rows.append(
+            store.add_turn(
+                ctx.session, tenant=ctx.tenant, turn_id=ctx.ids.new("turn"), now=ctx.now, match=match, turn=spec
+            )
+        )
+    return rows
+
+
+def render(row: ScriptedTurnRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "emulator.scripted_turn",
+        "created_at": row.created_at,
+        "match": row.match,
+        "turn": row.turn,
+        "consumed_at": row.consumed_at,
+        "run_id": row.consumed_by_run,
+        "request": row.request,
+    }
+
+
+def fits(match: dict[str, Any], run: RunRow, request: ModelRequest) -> bool:
+    if match.get("assistant_id") not in (None, run.assistant_id):
+        return False
+    if match.get("thread_id") not in (None, run.thread_id):
+        return False
+    wanted = match.get("metadata") or {}
+    if any(run.metadata_.get(key) != value for key, value in wanted.items()):
+        return False
+    pattern = match.get("message_regex")
+    return pattern is None or re.search(pattern, request.last_user_text) is not None
+
+
+def to_model_turn(spec: dict[str, Any]) -> ModelTurn:
+    kind = spec["type"]
+    if kind == "text":
+        return ModelTurn(text=spec["text"], chunk_size=spec.get("chunk_size"))
+    if kind == "function_calls":
+        calls = tuple(
+            FunctionCall(
+                name=call["name"],
+                arguments=call["arguments"]
+                if isinstance(call["arguments"], str)
+                else json.dumps(call["arguments"], separators=(",", ":")),
+            )
+            for call in spec["calls"]
+        )
+        return ModelTurn(function_calls=calls)
+    if kind == "failure":
+        return ModelTurn(error=(spec["code"], spec["message"]))
+    if kind == "incomplete":
+        return ModelTurn(text=spec.get("text") or "", incomplete_reason=spec["reason"])
+    raise ValueError(f"turn type {kind!r} cannot be played by the model")
+
+
+def take(ctx: Ctx, run: RunRow, request: ModelRequest, snapshot: dict[str, Any]) -> tuple[ModelTurn | None, float]:
+    """The scripted answer to this model call (or None for the default model), and the scripted delay."""
+    delay = 0.0
+    for row in store.pending_turns(ctx.session, ctx.tenant, lock=True):
+        if not fits(row.match, run, request):
+            continue
+        row.consumed_at, row.consumed_by_run, row.request = ctx.now, run.id, snapshot
+        if row.turn["type"] == "delay":
+            delay += row.turn["seconds"]
+            continue
+        return to_model_turn(row.turn), delay
+    return None, delay
+
+
+def request_snapshot(request: ModelRequest, prompt_tokens: int, dropped_messages: int) -> dict[str, Any]:
+    return {**asdict(request), "prompt_tokens": prompt_tokens, "dropped_messages": dropped_messages}

@@ -1,0 +1,68 @@
+"""The usage and cost report of a tenant: tokens per model, runs, code_interpreter sessions and cost in USD.
+
+Prices come from the model table (`emulator.model_catalog`, per million tokens, SPEC.md) and the
+code_interpreter session price; runs can be grouped by one of their metadata keys (e.g. `user_id`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Final
+
+from sqlalchemy import select
+
+from emulator import model_catalog
+from emulator.context import Ctx
+from emulator.tables import RunRow
+
+CODE_INTERPRETER_SESSION_USD: Final = 0.03
+_UNGROUPED = "(none)"
+
+
+def _cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
+    info = model_catalog.info_or_fallback(model)
+    return (prompt_tokens * info.input_usd_per_million + completion_tokens * info.output_usd_per_million) / 1e6
+
+
+def _totals(rows: list[RunRow]) -> dict[str, Any]:
+    per_model: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "runs": 0, "cost_usd": 0.0}
+    )
+    for row in rows:
+        entry = per_model[row.model]
+        entry["prompt_tokens"] += row.prompt_tokens
+        entry["completion_tokens"] += row.completion_tokens
+        entry["total_tokens"] += row.prompt_tokens + row.completion_tokens
+        entry["runs"] += 1
+    for model, entry in per_model.items():
+        entry["cost_usd"] = round(_cost(model, entry["prompt_tokens"], entry["completion_tokens"]), 6)
+    return {
+        "models": dict(sorted(per_model.items())),
+        "runs": len(rows),
+        "cost_usd": round(sum(entry["cost_usd"] for entry in per_model.values()), 6),
+    }
+
+
+def report(ctx: Ctx, *, start: int | None, end: int | None, group_by: str | None) -> dict[str, Any]:
+    query = select(RunRow).where(RunRow.tenant == ctx.tenant)
+    if start is not None:
+        query = query.where(RunRow.created_at >= start)
+    if end is not None:
+        query = query.where(RunRow.created_at < end)
+    rows = list(ctx.session.scalars(query.order_by(RunRow.seq)))
+    body: dict[str, Any] = {
+        "object": "emulator.usage",
+        "start": start,
+        "end": end,
+        **_totals(rows),
+        "code_interpreter_sessions": 0,
+        "code_interpreter_cost_usd": 0.0,
+    }
+    if group_by is not None:
+        key = group_by.removeprefix("metadata.")
+        groups: dict[str, list[RunRow]] = defaultdict(list)
+        for row in rows:
+            groups[row.metadata_.get(key, _UNGROUPED)].append(row)
+        body["group_by"] = group_by
+        body["groups"] = {value: _totals(members) for value, members in sorted(groups.items())}
+    return body
