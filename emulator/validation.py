@@ -45,8 +45,12 @@ def _describe(value: Any) -> str:
     return _JSON_TYPE_NAMES.get(type(value), "an object")
 
 
-def _param_path(loc: Sequence[str | int], body: Any) -> tuple[str, Any]:
-    """Return the dotted parameter path for `loc` and the input found there."""
+def _param_path(loc: Sequence[str | int], body: Any, *, missing: bool = False) -> tuple[str, Any]:
+    """Return the dotted parameter path for `loc` and the input found there.
+
+    A last part absent from the body is kept only for a missing field; otherwise it is a union member's label
+    (`literal['auto']`, `tagged-union[...]`), not a parameter.
+    """
     path = ""
     current = body
     parts = list(loc)
@@ -63,7 +67,7 @@ def _param_path(loc: Sequence[str | int], body: Any) -> tuple[str, Any]:
             tag_seen = False
         elif _is_union_tag(part, current) and not tag_seen and not is_last:
             tag_seen = True  # `{"type": "text", "text": ...}`: the first "text" is the tag, the next the field
-        elif isinstance(part, str) and isinstance(current, dict) and (part in current or is_last):
+        elif isinstance(part, str) and isinstance(current, dict) and (part in current or (is_last and missing)):
             path += f".{part}" if path else part
             current = current.get(part)
             tag_seen = False
@@ -84,9 +88,15 @@ def _first_relevant(errors: Sequence[ErrorDetails]) -> ErrorDetails:
     for error in errors:
         if error["type"] == "extra_forbidden":
             return error
-    mismatches = {"model_attributes_type", *_EXPECTED}
-    specific = [error for error in errors if error["type"] not in mismatches] or list(errors)
+    specific = [error for error in errors if not _branch_mismatch(error)] or list(errors)
     return max(specific, key=lambda error: len(error["loc"]))
+
+
+def _branch_mismatch(error: ErrorDetails) -> bool:
+    """The value is not of this union member's kind at all (a dict offered to `Literal["auto"]`, say)."""
+    if error["type"] in ("model_attributes_type", *_EXPECTED):
+        return True
+    return error["type"] == "literal_error" and not isinstance(error.get("input"), str)
 
 
 def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequest:
@@ -95,7 +105,7 @@ def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequ
     ctx = error.get("ctx") or {}
     if kind == "json_invalid":
         return InvalidRequest(INVALID_JSON_MESSAGE)
-    param, value = _param_path(error["loc"], body)
+    param, value = _param_path(error["loc"], body, missing=kind == "missing")
     value = error.get("input", value)
     if not param and tuple(error["loc"]) == ("body",):
         return _whole_body(kind, value)
