@@ -3,6 +3,7 @@ FastAPI's own 422 / `{"detail": ...}`."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -16,6 +17,8 @@ INVALID_JSON = (
     "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have "
     "trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)"
 )
+
+PYDANTIC_LABEL = re.compile(r"literal\[|tagged-union|union\[|function-(after|before|wrap)|nullable\[|list\[|\bstr\b")
 
 
 def assert_error(
@@ -457,6 +460,8 @@ def test_no_422_or_detail_ever_reaches_a_client(http: httpx.Client, thread_id: s
         ("POST", "/assistants", {"json": {"model": "gpt-4o", "tools": [{"type": "browser"}]}}),
         ("POST", "/assistants", {"json": {"model": "gpt-4o", "tools": [{"type": "function"}]}}),
         ("POST", "/assistants", {"json": {"model": "gpt-4o", "response_format": {"type": "xml"}}}),
+        ("POST", "/assistants", {"json": {"model": "gpt-4o", "response_format": ["auto"]}}),
+        ("POST", "/threads", {"json": {"messages": [{"role": "user", "content": {"type": "text"}}]}}),
         ("POST", "/assistants", {"json": {"model": "gpt-4o", "reasoning_effort": "extreme"}}),
         ("POST", "/assistants", {"json": {"model": "gpt-4o", "top_p": [1]}}),
         ("POST", "/assistants", {"json": {"model": "gpt-4o", "tool_resources": {"code_interpreter": 1}}}),
@@ -486,3 +491,28 @@ def test_no_422_or_detail_ever_reaches_a_client(http: httpx.Client, thread_id: s
         assert response.status_code == 400, (method, path, kwargs, response.text)
         assert error["type"] == "invalid_request_error"
         assert "''" not in error["message"], f"an empty parameter name leaked: {error}"
+        assert not PYDANTIC_LABEL.search(f"{error['message']} {error['param']}"), f"a pydantic label leaked: {error}"
+
+
+def test_union_members_do_not_leak_into_the_parameter(http: httpx.Client) -> None:
+    assert_error(
+        http.post("/assistants", json={"model": "gpt-4o", "response_format": {"type": "xml"}}),
+        400,
+        "Invalid value for 'response_format.type': expected one of 'text', 'json_object', 'json_schema'.",
+        "response_format.type",
+        "invalid_value",
+    )
+    assert_error(
+        http.post("/assistants", json={"model": "gpt-4o", "response_format": {"type": "json_schema"}}),
+        400,
+        "Missing required parameter: 'response_format.json_schema'.",
+        "response_format.json_schema",
+        "missing_required_parameter",
+    )
+    assert_error(
+        http.post("/assistants", json={"model": "gpt-4o", "response_format": 5}),
+        400,
+        "Invalid type for 'response_format': expected a string, but got an integer instead.",
+        "response_format",
+        "invalid_type",
+    )
