@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, help="seed ids and random choices for reproducible runs")
     parser.add_argument("--log-level", help="uvicorn log level (default info)")
+    parser.add_argument("--script", help="JSON or YAML file of scripted model turns for every tenant")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command")
     db = commands.add_parser("db", help="database maintenance")
@@ -37,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: value
-        for name in ("host", "port", "database_url", "data_dir", "seed", "log_level")
+        for name in ("host", "port", "database_url", "data_dir", "seed", "log_level", "script")
         if (value := getattr(args, name)) is not None
     }
     return Settings(**overrides)

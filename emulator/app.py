@@ -16,7 +16,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import __version__, migrate
+from emulator import __version__, clock, migrate
 from emulator.api import assistants, control, files, messages, models, runs, threads
 from emulator.api.responses import OpenAIJSON
 from emulator.control_middleware import ControlMiddleware
@@ -24,6 +24,7 @@ from emulator.db import Database
 from emulator.errors import APIError, InvalidRequest, NotFound, ServerError
 from emulator.ids import IdFactory
 from emulator.services import control as control_service
+from emulator.services import scripts
 from emulator.services.runtime import Runtime
 from emulator.settings import Settings
 from emulator.validation import to_invalid_request
@@ -105,6 +106,13 @@ async def _sweep_forever(runtime: Runtime) -> None:
             log.exception("retention sweep failed")
 
 
+def _load_script(db: Database, settings: Settings) -> None:
+    assert settings.script is not None
+    with db.transaction() as session:
+        added = scripts.load_file(session, settings.script, clock.now(session))
+    log.info("loaded %d scripted turns from %s", added, settings.script)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -113,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.files_dir.mkdir(parents=True, exist_ok=True)
         db = Database.connect(settings.resolved_database_url())
         migrate.upgrade(db.engine)
+        if settings.script is not None:
+            _load_script(db, settings)
         runtime = Runtime(settings=settings, db=db, ids=ids)
         app.state.runtime = runtime
         sweeper = asyncio.create_task(_sweep_forever(runtime))

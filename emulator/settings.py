@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     """Seeds ids and every random choice, for reproducible runs."""
 
     log_level: str = "info"
+    script: Path | None = None
+    """A JSON or YAML file of scripted turns (`{"turns": [...]}`) loaded at start for every tenant."""
 
     run_progression: Annotated[str, Field(pattern=r"^(immediate|polls:[0-9]+)$")] = "immediate"
     """How fast runs move: `immediate` (finished or waiting for tools by the next read) or `polls:N` (after the

@@ -1,4 +1,8 @@
-"""Start the real emulator (uvicorn in a subprocess, on a free port) for the test suite."""
+"""Start the real emulator (uvicorn in a subprocess, on a free port): for our tests and the pytest plugin.
+
+`run_server(data_dir)` yields a `RunningServer` once `/_emulator/health` answers; `postgres_database(url)`
+yields the URL of a fresh database on that PostgreSQL server and drops it afterwards.
+"""
 
 from __future__ import annotations
 

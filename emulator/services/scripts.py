@@ -7,16 +7,25 @@ default model). Every consumed turn records which run took it and what the model
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from emulator.context import Ctx
 from emulator.schemas.control import AddTurns
 from emulator.store import control as store
 from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn
 from emulator.tables import RunRow, ScriptedTurnRow
+
+GLOBAL_TENANT = "*"
+"""Turns loaded at startup (`--script FILE`) belong to every tenant, after each tenant's own turns."""
 
 
 def add(ctx: Ctx, body: AddTurns) -> list[ScriptedTurnRow]:
@@ -82,7 +91,11 @@ def to_model_turn(spec: dict[str, Any]) -> ModelTurn:
 def take(ctx: Ctx, run: RunRow, request: ModelRequest, snapshot: dict[str, Any]) -> tuple[ModelTurn | None, float]:
     """The scripted answer to this model call (or None for the default model), and the scripted delay."""
     delay = 0.0
-    for row in store.pending_turns(ctx.session, ctx.tenant, lock=True):
+    candidates = [
+        *store.pending_turns(ctx.session, ctx.tenant, lock=True),
+        *store.pending_turns(ctx.session, GLOBAL_TENANT, lock=True),
+    ]
+    for row in candidates:
         if not fits(row.match, run, request):
             continue
         row.consumed_at, row.consumed_by_run, row.request = ctx.now, run.id, snapshot
@@ -95,3 +108,29 @@ def take(ctx: Ctx, run: RunRow, request: ModelRequest, snapshot: dict[str, Any])
 
 def request_snapshot(request: ModelRequest, prompt_tokens: int, dropped_messages: int) -> dict[str, Any]:
     return {**asdict(request), "prompt_tokens": prompt_tokens, "dropped_messages": dropped_messages}
+
+
+def load_file(session: Session, path: Path, now: int) -> int:
+    """Load `{"turns": [...]}` (JSON, or YAML for .yaml/.yml) as turns of every tenant; returns how many.
+
+    Ids derive from the file's content, so replicas that load the same file at start add each turn once.
+    """
+    raw = path.read_text()
+    data = yaml.safe_load(raw) if path.suffix in (".yaml", ".yml") else json.loads(raw)
+    body = AddTurns.model_validate(data)
+    digest = hashlib.sha256(raw.encode()).hexdigest()
+    added = 0
+    for index, turn in enumerate(body.turns):
+        turn_id = f"turn_{digest[:16]}{index:08d}"
+        if session.scalar(select(ScriptedTurnRow.id).where(ScriptedTurnRow.id == turn_id)) is not None:
+            continue
+        store.add_turn(
+            session,
+            tenant=GLOBAL_TENANT,
+            turn_id=turn_id,
+            now=now,
+            match=turn.match.model_dump(exclude_none=True) if turn.match else {},
+            turn=turn.model_dump(exclude={"match"}, exclude_none=True),
+        )
+        added += 1
+    return added
