@@ -94,3 +94,13 @@ def test_the_servers_sqlite_database_is_in_wal_mode(server: RunningServer) -> No
         pytest.skip("the session's server runs on PostgreSQL")
     assert query(server, "PRAGMA journal_mode") == [("wal",)]
     assert Path(server.database_url.removeprefix("sqlite:///") + "-wal").exists()
+
+
+def test_startup_prints_the_base_url_the_database_and_the_version(server: RunningServer) -> None:
+    from emulator import __version__
+
+    log = (server.data_dir / "server.log").read_text()
+    assert f"assistants-emulator {__version__}" in log
+    assert f"base URL: {server.base_url}" in log
+    backend = "sqlite" if is_sqlite(server) else "postgresql"
+    assert f"database: {backend}" in log

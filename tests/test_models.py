@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
-from openai import NotFoundError, OpenAI
+from openai import BadRequestError, NotFoundError, OpenAI
 from openai.types import Model
 
+from tests.extra_server import extra_server
 from tests.oracle import check_fields, conforms
 from tests.server import RunningServer
 
@@ -54,3 +57,19 @@ def test_unknown_model_is_404(client: OpenAI, http: httpx.Client) -> None:
 def test_every_listed_model_is_accepted_by_an_assistant(client: OpenAI) -> None:
     for model in client.models.list():
         assert client.beta.assistants.create(model=model.id).model == model.id
+
+
+@pytest.fixture(scope="module")
+def any_model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with extra_server(tmp_path_factory.mktemp("any-model"), EMULATOR_ACCEPT_ANY_MODEL="true") as running:
+        yield running
+
+
+def test_unknown_models_can_be_accepted_by_configuration(any_model_server: RunningServer, client: OpenAI) -> None:
+    lenient = OpenAI(base_url=any_model_server.base_url, api_key="sk-lenient", max_retries=0)
+    assert lenient.beta.assistants.create(model="my-local-llama").model == "my-local-llama"
+    updated = lenient.beta.assistants.update(lenient.beta.assistants.list().data[0].id, model="another-one")
+    assert updated.model == "another-one"
+    with pytest.raises(BadRequestError) as strict:
+        client.beta.assistants.create(model="my-local-llama")
+    assert strict.value.body["code"] == "model_not_found"  # type: ignore[index]

@@ -14,7 +14,7 @@ import pytest
 from openai import NotFoundError, OpenAI
 
 from tests.oracle import conforms
-from tests.server import RunningServer
+from tests.server import RunningServer, run_server
 from tests.storage import count, tenant_of
 
 DAY = 86_400
@@ -206,3 +206,27 @@ def test_health_is_read_only(server: RunningServer, control: httpx.Client, clien
     for method in ("POST", "PUT", "DELETE"):
         refused = httpx.request(method, f"{server.root_url}/_emulator/health")
         assert refused.status_code in (400, 405) and set(refused.json()) == {"error"}
+
+
+def test_one_clock_and_one_state_for_every_replica(
+    server: RunningServer, control: httpx.Client, client: OpenAI, api_key: str, tmp_path: Path
+) -> None:
+    """A second server process over the same database sees the same clock and the same objects."""
+    with run_server(tmp_path, server.database_url) as replica:
+        replica_control = httpx.Client(base_url=f"{replica.root_url}/_emulator", timeout=30)
+        replica_client = OpenAI(base_url=replica.base_url, api_key=api_key, max_retries=0)
+        with replica_control:
+            moved = advance(replica_control, 7 * DAY)
+            assert moved <= now(control) <= moved + 5, "an advance on one replica moves the other"
+            moved = advance(control, DAY)
+            assert moved <= now(replica_control) <= moved + 5
+
+            thread = client.beta.threads.create(metadata={"made": "on the first"})
+            replica_client.beta.threads.messages.create(thread.id, role="user", content="from the replica")
+            assert replica_client.beta.threads.retrieve(thread.id).metadata == {"made": "on the first"}
+            assert [m.content[0].text.value for m in client.beta.threads.messages.list(thread.id)] == [  # type: ignore[union-attr]
+                "from the replica"
+            ]
+            advance(replica_control, RETENTION + 1)
+            with pytest.raises(NotFoundError):
+                client.beta.threads.retrieve(thread.id)
