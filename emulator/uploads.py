@@ -39,6 +39,7 @@ class _Part:
 class _Receiver:
     def __init__(self, target: Path, max_bytes: int) -> None:
         self.target = target
+        self.partial = target.with_name(f"{target.name}.part")
         self.max_bytes = max_bytes
         self.fields: dict[str, str] = {}
         self.filename: str | None = None
@@ -77,7 +78,7 @@ class _Receiver:
             if self.file is not None:
                 raise InvalidRequest("Only one 'file' may be uploaded per request.", param="file")
             self.filename = self.part.filename
-            self.file = open(self.target, "wb")  # noqa: SIM115 - closed in finish()/discard()
+            self.file = open(self.partial, "wb")  # noqa: SIM115 - closed in close()/discard()
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
         if self.part.name == "file" and self.file is not None:
@@ -101,8 +102,8 @@ class _Receiver:
 
     def discard(self) -> None:
         self.close()
-        if self.target.exists():
-            os.unlink(self.target)
+        if self.partial.exists():
+            os.unlink(self.partial)
 
 
 class _TooLarge(Exception):
@@ -133,5 +134,8 @@ async def receive_upload(
         receiver.discard()
         raise
     receiver.close()
-    path = target if receiver.file is not None else None
+    path = None
+    if receiver.file is not None:
+        os.replace(receiver.partial, target)  # complete uploads only ever appear under their final name
+        path = target
     return Upload(fields=receiver.fields, filename=receiver.filename, size=receiver.size, path=path)
