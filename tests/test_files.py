@@ -4,6 +4,7 @@ delete; the size limit (413, nothing left on disk) and a large upload streamed t
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -230,3 +231,34 @@ def test_bad_list_parameters(client: OpenAI, http: httpx.Client) -> None:
     assert response.json()["error"]["param"] == "order"
     with pytest.raises(BadRequestError):
         client.files.list(limit=0)
+
+
+def test_an_aborted_upload_leaves_nothing_behind(server: RunningServer, api_key: str, data_dir: Path) -> None:
+    """The client goes away half-way through a large upload: the partial bytes are removed."""
+    before = stored_files(data_dir)
+    boundary = "emulatorboundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="cut.bin"\r\n\r\n'
+    ).encode()
+    host, port = server.root_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(
+            (
+                f"POST /v1/files HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {api_key}\r\n"
+                f"Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {len(head) + 10_000_000}"
+                "\r\n\r\n"
+            ).encode()
+            + head
+            + b"a" * 2_000_000
+        )
+        deadline = time.monotonic() + 5
+        while stored_files(data_dir) == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stored_files(data_dir) != before, "the upload was being written"
+    deadline = time.monotonic() + 5
+    while stored_files(data_dir) != before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stored_files(data_dir) == before
+    listed = httpx.get(f"{server.base_url}/files", headers={"Authorization": f"Bearer {api_key}"}).json()
+    assert listed["data"] == []
