@@ -31,6 +31,8 @@ from emulator.validation import to_invalid_request
 
 log = logging.getLogger("emulator")
 
+_SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
+
 ROUTERS = (
     assistants.router, runs.router, threads.router, messages.router, files.router, models.router, control.router,
 )
@@ -50,15 +52,26 @@ class ResponseHeaders:
         started = time.perf_counter()
         request_id = self.ids.request_id()
 
+        response_started = False
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 headers = MutableHeaders(scope=message)
                 headers["x-request-id"] = request_id
                 headers["openai-processing-ms"] = str(int((time.perf_counter() - started) * 1000))
                 headers["openai-version"] = "2020-10-01"
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception:
+            # Starlette would answer an unhandled error outside every middleware, without these headers.
+            if response_started:
+                raise
+            log.exception("unhandled error")
+            await _error_response(ServerError(_SERVER_ERROR))(scope, receive, send_with_headers)
 
 
 def _error_response(error: APIError) -> OpenAIJSON:
@@ -88,9 +101,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> OpenAIJSON:
         log.exception("unhandled error", exc_info=exc)
-        return _error_response(
-            ServerError("The server had an error while processing your request. Sorry about that!")
-        )
+        return _error_response(ServerError(_SERVER_ERROR))
 
 
 async def _sweep_forever(runtime: Runtime) -> None:
