@@ -56,9 +56,10 @@ def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     ],
 )
 def test_a_missing_key_is_401_with_the_real_message(server: RunningServer, method: str, path: str) -> None:
-    for headers in ({}, {"OpenAI-Beta": "assistants=v2"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
-        error = error_of(httpx.request(method, f"{server.root_url}{path}", headers=headers), 401)
-        assert error == {"message": NO_KEY, "type": "invalid_request_error", "param": None, "code": None}
+    with httpx.Client(base_url=server.root_url) as raw:
+        for headers in ({}, {"OpenAI-Beta": "assistants=v2"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+            error = error_of(raw.request(method, path, headers=headers), 401)
+            assert error == {"message": NO_KEY, "type": "invalid_request_error", "param": None, "code": None}
 
 
 def test_the_key_is_checked_before_the_beta_header(server: RunningServer) -> None:
@@ -126,12 +127,16 @@ def test_beta_header_is_required_on_assistants_threads_and_messages(server: Runn
         ("DELETE", f"/threads/{thread_id}/messages/{message_id}", None),
     ]
     variants = [({}, BETA_MISSING), ({"OpenAI-Beta": "assistants=v1"}, BETA_V1), ({"OpenAI-Beta": "x=y"}, BETA_MISSING)]
-    for method, path, body in requests:
-        for extra, message in variants:
-            response = httpx.request(method, f"{server.base_url}{path}", headers={**auth, **extra}, json=body)
-            error = error_of(response, 400)
-            assert error == {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_beta"}
-            assert "OpenAI-Beta" in error["message"]
+    with httpx.Client(base_url=server.base_url) as raw:
+        responses = [
+            (raw.request(method, path, headers={**auth, **extra}, json=body), message)
+            for method, path, body in requests
+            for extra, message in variants
+        ]
+    for response, message in responses:
+        error = error_of(response, 400)
+        assert error == {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_beta"}
+        assert "OpenAI-Beta" in error["message"]
     with httpx.Client(base_url=server.base_url, headers={**auth, "OpenAI-Beta": "assistants=v2"}) as beta:
         assert beta.get(f"/threads/{thread_id}").status_code == 200, "the refused DELETE deleted nothing"
         assert beta.get(f"/assistants/{assistant_id}").status_code == 200
@@ -269,3 +274,22 @@ def _fill(template: Any, value: str) -> Any:
     if isinstance(template, list):
         return [_fill(item, value) for item in template]
     return value if template == "{id}" else template
+
+
+def test_a_server_error_is_the_envelope_with_the_headers(server: RunningServer, api_key: str) -> None:
+    """An unexpected failure (here: a file's bytes removed from the data dir behind the server's back)."""
+    auth = {"Authorization": f"Bearer {api_key}"}
+    file_id = httpx.post(
+        f"{server.base_url}/files", headers=auth, files={"file": ("gone.txt", b"gone")}, data={"purpose": "assistants"}
+    ).json()["id"]
+    (server.data_dir / "files" / file_id).unlink()
+    response = httpx.get(f"{server.base_url}/files/{file_id}/content", headers=auth)
+    assert error_of(response, 500) == {
+        "message": "The server had an error while processing your request. Sorry about that!",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+    assert re.fullmatch(r"req_[0-9a-f]{32}", response.headers.get("x-request-id", ""))
+    assert re.fullmatch(r"\d+", response.headers.get("openai-processing-ms", ""))
+    assert httpx.get(f"{server.base_url}/files/{file_id}", headers=auth).status_code == 200, "the server lives on"
