@@ -60,7 +60,7 @@ def list_files(
     after: str | None = None,
 ) -> OpenAIJSON:
     page = PageRequest(limit=limit, order=order, after=after)
-    return ok(render_list(store.list_page(ctx.session, ctx.tenant, page, purpose), render_file))
+    return ok(render_list(store.list_page(ctx.session, ctx.tenant, page, purpose, now=ctx.now), render_file))
 
 
 @router.get("/{file_id}")
@@ -77,6 +77,4 @@ def retrieve_file_content(file_id: str, ctx: ReadCtx) -> FileResponse:
 @router.delete("/{file_id}")
 def delete_file(file_id: str, ctx: WriteCtx) -> OpenAIJSON:
     path = service.delete(ctx, file_id)
-    return ok(
-        {"id": file_id, "object": "file", "deleted": True}, background=BackgroundTask(service.discard, path)
-    )
+    return ok({"id": file_id, "object": "file", "deleted": True}, background=BackgroundTask(service.discard, path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -58,7 +59,7 @@ def require_existing(session: Session, tenant: str, file_ids: Iterable[str], *, 
             select(FileRow.id).where(
                 FileRow.tenant == tenant,
                 FileRow.id.in_(wanted),
-                (FileRow.expires_at.is_(None)) | (FileRow.expires_at > now),
+                _live(now),
             )
         )
     )
@@ -67,12 +68,17 @@ def require_existing(session: Session, tenant: str, file_ids: Iterable[str], *, 
         raise InvalidRequest(f"Invalid '{param}': no file found with id '{missing[0]}'.", param=param)
 
 
+def _live(now: int) -> Any:
+    return FileRow.expires_at.is_(None) | (FileRow.expires_at > now)
+
+
 def remove(session: Session, row: FileRow) -> None:
     session.execute(delete(FileRow).where(FileRow.seq == row.seq))
 
 
-def list_page(session: Session, tenant: str, page: PageRequest, purpose: str | None) -> Page[FileRow]:
-    conditions = [FileRow.tenant == tenant]
+def list_page(session: Session, tenant: str, page: PageRequest, purpose: str | None, *, now: int) -> Page[FileRow]:
+    """Live files only: an expired file is listed no more than it can be retrieved."""
+    conditions = [FileRow.tenant == tenant, _live(now)]
     if purpose is not None:
         conditions.append(FileRow.purpose == purpose)
     return paginate(session, FileRow, select_scoped(FileRow, *conditions), page)
