@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from openai import NotFoundError, OpenAI
+from openai import BadRequestError, NotFoundError, OpenAI
 
 from tests.oracle import conforms
 from tests.server import RunningServer, run_server
@@ -230,3 +230,19 @@ def test_one_clock_and_one_state_for_every_replica(
             advance(replica_control, RETENTION + 1)
             with pytest.raises(NotFoundError):
                 client.beta.threads.retrieve(thread.id)
+
+
+def test_a_file_with_expires_after_is_gone_once_it_expires(client: OpenAI, control: httpx.Client) -> None:
+    lasting = client.files.create(file=("keep.txt", b"keep"), purpose="assistants")
+    brief = client.files.create(
+        file=("brief.txt", b"brief"), purpose="assistants", expires_after={"anchor": "created_at", "seconds": 3600}
+    )
+    assert {f.id for f in client.files.list()} == {lasting.id, brief.id}
+    advance(control, 3601)
+    for call in (client.files.retrieve, client.files.content, client.files.delete):
+        with pytest.raises(NotFoundError) as gone:
+            call(brief.id)
+        assert gone.value.body["message"] == f"No such File object: {brief.id}"  # type: ignore[index]
+    assert [f.id for f in client.files.list()] == [lasting.id], "an expired file is not listed either"
+    with pytest.raises(BadRequestError):
+        client.beta.threads.create(tool_resources={"code_interpreter": {"file_ids": [brief.id]}})
