@@ -2,22 +2,25 @@
 
 Each event is `event: <name>\\ndata: <compact JSON>\\n\\n`, as the hosted API sent them (see the stream
 transcripts); the stream ends with `event: done\\ndata: [DONE]\\n\\n`. An `error` event carries the same
-`{"error": {...}}` envelope as an HTTP error.
+`{"error": {...}}` envelope as an HTTP error. A payload that holds line breaks (CR, LF or CRLF: the only ones
+SSE knows) goes out as one `data:` line per line; other separators such as U+2028 stay inside their line.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 DONE = b"event: done\ndata: [DONE]\n\n"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def encode(name: str, data: Any) -> bytes:
     payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     if "\n" in name or "\r" in name:
         raise ValueError("an event name cannot contain a line break")
-    lines = payload.splitlines() or [""]
+    lines = _LINE_BREAK.split(payload)
     return (f"event: {name}\n" + "".join(f"data: {line}\n" for line in lines) + "\n").encode()
 
 
