@@ -56,14 +56,15 @@ def _upgrade(settings: Settings) -> None:
 
 def _serve(settings: Settings) -> None:
     import uvicorn
+    from sqlalchemy.engine import make_url
 
     from emulator.app import create_app
     from emulator.db import normalize_url
 
-    url = normalize_url(settings.resolved_database_url())
+    url = make_url(normalize_url(settings.resolved_database_url())).render_as_string(hide_password=True)
     print(f"assistants-emulator {__version__}", flush=True)
     print(f"  base URL: http://{settings.host}:{settings.port}/v1", flush=True)
-    print(f"  database: {url.split('@')[-1] if '@' in url else url}", flush=True)
+    print(f"  database: {url}", flush=True)  # the password, if any, shows as ***
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
 
 
