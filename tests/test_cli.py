@@ -102,5 +102,5 @@ def test_startup_prints_the_base_url_the_database_and_the_version(server: Runnin
     log = (server.data_dir / "server.log").read_text()
     assert f"assistants-emulator {__version__}" in log
     assert f"base URL: {server.base_url}" in log
-    backend = "sqlite" if is_sqlite(server) else "postgresql"
-    assert f"database: {backend}" in log
+    backend = "sqlite:///" if is_sqlite(server) else "postgresql+psycopg://"
+    assert f"database: {backend}" in log, "the banner names the database with its dialect"
