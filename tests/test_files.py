@@ -219,6 +219,7 @@ def test_files_need_no_beta_header_but_accept_it(server: RunningServer, api_key:
         f"{server.base_url}/files", headers=auth, files={"file": ("p.txt", b"p")}, data={"purpose": "user_data"}
     )
     assert plain.status_code == 200, plain.text
+    assert conforms(plain.json(), FileObject, "OpenAIFile").purpose == "user_data"
     with_beta = httpx.get(
         f"{server.base_url}/files/{plain.json()['id']}", headers={**auth, "OpenAI-Beta": "assistants=v2"}
     )

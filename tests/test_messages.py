@@ -121,7 +121,11 @@ def test_update_metadata_and_delete(client: OpenAI, http: httpx.Client) -> None:
     assert conforms(raw, MessageDeleted, "DeleteMessageResponse") == MessageDeleted(
         id=drop.id, object="thread.message.deleted", deleted=True
     )
+    modified = http.post(f"/threads/{thread.id}/messages/{keep.id}", json={"metadata": {"v": "2", "w": "3"}})
+    assert conforms(modified.json(), Message, "MessageObject") == updated
     listed = http.get(f"/threads/{thread.id}/messages").json()
+    check_fields(listed, "ListMessagesResponse")
+    assert conforms(listed["data"][0], Message, "MessageObject") == updated
     assert ids_of(listed) == [keep.id]
     assert listed["data"][0]["metadata"] == {"v": "2", "w": "3"}
     expected = {

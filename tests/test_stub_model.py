@@ -38,8 +38,7 @@ TOOLS = (WEATHER, TIME, NEWS)
 
 def request(text: str = "Hello", **fields: Any) -> ModelRequest:
     messages = (PromptMessage("user", "an older question"), PromptMessage("assistant", "an answer"))
-    return ModelRequest(model="gpt-4o", instructions="Be brief.", messages=(*messages, PromptMessage("user", text)),
-                        **fields)  # fmt: skip
+    return ModelRequest("gpt-4o", "Be brief.", (*messages, PromptMessage("user", text)), **fields)
 
 
 def respond(text: str = "Hello", **fields: Any) -> ModelTurn:

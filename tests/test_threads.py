@@ -125,9 +125,13 @@ def test_update_replaces_metadata_and_tool_resources(client: OpenAI, http: httpx
     assert updated.tool_resources is not None and updated.tool_resources.code_interpreter is not None
     assert updated.tool_resources.code_interpreter.file_ids == [first.id], "fields not named are kept"
 
-    updated = client.beta.threads.update(thread.id, tool_resources={"code_interpreter": {"file_ids": [second.id]}})
+    response = http.post(
+        f"/threads/{thread.id}", json={"tool_resources": {"code_interpreter": {"file_ids": [second.id]}}}
+    )
+    assert response.status_code == 200, response.text
+    conforms(response.json(), Thread, "ThreadObject")
     raw = http.get(f"/threads/{thread.id}").json()
-    conforms(raw, Thread, "ThreadObject")
+    assert conforms(raw, Thread, "ThreadObject") == conforms(response.json(), Thread, "ThreadObject")
     assert raw["tool_resources"] == {"code_interpreter": {"file_ids": [second.id]}}
     assert raw["metadata"] == {"b": "2"} and raw["created_at"] == thread.created_at
 
