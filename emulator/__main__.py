@@ -19,9 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (default 8000)")
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
-    parser.add_argument(
-        "--data-dir", help="where the SQLite file and uploaded files live (default ./emulator-data)"
-    )
+    parser.add_argument("--data-dir", help="where the SQLite file and uploaded files live (default ./emulator-data)")
     parser.add_argument("--seed", type=int, help="seed ids and random choices for reproducible runs")
     parser.add_argument("--log-level", help="uvicorn log level (default info)")
     parser.add_argument("--script", help="JSON or YAML file of scripted model turns for every tenant")
