@@ -245,13 +245,14 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
     prompt = assemble(run, history, _tool_results(ctx, run), encoding=info.encoding, budget=budget)
     if isinstance(prompt, DoesNotFit):
         return _prompt_does_not_fit(ctx, run, prompt, info.context_window)
-    snapshot = scripts.request_snapshot(prompt.request, prompt.prompt_tokens, prompt.dropped_messages)
-    scripted, delay = scripts.take(ctx, run, prompt.request, snapshot)
-    turn = scripted or ctx.model.respond(prompt.request)
+    scripted = scripts.pick(ctx, run, prompt.request)
+    turn, delay = scripted.turn or ctx.model.respond(prompt.request), scripted.delay
     completion_tokens = _completion_tokens(turn, info.encoding)
     refusal = _charge_model_call(ctx, run, prompt.prompt_tokens + completion_tokens)
     if refusal is not None:
         return fail(ctx, run, "rate_limit_exceeded", refusal)
+    snapshot = scripts.request_snapshot(prompt.request, prompt.prompt_tokens, prompt.dropped_messages)
+    scripts.consume(ctx, run, scripted, snapshot)
     run.prompt_tokens += prompt.prompt_tokens
     if turn.error is not None:
         return fail(ctx, run, *turn.error)

@@ -2,7 +2,8 @@
 
 A model call takes the first pending turn (in the order they were added) whose `match` fits the run; a
 `delay` turn adds its seconds to the call's latency and the call goes on to the next matching turn (or the
-default model). Every consumed turn records which run took it and what the model was asked.
+default model). Every consumed turn records which run took it and what the model was asked. A call that is
+refused (a model rate limit) consumes nothing: the same turns answer the next call.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn
 from emulator.tables import RunRow, ScriptedTurnRow
 
 GLOBAL_TENANT = "*"
-"""Turns loaded at startup (`--script FILE`) belong to every tenant, after each tenant's own turns."""
+"""Turns loaded at startup (`--script FILE`) play for every tenant (each once), after each tenant's own turns."""
 
 
 PLAYABLE = frozenset({"text", "function_calls", "failure", "incomplete", "delay"})
@@ -39,7 +40,8 @@ def _require_playable(body: AddTurns) -> None:
             raise InvalidRequest(
                 f"Invalid 'turns[{index}].type': scripted '{turn.type}' turns are not supported yet by this "
                 f"emulator (supported: {', '.join(sorted(PLAYABLE))}).",
-                param=f"turns[{index}].type", code="unsupported_value",
+                param=f"turns[{index}].type",
+                code="unsupported_value",
             )
 
 
@@ -104,22 +106,55 @@ def to_model_turn(spec: dict[str, Any]) -> ModelTurn:
     raise ValueError(f"turn type {kind!r} cannot be played by the model")
 
 
-def take(ctx: Ctx, run: RunRow, request: ModelRequest, snapshot: dict[str, Any]) -> tuple[ModelTurn | None, float]:
-    """The scripted answer to this model call (or None for the default model), and the scripted delay."""
-    delay = 0.0
+@dataclass(frozen=True)
+class Pick:
+    """What the script answers to one model call: a turn (None: the default model) and the delay before it."""
+
+    turn: ModelTurn | None
+    delay: float
+    rows: tuple[ScriptedTurnRow, ...]
+    """The pending turns this call plays (delays included), consumed only once the call goes ahead."""
+
+
+def pick(ctx: Ctx, run: RunRow, request: ModelRequest) -> Pick:
+    """The turns this model call would play: the tenant's own first, then the startup file's (`--script`)."""
+    delay, rows = 0.0, []
     candidates = [
         *store.pending_turns(ctx.session, ctx.tenant, lock=True),
-        *store.pending_turns(ctx.session, GLOBAL_TENANT, lock=True),
+        *store.pending_global_turns(ctx.session, GLOBAL_TENANT, ctx.tenant),
     ]
     for row in candidates:
         if not fits(row.match, run, request):
             continue
-        row.consumed_at, row.consumed_by_run, row.request = ctx.now, run.id, snapshot
+        rows.append(row)
         if row.turn["type"] == "delay":
             delay += row.turn["seconds"]
             continue
-        return to_model_turn(row.turn), delay
-    return None, delay
+        return Pick(to_model_turn(row.turn), delay, tuple(rows))
+    return Pick(None, delay, tuple(rows))
+
+
+def consume(ctx: Ctx, run: RunRow, chosen: Pick, snapshot: dict[str, Any]) -> None:
+    """Record that `run` played the picked turns, with what the model was asked.
+
+    A turn of the startup file is played by every tenant once: each tenant's playback is a consumed copy in
+    that tenant's own rows (id `<file turn id>.<tenant>`), and the file's turn stays pending for the others.
+    """
+    for row in chosen.rows:
+        if row.tenant == GLOBAL_TENANT:
+            store.add_turn(
+                ctx.session,
+                tenant=ctx.tenant,
+                turn_id=store.global_copy_id(row.id, ctx.tenant),
+                now=row.created_at,
+                match=row.match,
+                turn=row.turn,
+                consumed_at=ctx.now,
+                consumed_by_run=run.id,
+                request=snapshot,
+            )
+        else:
+            row.consumed_at, row.consumed_by_run, row.request = ctx.now, run.id, snapshot
 
 
 def request_snapshot(request: ModelRequest, prompt_tokens: int, dropped_messages: int) -> dict[str, Any]:

@@ -11,9 +11,27 @@ from emulator.tables import FaultRuleRow, RateCounterRow, ScriptedTurnRow, Tenan
 
 
 def add_turn(
-    session: Session, *, tenant: str, turn_id: str, now: int, match: dict[str, Any], turn: dict[str, Any]
+    session: Session,
+    *,
+    tenant: str,
+    turn_id: str,
+    now: int,
+    match: dict[str, Any],
+    turn: dict[str, Any],
+    consumed_at: int | None = None,
+    consumed_by_run: str | None = None,
+    request: dict[str, Any] | None = None,
 ) -> ScriptedTurnRow:
-    row = ScriptedTurnRow(id=turn_id, tenant=tenant, created_at=now, match=match, turn=turn)
+    row = ScriptedTurnRow(
+        id=turn_id,
+        tenant=tenant,
+        created_at=now,
+        match=match,
+        turn=turn,
+        consumed_at=consumed_at,
+        consumed_by_run=consumed_by_run,
+        request=request,
+    )
     session.add(row)
     session.flush()
     return row
@@ -26,6 +44,24 @@ def pending_turns(session: Session, tenant: str, *, lock: bool = False) -> list[
         .order_by(ScriptedTurnRow.seq)
     )
     return list(session.scalars(query.with_for_update() if lock else query))
+
+
+def global_copy_id(turn_id: str, tenant: str) -> str:
+    """The id of a tenant's consumed copy of a turn that belongs to every tenant."""
+    return f"{turn_id}.{tenant}"
+
+
+def pending_global_turns(session: Session, global_tenant: str, tenant: str) -> list[ScriptedTurnRow]:
+    """The turns of every tenant (locked, in order) that `tenant` has not played yet."""
+    rows = pending_turns(session, global_tenant, lock=True)
+    if not rows:
+        return []
+    played = set(
+        session.scalars(
+            select(ScriptedTurnRow.id).where(ScriptedTurnRow.id.in_([global_copy_id(row.id, tenant) for row in rows]))
+        )
+    )
+    return [row for row in rows if global_copy_id(row.id, tenant) not in played]
 
 
 def consumed_turns(session: Session, tenant: str) -> list[ScriptedTurnRow]:
