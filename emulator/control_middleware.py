@@ -17,10 +17,14 @@ from emulator.services.runtime import Runtime
 from emulator.store import control as store
 
 
-def _fires(runtime: Runtime, rule_id: str, rule: dict) -> bool:  # type: ignore[type-arg]
+def _fires(runtime: Runtime, rule_id: str, rule: dict) -> bool | None:  # type: ignore[type-arg]
+    """Whether a matching rule fires on this request; None when it is spent (it fired `times` already) and so
+    no longer matches: the next rule gets its chance. `hits` counts the matches of a live rule."""
     with runtime.db.transaction() as session:
+        if store.spent(session, rule_id, rule.get("times")):
+            return None
         number = store.count_hit(session, rule_id)
-        if faults.draw(rule.get("seed", 0), rule_id, number) >= rule.get("probability", 1.0):
+        if faults.draw(rule, number) >= rule.get("probability", 1.0):
             return False
         return store.count_fired(session, rule_id, rule.get("times"))
 
@@ -66,7 +70,10 @@ class ControlMiddleware:
         for rule_id, rule in control.faults:
             if not faults.matches(rule, method, path, operation):
                 continue
-            if await run_in_threadpool(_fires, runtime, rule_id, rule):
+            fires = await run_in_threadpool(_fires, runtime, rule_id, rule)
+            if fires is None:
+                continue
+            if fires:
                 effect = rule["effect"]
                 if effect["type"] == "error":
                     raise faults.error_for(effect)

@@ -1,13 +1,15 @@
 """Fault injection, LocalStack-style: declarative rules, first match wins, seeded probability.
 
 A rule matches on method, a glob on the path and/or an official operationId. Its probability is drawn from a
-generator seeded by (rule seed, rule id, match number), so a failing test replays exactly. Effects: an HTTP
+generator seeded by the rule itself (its match, effect, probability and `seed`) and the match number, never by
+its random id: the same rules added again, by any tenant on any server, replay the same outcomes. Effects: an HTTP
 error in the OpenAI envelope (429/500/503), added latency, or a stream cut after N events.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import random
 from typing import Any
 
@@ -29,9 +31,9 @@ def matches(rule: dict[str, Any], method: str, path: str, operation: str | None)
     return not (match.get("operation") and match["operation"] != operation)
 
 
-def draw(seed: int, rule_id: str, match_number: int) -> float:
-    """The probability draw for the n-th match of a rule: the same on every replay."""
-    return random.Random(f"{seed}:{rule_id}:{match_number}").random()
+def draw(rule: dict[str, Any], match_number: int) -> float:
+    """The probability draw for the n-th match of a rule: the same on every replay of the same rule."""
+    return random.Random(f"{json.dumps(rule, sort_keys=True)}:{match_number}").random()
 
 
 def error_for(effect: dict[str, Any]) -> APIError:

@@ -95,6 +95,14 @@ def clear_faults(session: Session, tenant: str) -> int:
     return session.execute(delete(FaultRuleRow).where(FaultRuleRow.tenant == tenant)).rowcount
 
 
+def spent(session: Session, rule_id: str, times: int | None) -> bool:
+    """The rule has fired `times` times already (a rule without `times` is never spent)."""
+    if times is None:
+        return False
+    fired = session.scalar(select(FaultRuleRow.fired).where(FaultRuleRow.id == rule_id))
+    return fired is None or fired >= times
+
+
 def count_hit(session: Session, rule_id: str) -> int:
     """Number this match of the rule (1, 2, …) atomically; its probability draw is keyed by the number."""
     session.execute(update(FaultRuleRow).where(FaultRuleRow.id == rule_id).values(hits=FaultRuleRow.hits + 1))
