@@ -186,6 +186,9 @@ def _close_open_work(ctx: Ctx, run: RunRow, step_status: StepStatus, message_rea
         produced.append(events.message("incomplete", message))
     step = _open_step(ctx, run)
     if step is not None:
+        turn = run.pending_turn or {}
+        if step.usage is None and turn.get("step_id") == step.id:
+            step.usage = turn["usage"]  # its model call's tokens stay counted, on the step as on the run
         _move_step(ctx, step, step_status)
         produced.append(events.step(step_status.value, step, frozenset()))
     return produced
