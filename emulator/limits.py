@@ -66,3 +66,25 @@ RATE_LIMIT_WINDOW_SECONDS: Final = 60
 CONTROL_CACHE_SECONDS: Final = 1.0
 """How long a replica trusts its cached copy of a tenant's faults, limits and latency (its own writes
 invalidate it at once)."""
+
+# Vector stores (SPEC.md "Vector stores and file_search"; the official schema's bounds)
+VECTOR_STORE_MAX_FILES: Final = 10_000
+VECTOR_STORE_CREATE_MAX_FILE_IDS: Final = 500
+VECTOR_STORE_BATCH_MIN_FILES: Final = 1
+VECTOR_STORE_BATCH_MAX_FILES: Final = 2_000
+VECTOR_STORE_EXPIRES_DAYS_MIN: Final = 1
+VECTOR_STORE_EXPIRES_DAYS_MAX: Final = 365
+VECTOR_STORE_FILE_ATTRIBUTES_MAX_PAIRS: Final = 16
+VECTOR_STORE_FILE_ATTRIBUTE_KEY_MAX_CHARS: Final = 64
+VECTOR_STORE_FILE_ATTRIBUTE_VALUE_MAX_CHARS: Final = 512
+CHUNK_AUTO_MAX_TOKENS: Final = 800
+CHUNK_AUTO_OVERLAP_TOKENS: Final = 400
+CHUNK_STATIC_MIN_TOKENS: Final = 100
+CHUNK_STATIC_MAX_TOKENS: Final = 4_096
+SEARCH_MAX_NUM_RESULTS_MIN: Final = 1
+SEARCH_MAX_NUM_RESULTS_MAX: Final = 50
+SEARCH_MAX_NUM_RESULTS_DEFAULT: Final = 10
+VECTOR_STORE_FREE_BYTES: Final = 1_000_000_000
+"""Storage billing: the first GB (decimal, 10**9 bytes) of vector store usage per tenant is free..."""
+VECTOR_STORE_USD_PER_GB_DAY: Final = 0.10
+"""...then $0.10 per GB per day."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
@@ -222,3 +222,101 @@ class RateCounterRow(Base):
     window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     requests: Mapped[int] = mapped_column(BigInteger, default=0)
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class VectorStoreRow(Base):
+    """A vector store. Its file counts and usage are aggregates of `vector_store_files`, never counters."""
+
+    __tablename__ = "vector_stores"
+    __table_args__ = (Index("ix_vector_stores_tenant_seq", "tenant", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
+    expires_after: Mapped[Json | None] = mapped_column(JSON)
+    last_active_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    expired_at: Mapped[int | None] = mapped_column(BigInteger)
+    """Set once the clock passes `expires_at`: an expired store never comes back."""
+
+
+class VectorStoreFileBatchRow(Base):
+    __tablename__ = "vector_store_file_batches"
+    __table_args__ = (Index("ix_vector_store_file_batches_store_seq", "vector_store_id", "seq"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    vector_store_id: Mapped[str] = mapped_column(String(64), ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    cancelled_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class VectorStoreFileRow(Base):
+    """A file attached to a vector store. Its public `id` is the file's id, unique within the store only."""
+
+    __tablename__ = "vector_store_files"
+    __table_args__ = (
+        UniqueConstraint("vector_store_id", "id", name="uq_vector_store_files_store_id"),
+        Index("ix_vector_store_files_store_seq", "vector_store_id", "seq"),
+        Index("ix_vector_store_files_store_status_seq", "vector_store_id", "status", "seq"),
+        Index("ix_vector_store_files_batch_seq", "batch_id", "seq"),
+    )
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64))
+    tenant: Mapped[str] = mapped_column(String(64))
+    vector_store_id: Mapped[str] = mapped_column(String(64), ForeignKey("vector_stores.id", ondelete="CASCADE"))
+    store_seq: Mapped[int] = mapped_column(BigInteger)
+    batch_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    last_error: Mapped[Json | None] = mapped_column(JSON)
+    chunking_strategy: Mapped[Json] = mapped_column(JSON)
+    attributes: Mapped[Json] = mapped_column(JSON, default=dict)
+    filename: Mapped[str] = mapped_column(Text)
+    usage_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    chunk_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    term_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Sum of the chunks' lengths in search terms (BM25's document lengths)."""
+    observations: Mapped[int] = mapped_column(Integer, default=0)
+    content: Mapped[str | None] = mapped_column(Text, deferred=True)
+    """The parsed text (`GET .../content`); loaded only when asked for."""
+
+
+class VectorStoreChunkRow(Base):
+    """One chunk of a parsed file (internal: no public id). `length` is its number of search terms."""
+
+    __tablename__ = "vector_store_chunks"
+    __table_args__ = (UniqueConstraint("file_seq", "position", name="uq_vector_store_chunks_file_position"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    file_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("vector_store_files.seq", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    tokens: Mapped[int] = mapped_column(Integer)
+    length: Mapped[int] = mapped_column(Integer)
+
+
+class VectorStorePostingRow(Base):
+    """The inverted index: for one store, term and file, the chunks holding the term (internal).
+
+    `postings` packs little-endian uint32 triples `(chunk position, term frequency, chunk length)`; `df` is their
+    number. One row per (term, file) rather than per (term, chunk) keeps the index several times smaller.
+    """
+
+    __tablename__ = "vector_store_postings"
+    __table_args__ = (
+        Index("ix_vector_store_postings_file", "file_seq"),
+        {"sqlite_with_rowid": False},
+    )
+
+    store_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    term: Mapped[str] = mapped_column(String(255), primary_key=True)
+    file_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    df: Mapped[int] = mapped_column(Integer)
+    postings: Mapped[bytes] = mapped_column(LargeBinary)
