@@ -17,7 +17,18 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator import __version__, clock, migrate
-from emulator.api import assistants, control, files, messages, models, runs, threads
+from emulator.api import (
+    assistants,
+    control,
+    files,
+    messages,
+    models,
+    runs,
+    threads,
+    vector_store_file_batches,
+    vector_store_files,
+    vector_stores,
+)
 from emulator.api.responses import OpenAIJSON
 from emulator.control_middleware import ControlMiddleware
 from emulator.db import Database
@@ -35,6 +46,7 @@ _SERVER_ERROR = "The server had an error while processing your request. Sorry ab
 
 ROUTERS = (
     assistants.router, runs.router, threads.router, messages.router, files.router, models.router, control.router,
+    vector_stores.router, vector_store_files.router, vector_store_file_batches.router,
 )
 
 

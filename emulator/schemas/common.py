@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from emulator import limits
@@ -141,8 +141,47 @@ class CodeInterpreterResources(StrictModel):
     file_ids: Annotated[list[str], Field(max_length=limits.CODE_INTERPRETER_MAX_FILES)] = []
 
 
+class StaticChunkSizes(StrictModel):
+    max_chunk_size_tokens: Annotated[int, Field(ge=limits.CHUNK_STATIC_MIN_TOKENS, le=limits.CHUNK_STATIC_MAX_TOKENS)]
+    chunk_overlap_tokens: Annotated[int, Field(ge=0)]
+
+    @field_validator("chunk_overlap_tokens")
+    @classmethod
+    def _at_most_half(cls, value: int, info: ValidationInfo) -> int:
+        size = info.data.get("max_chunk_size_tokens")
+        if size is not None and value * 2 > size:
+            raise openai_error(
+                f"Invalid 'chunk_overlap_tokens': chunk_overlap_tokens must not exceed half of "
+                f"max_chunk_size_tokens. Expected a value <= {size // 2}, but got {value} instead.",
+                "integer_above_max_value",
+            )
+        return value
+
+
+class AutoChunking(StrictModel):
+    type: Literal["auto"]
+
+
+class StaticChunking(StrictModel):
+    type: Literal["static"]
+    static: StaticChunkSizes
+
+
+ChunkingStrategy = Annotated[AutoChunking | StaticChunking, Field(discriminator="type")]
+"""A vector store's chunking strategy: shared by the vector store requests and the helper below."""
+
+
+class VectorStoreHelper(StrictModel):
+    """`tool_resources.file_search.vector_stores[]`: a store built from file ids at assistant/thread creation."""
+
+    file_ids: Annotated[list[str], Field(max_length=limits.VECTOR_STORE_MAX_FILES)] = []
+    chunking_strategy: ChunkingStrategy | None = None
+    metadata: Metadata = None
+
+
 class FileSearchResources(StrictModel):
     vector_store_ids: list[str] = []
+    vector_stores: list[VectorStoreHelper] | None = None
 
 
 class ToolResources(StrictModel):

@@ -1,0 +1,245 @@
+"""Wire shapes of vector stores, their files, file batches and search (requests and renderers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, model_validator
+
+from emulator import limits
+from emulator.schemas.common import ChunkingStrategy, Metadata, StrictModel, openai_error
+from emulator.tables import VectorStoreFileBatchRow, VectorStoreFileRow, VectorStoreRow
+
+# ---------------------------------------------------------------------------------------------------- requests
+
+
+class ExpiresAfter(StrictModel):
+    anchor: Literal["last_active_at"]
+    days: Annotated[int, Field(ge=limits.VECTOR_STORE_EXPIRES_DAYS_MIN, le=limits.VECTOR_STORE_EXPIRES_DAYS_MAX)]
+
+
+def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if len(value) > limits.VECTOR_STORE_FILE_ATTRIBUTES_MAX_PAIRS:
+        raise openai_error(
+            f"Invalid 'attributes': too many properties. Expected an object with at most "
+            f"{limits.VECTOR_STORE_FILE_ATTRIBUTES_MAX_PAIRS} properties, but got an object with {len(value)} "
+            "properties instead.",
+            "object_above_max_properties",
+        )
+    for key, item in value.items():
+        if len(key) > limits.VECTOR_STORE_FILE_ATTRIBUTE_KEY_MAX_CHARS:
+            raise openai_error(
+                f"Invalid 'attributes': attribute key '{key[:80]}' is too long. Expected a key with maximum length "
+                f"{limits.VECTOR_STORE_FILE_ATTRIBUTE_KEY_MAX_CHARS}, but got a key with length {len(key)} instead.",
+                "attribute_key_too_long",
+            )
+        if isinstance(item, str) and len(item) > limits.VECTOR_STORE_FILE_ATTRIBUTE_VALUE_MAX_CHARS:
+            raise openai_error(
+                f"Invalid 'attributes': attribute value for key '{key}' is too long. Expected a value with maximum "
+                f"length {limits.VECTOR_STORE_FILE_ATTRIBUTE_VALUE_MAX_CHARS}, but got a value with length "
+                f"{len(item)} instead.",
+                "attribute_value_too_long",
+            )
+    return value
+
+
+Attributes = Annotated[dict[str, str | int | float | bool] | None, AfterValidator(_check_attributes)]
+
+
+class CreateVectorStore(StrictModel):
+    name: str | None = None
+    description: str | None = None
+    file_ids: Annotated[list[str], Field(max_length=limits.VECTOR_STORE_CREATE_MAX_FILE_IDS)] | None = None
+    expires_after: ExpiresAfter | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+    metadata: Metadata = None
+
+
+class UpdateVectorStore(StrictModel):
+    name: str | None = None
+    expires_after: ExpiresAfter | None = None
+    metadata: Metadata = None
+
+
+class CreateVectorStoreFile(StrictModel):
+    file_id: str
+    chunking_strategy: ChunkingStrategy | None = None
+    attributes: Attributes = None
+
+
+class UpdateVectorStoreFile(StrictModel):
+    attributes: Attributes
+
+
+BatchFileIds = Annotated[
+    list[str], Field(min_length=limits.VECTOR_STORE_BATCH_MIN_FILES, max_length=limits.VECTOR_STORE_BATCH_MAX_FILES)
+]
+BatchFiles = Annotated[
+    list[CreateVectorStoreFile],
+    Field(min_length=limits.VECTOR_STORE_BATCH_MIN_FILES, max_length=limits.VECTOR_STORE_BATCH_MAX_FILES),
+]
+
+
+class CreateFileBatch(StrictModel):
+    file_ids: BatchFileIds | None = None
+    files: BatchFiles | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+    attributes: Attributes = None
+
+    @model_validator(mode="after")
+    def _one_list(self) -> CreateFileBatch:
+        if self.file_ids is not None and self.files is not None:
+            raise openai_error("'file_ids' and 'files' are mutually exclusive: provide one of them.", "invalid_value")
+        if self.file_ids is None and self.files is None:
+            raise openai_error(
+                "Missing required parameter: one of 'file_ids' or 'files'.", "missing_required_parameter"
+            )
+        return self
+
+
+ComparisonType = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"]
+
+
+class ComparisonFilter(StrictModel):
+    type: ComparisonType
+    key: str
+    value: str | int | float | bool | list[str | int | float]
+
+
+class CompoundFilter(StrictModel):
+    type: Literal["and", "or"]
+    filters: list[Annotated[ComparisonFilter | CompoundFilter, Field(discriminator="type")]]
+
+
+SearchFilter = Annotated[ComparisonFilter | CompoundFilter, Field(discriminator="type")]
+
+
+class SearchRankingOptions(StrictModel):
+    ranker: Literal["none", "auto", "default-2024-11-15"] = "auto"
+    score_threshold: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class SearchVectorStore(StrictModel):
+    query: str | Annotated[list[str], Field(min_length=1)]
+    rewrite_query: bool = False
+    max_num_results: Annotated[
+        int, Field(ge=limits.SEARCH_MAX_NUM_RESULTS_MIN, le=limits.SEARCH_MAX_NUM_RESULTS_MAX)
+    ] = limits.SEARCH_MAX_NUM_RESULTS_DEFAULT
+    filters: SearchFilter | None = None
+    ranking_options: SearchRankingOptions | None = None
+
+
+# --------------------------------------------------------------------------------------------------- renderers
+
+
+@dataclass(frozen=True)
+class FileCounts:
+    in_progress: int = 0
+    completed: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.in_progress + self.completed + self.failed + self.cancelled
+
+    def render(self) -> dict[str, int]:
+        return {
+            "in_progress": self.in_progress,
+            "completed": self.completed,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "total": self.total,
+        }
+
+
+@dataclass(frozen=True)
+class StoreView:
+    """A store row with the aggregates its rendering needs."""
+
+    row: VectorStoreRow
+    counts: FileCounts
+    usage_bytes: int
+
+
+def store_status(view: StoreView) -> str:
+    if view.row.expired_at is not None:
+        return "expired"
+    return "in_progress" if view.counts.in_progress else "completed"
+
+
+def render_vector_store(view: StoreView) -> dict[str, Any]:
+    row = view.row
+    return {
+        "id": row.id,
+        "object": "vector_store",
+        "created_at": row.created_at,
+        "name": row.name or "",
+        "usage_bytes": view.usage_bytes,
+        "file_counts": view.counts.render(),
+        "status": store_status(view),
+        "expires_after": row.expires_after,
+        "expires_at": row.expires_at,
+        "last_active_at": row.last_active_at,
+        "metadata": row.metadata_,
+    }
+
+
+def render_chunking_strategy(sizes: dict[str, int]) -> dict[str, Any]:
+    return {"type": "static", "static": dict(sizes)}
+
+
+def render_vector_store_file(row: VectorStoreFileRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "vector_store.file",
+        "usage_bytes": row.usage_bytes,
+        "created_at": row.created_at,
+        "vector_store_id": row.vector_store_id,
+        "status": row.status,
+        "last_error": row.last_error,
+        "chunking_strategy": render_chunking_strategy(row.chunking_strategy),
+        "attributes": row.attributes or {},
+    }
+
+
+def render_file_batch(row: VectorStoreFileBatchRow, counts: FileCounts, status: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "vector_store.files_batch",
+        "created_at": row.created_at,
+        "vector_store_id": row.vector_store_id,
+        "status": status,
+        "file_counts": counts.render(),
+    }
+
+
+def render_file_content(text: str) -> dict[str, Any]:
+    return {
+        "object": "vector_store.file_content.page",
+        "data": [{"type": "text", "text": text}],
+        "has_more": False,
+        "next_page": None,
+    }
+
+
+def render_search_page(search_query: list[str], hits: list[Any]) -> dict[str, Any]:
+    return {
+        "object": "vector_store.search_results.page",
+        "search_query": search_query,
+        "data": [
+            {
+                "file_id": hit.file_id,
+                "filename": hit.filename,
+                "score": hit.score,
+                "attributes": hit.attributes,
+                "content": [{"type": "text", "text": hit.text}],
+            }
+            for hit in hits
+        ],
+        "has_more": False,
+        "next_page": None,
+    }

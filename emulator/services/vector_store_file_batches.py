@@ -1,0 +1,79 @@
+"""File batches: many files attached in one request, polled and cancelled together.
+
+A batch's counts are those of the files it attached (a file re-attached later by another batch or request
+moves there). Its status: `cancelled` once cancelled; else `in_progress` while a file is; else `failed` when
+every file failed, `completed` otherwise.
+"""
+
+from __future__ import annotations
+
+from emulator.context import Ctx
+from emulator.errors import InvalidRequest
+from emulator.schemas.vector_stores import CreateFileBatch, FileCounts
+from emulator.services import vector_store_ingest as files
+from emulator.services import vector_stores
+from emulator.store import vector_stores as store
+from emulator.tables import VectorStoreFileBatchRow
+
+
+def status_of(row: VectorStoreFileBatchRow, counts: FileCounts) -> str:
+    if row.cancelled_at is not None:
+        return "cancelled"
+    if counts.in_progress:
+        return "in_progress"
+    if counts.total and counts.failed == counts.total:
+        return "failed"
+    return "completed"
+
+
+def create(ctx: Ctx, store_id: str, body: CreateFileBatch) -> VectorStoreFileBatchRow:
+    vector_store = vector_stores.load(ctx, store_id, observe=False)
+    vector_stores.require_active(vector_store)
+    if body.files is not None:
+        entries = [(item.file_id, item.chunking_strategy, item.attributes) for item in body.files]
+        param = "files"
+    else:
+        entries = [(file_id, body.chunking_strategy, body.attributes) for file_id in body.file_ids or []]
+        param = "file_ids"
+    unique = list({file_id: (file_id, strategy, attrs) for file_id, strategy, attrs in entries}.values())
+    sources = files.require_files(ctx, [file_id for file_id, _, _ in unique], param)
+    files.require_room(ctx, vector_store, [file_id for file_id, _, _ in unique])
+    batch = store.create_batch(
+        ctx.session,
+        id=ctx.ids.new("file_batch"),
+        tenant=ctx.tenant,
+        vector_store_id=vector_store.id,
+        created_at=ctx.now,
+        cancelled_at=None,
+    )
+    for file_id, strategy, attributes in unique:
+        files.attach(
+            ctx, vector_store, sources[file_id], chunking_strategy=strategy, attributes=attributes, batch_id=batch.id
+        )
+    vector_stores.touch(ctx, vector_store)
+    return batch
+
+
+def load(ctx: Ctx, store_id: str, batch_id: str, *, observe: bool = True) -> VectorStoreFileBatchRow:
+    vector_store = vector_stores.load(ctx, store_id, observe=False)
+    batch = store.get_batch(ctx.session, vector_store.id, batch_id)
+    if observe:
+        files.observe(ctx, vector_store, batch_id=batch.id)
+    return batch
+
+
+def view(ctx: Ctx, batch: VectorStoreFileBatchRow) -> tuple[FileCounts, str]:
+    counts = store.batch_counts(ctx.session, batch.id)
+    return counts, status_of(batch, counts)
+
+
+def cancel(ctx: Ctx, store_id: str, batch_id: str) -> VectorStoreFileBatchRow:
+    vector_store = vector_stores.load(ctx, store_id, observe=False)
+    batch = store.get_batch(ctx.session, vector_store.id, batch_id, lock=True)
+    _, status = view(ctx, batch)
+    if status != "in_progress":
+        raise InvalidRequest(f"Cannot cancel vector store file batch {batch.id}: its status is {status}.", param=None)
+    files.cancel_pending(ctx, vector_store, batch.id)
+    batch.cancelled_at = ctx.now
+    ctx.session.flush()
+    return batch

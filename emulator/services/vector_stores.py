@@ -1,0 +1,181 @@
+"""Vector stores: creation, expiry by the emulator clock, activity, views with exact counts, search.
+
+Expiry: with `expires_after {anchor: last_active_at, days}`, `expires_at = last_active_at + days`. Activity
+(creation, modification, attaching files, a search) moves `last_active_at` to now. The first time a store is
+loaded at or after `expires_at` it becomes `expired` for good (`expired_at` is set): it can still be read,
+listed, modified and deleted, but not searched, given files or attached to an assistant or thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from emulator.context import Ctx
+from emulator.errors import InvalidRequest
+from emulator.schemas.vector_stores import CreateVectorStore, SearchVectorStore, StoreView, UpdateVectorStore
+from emulator.search import Hit, search_chunks, terms
+from emulator.services import vector_store_ingest as files
+from emulator.store import vector_stores as store
+from emulator.store.pagination import Page, PageRequest
+from emulator.tables import VectorStoreRow
+
+_SECONDS_PER_DAY = 86_400
+
+
+def _expire_if_due(ctx: Ctx, row: VectorStoreRow) -> None:
+    if row.expired_at is None and row.expires_at is not None and ctx.now >= row.expires_at:
+        row.expired_at = row.expires_at
+
+
+def touch(ctx: Ctx, row: VectorStoreRow) -> None:
+    """The store was used: `last_active_at` is now, and the expiry moves with it (never for an expired store)."""
+    if row.expired_at is not None:
+        return
+    row.last_active_at = ctx.now
+    days = (row.expires_after or {}).get("days")
+    row.expires_at = ctx.now + days * _SECONDS_PER_DAY if days else None
+
+
+def load(ctx: Ctx, store_id: str, *, observe: bool = True) -> VectorStoreRow:
+    """The tenant's store (404 otherwise), with expiry applied and its pending files progressed."""
+    row = store.get_store(ctx.session, ctx.tenant, store_id)
+    _expire_if_due(ctx, row)
+    if observe:
+        files.observe(ctx, row)
+    return row
+
+
+def require_active(row: VectorStoreRow) -> None:
+    if row.expired_at is not None:
+        raise InvalidRequest(
+            f"Vector store {row.id} has expired and can no longer be used. Create a new vector store.",
+            param="vector_store_id",
+            code="vector_store_expired",
+        )
+
+
+def view(ctx: Ctx, row: VectorStoreRow) -> StoreView:
+    counts, usage = store.counts_and_usage(ctx.session, [row.id])[row.id]
+    return StoreView(row, counts, usage)
+
+
+def views(ctx: Ctx, rows: Sequence[VectorStoreRow]) -> list[StoreView]:
+    aggregates = store.counts_and_usage(ctx.session, [row.id for row in rows])
+    return [StoreView(row, *aggregates[row.id]) for row in rows]
+
+
+def create(
+    ctx: Ctx,
+    body: CreateVectorStore,
+) -> VectorStoreRow:
+    file_ids = list(dict.fromkeys(body.file_ids or []))
+    sources = files.require_files(ctx, file_ids, "file_ids")
+    row = store.create_store(
+        ctx.session,
+        id=ctx.ids.new("vector_store"),
+        tenant=ctx.tenant,
+        created_at=ctx.now,
+        name=body.name,
+        description=body.description,
+        metadata_=body.metadata or {},
+        expires_after=body.expires_after.model_dump() if body.expires_after else None,
+        last_active_at=ctx.now,
+        expires_at=None,
+        expired_at=None,
+    )
+    touch(ctx, row)
+    for file_id in file_ids:
+        files.attach(ctx, row, sources[file_id], chunking_strategy=body.chunking_strategy, attributes=None)
+    return row
+
+
+def create_for_tool_resources(ctx: Ctx, spec: Any) -> VectorStoreRow:
+    """The `tool_resources.file_search.vector_stores[]` helper of assistant and thread creation."""
+    body = CreateVectorStore.model_construct(
+        name=None,
+        description=None,
+        file_ids=spec.file_ids,
+        expires_after=None,
+        chunking_strategy=spec.chunking_strategy,
+        metadata=spec.metadata,
+    )
+    return create(ctx, body)
+
+
+def list_page(ctx: Ctx, page: PageRequest) -> Page[VectorStoreRow]:
+    result = store.list_stores(ctx.session, ctx.tenant, page)
+    for row in result.rows:
+        _expire_if_due(ctx, row)
+        files.observe(ctx, row)
+    return result
+
+
+def update(ctx: Ctx, store_id: str, body: UpdateVectorStore) -> VectorStoreRow:
+    row = load(ctx, store_id)
+    given = body.model_fields_set
+    if "name" in given:
+        row.name = body.name
+    if "metadata" in given:
+        row.metadata_ = body.metadata or {}
+    if "expires_after" in given:
+        row.expires_after = body.expires_after.model_dump() if body.expires_after else None
+    touch(ctx, row)
+    ctx.session.flush()
+    return row
+
+
+def delete(ctx: Ctx, store_id: str) -> None:
+    store.remove_store(ctx.session, store.get_store(ctx.session, ctx.tenant, store_id, lock=True))
+
+
+def require_usable(ctx: Ctx, store_ids: Sequence[str], param: str) -> None:
+    """400 unless every id names a store of the tenant that has not expired (assistant and thread resources)."""
+    found = store.find_stores(ctx.session, ctx.tenant, store_ids)
+    for store_id in store_ids:
+        row = found.get(store_id)
+        if row is None:
+            raise InvalidRequest(f"Invalid '{param}': no vector store found with id '{store_id}'.", param=param)
+        _expire_if_due(ctx, row)
+        if row.expired_at is not None:
+            raise InvalidRequest(
+                f"Invalid '{param}': vector store '{store_id}' has expired and can no longer be used.", param=param
+            )
+
+
+def prepare_for_search(ctx: Ctx, store_ids: Sequence[str]) -> list[str]:
+    """For a file_search call: progress the stores' pending files, mark them active, and return the ids of
+    those that exist and have not expired (in the given order)."""
+    usable = []
+    found = store.find_stores(ctx.session, ctx.tenant, store_ids)
+    for store_id in store_ids:
+        row = found.get(store_id)
+        if row is None:
+            continue
+        _expire_if_due(ctx, row)
+        if row.expired_at is not None:
+            continue
+        files.observe(ctx, row)
+        touch(ctx, row)
+        usable.append(store_id)
+    return usable
+
+
+def search(ctx: Ctx, store_id: str, body: SearchVectorStore) -> tuple[list[str], list[Hit]]:
+    row = load(ctx, store_id)
+    require_active(row)
+    touch(ctx, row)
+    queries = [body.query] if isinstance(body.query, str) else list(body.query)
+    if body.rewrite_query:
+        queries = [terms.rewrite_query(query) for query in queries]
+    threshold = body.ranking_options.score_threshold if body.ranking_options else 0.0
+    hits = search_chunks(
+        ctx.session,
+        ctx.tenant,
+        [row.id],
+        queries,
+        body.max_num_results,
+        threshold,
+        body.filters.model_dump() if body.filters else None,
+    )
+    return queries, hits
