@@ -13,6 +13,7 @@ from emulator.context import Ctx
 from emulator.schemas.control import AddFaults, Latency, RateLimits
 from emulator.store import control as control_store
 from emulator.store import retention
+from emulator.store import vector_stores as vector_store_store
 from emulator.tables import (
     AssistantRow,
     FaultRuleRow,
@@ -47,6 +48,7 @@ def reset_tenant(ctx: Ctx) -> list[Path]:
     session.execute(delete(MessageRow).where(MessageRow.tenant == ctx.tenant))
     session.execute(delete(ThreadRow).where(ThreadRow.tenant == ctx.tenant))
     session.execute(delete(AssistantRow).where(AssistantRow.tenant == ctx.tenant))
+    vector_store_store.remove_tenant(session, ctx.tenant)
     session.execute(delete(FileRow).where(FileRow.tenant == ctx.tenant))
     control_store.delete_tenant(session, ctx.tenant)
     return paths

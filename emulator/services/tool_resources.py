@@ -8,6 +8,7 @@ from emulator import limits
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.schemas.common import ToolResources
+from emulator.services import vector_stores
 from emulator.store import files
 
 _MAX_VECTOR_STORES = {
@@ -29,14 +30,18 @@ def resolve_tool_resources(
         )
         rendered["code_interpreter"] = {"file_ids": file_ids}
     if resources.file_search is not None:
-        store_ids = resources.file_search.vector_store_ids
+        store_ids = list(resources.file_search.vector_store_ids)
+        helpers = resources.file_search.vector_stores or []
         cap = _MAX_VECTOR_STORES[owner]
-        if len(store_ids) > cap:
-            raise InvalidRequest(
-                f"Invalid 'tool_resources.file_search.vector_store_ids': array too long. Expected an array with "
-                f"maximum length {cap}, but got an array with length {len(store_ids)} instead.",
-                param="tool_resources.file_search.vector_store_ids",
-                code="array_above_max_length",
-            )
+        for name, length in (("vector_store_ids", len(store_ids)), ("vector_stores", len(store_ids) + len(helpers))):
+            if length > cap:
+                raise InvalidRequest(
+                    f"Invalid 'tool_resources.file_search.{name}': array too long. Expected an array with "
+                    f"maximum length {cap}, but got an array with length {length} instead.",
+                    param=f"tool_resources.file_search.{name}",
+                    code="array_above_max_length",
+                )
+        vector_stores.require_usable(ctx, store_ids, "tool_resources.file_search.vector_store_ids")
+        store_ids += [vector_stores.create_for_tool_resources(ctx, helper).id for helper in helpers]
         rendered["file_search"] = {"vector_store_ids": store_ids}
     return rendered
