@@ -353,9 +353,12 @@ def _open_tool_calls_step(
          "function": {"name": call.name, "arguments": call.arguments, "output": None}}
         for call in calls
     ]
-    step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": tool_calls})
-    run.pending_turn = {"kind": "tool_calls", "usage": usage, "step_id": step.id, **timing}
+    # As on the hosted API, the step opens with no calls and gains them through its deltas: the SDKs
+    # accumulate the deltas onto the opening snapshot, so a call in both would come out doubled.
+    step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
     produced = [events.step("created", step, frozenset()), events.step("in_progress", step, frozenset())]
+    step.step_details = {"type": "tool_calls", "tool_calls": tool_calls}
+    run.pending_turn = {"kind": "tool_calls", "usage": usage, "step_id": step.id, **timing}
     produced += [events.tool_call_delta(step.id, index, call) for index, call in enumerate(tool_calls)]
     return produced
 
