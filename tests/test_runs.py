@@ -483,3 +483,27 @@ def test_the_same_requests_on_two_tenants_give_the_same_texts_calls_and_tokens(c
     assert mine["calls"] == theirs["calls"] == [("get_weather", '{"city":"example city","unit":"c"}')]
     assert mine["usage"] == theirs["usage"] and mine["steps"] == theirs["steps"]
     assert not set(mine["ids"]) & set(theirs["ids"]), "ids differ"
+
+
+def test_include_accepts_only_the_file_search_content(client: OpenAI, http: httpx.Client) -> None:
+    assistant_id, thread_id = setup(client)
+    include = "step_details.tool_calls[*].file_search.results[*].content"
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=assistant_id, include=[include], reasoning_effort="low"
+    )
+    assert run.status == "completed"
+    (step,) = client.beta.threads.runs.steps.list(run.id, thread_id=thread_id, include=[include])
+    assert (
+        client.beta.threads.runs.steps.retrieve(step.id, thread_id=thread_id, run_id=run.id, include=[include]) == step
+    )
+    for path in (f"/threads/{thread_id}/runs", f"/threads/{thread_id}/runs/{run.id}/steps"):
+        method = "POST" if path.endswith("/runs") else "GET"
+        body = {"assistant_id": assistant_id} if method == "POST" else None
+        response = http.request(method, path, params={"include[]": "step_details.bogus"}, json=body)
+        assert (response.status_code, response.json()["error"]) == (
+            400,
+            invalid(
+                f"Invalid value: 'step_details.bogus'. Supported values are: '{include}'.", "include", "invalid_value"
+            ),
+        )
+    assert [r.id for r in client.beta.threads.runs.list(thread_id)] == [run.id], "the refused create made no run"

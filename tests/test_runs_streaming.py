@@ -10,15 +10,18 @@ import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 from openai import AssistantEventHandler, OpenAI
 from openai.types.beta import AssistantStreamEvent
 from openai.types.beta.threads import Message, Run
 from openai.types.beta.threads.runs import RunStep, ToolCall
 
 from tests.oracle import conforms
+from tests.server import RunningServer, run_server
 
 TERMINAL = ("completed", "incomplete", "failed", "cancelled", "expired")
 STEP_ENDS = {f"thread.run.step.{end}" for end in ("completed", "failed", "cancelled", "expired")}
@@ -293,9 +296,22 @@ def test_a_client_that_disconnects_leaves_a_resumable_run(
     assert step.step_details.message_creation.message_id == message.id  # type: ignore[union-attr]
 
 
+@pytest.fixture(scope="module")
+def replica(server: RunningServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A second server process over the same database, as a second replica would be."""
+    with run_server(tmp_path_factory.mktemp("replica"), server.database_url) as running:
+        yield running
+
+
+@pytest.mark.parametrize("canceller", ["same process", "another process"])
 def test_a_cancel_ends_a_stream_that_is_waiting_for_the_model(
-    client: OpenAI, http: httpx.Client, control: httpx.Client
+    client: OpenAI, http: httpx.Client, control: httpx.Client, request: pytest.FixtureRequest, canceller: str
 ) -> None:
+    if canceller == "another process":
+        other: RunningServer = request.getfixturevalue("replica")
+        canceller_client = client.with_options(base_url=other.base_url)
+    else:
+        canceller_client = client
     assert control.post("/latency", json={"ttft_ms": 3000}).status_code == 200
     assistant_id, thread_id = setup(client, "Take your time")
     events: list[tuple[str, Any]] = []
@@ -320,7 +336,7 @@ def test_a_cancel_ends_a_stream_that_is_waiting_for_the_model(
     reader.start()
     assert opened.wait(10), events
     run_id = events[0][1]["id"]
-    cancelling = client.beta.threads.runs.cancel(run_id, thread_id=thread_id)
+    cancelling = canceller_client.beta.threads.runs.cancel(run_id, thread_id=thread_id)
     assert cancelling.status == "cancelling"
     reader.join(10)
     assert not reader.is_alive() and time.monotonic() - started < 2.9, "the stream ended before the model answered"
@@ -336,3 +352,50 @@ def test_a_cancel_ends_a_stream_that_is_waiting_for_the_model(
     (message,) = [m for m in client.beta.threads.messages.list(thread_id) if m.role == "assistant"]
     assert message.status == "incomplete" and message.incomplete_details.reason == "run_cancelled"  # type: ignore[union-attr]
     assert message.content == []
+
+
+def test_a_failed_model_call_ends_the_stream_with_run_failed(client: OpenAI, control: httpx.Client) -> None:
+    scripted = control.post("/script", json={"turns": [{"type": "failure", "message": "The model broke."}]})
+    assert scripted.status_code == 200, scripted.text
+    assistant_id, thread_id = setup(client, "this will fail")
+    recorder = Recorder()
+    with client.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant_id, event_handler=recorder) as s:
+        s.until_done()
+    assert recorder.names == [*RUN_OPENING, "thread.run.failed"]
+    run = recorder.get_final_run()
+    assert run.status == "failed" and run.failed_at is not None and run.expires_at is None
+    assert run.last_error is not None and (run.last_error.code, run.last_error.message) == (
+        "server_error",
+        "The model broke.",
+    )
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "failed"
+    assert [m.role for m in client.beta.threads.messages.list(thread_id)] == ["user"]
+    client.beta.threads.messages.create(thread_id, role="user", content="the thread is free again")
+
+
+def test_polls_during_a_stream_never_move_the_run_twice(
+    client: OpenAI, http: httpx.Client, control: httpx.Client
+) -> None:
+    assert control.post("/latency", json={"ttft_ms": 800}).status_code == 200
+    assistant_id, thread_id = setup(client, "one answer only")
+    events: list[tuple[str, Any]] = []
+
+    def read() -> None:
+        _, raw = raw_stream(http, f"/threads/{thread_id}/runs", {"assistant_id": assistant_id, "stream": True})
+        events.extend(parse_wire(raw))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    seen: list[str] = []
+    while reader.is_alive():
+        runs = client.beta.threads.runs.list(thread_id).data
+        if runs:
+            seen.append(client.beta.threads.runs.retrieve(runs[0].id, thread_id=thread_id).status)
+        time.sleep(0.05)
+    reader.join()
+    check_sdk_rules(events)
+    assert events[-2][0] == "thread.run.completed"
+    assert set(seen[:-1]) <= {"queued", "in_progress"} and len(seen) > 3, seen
+    assistant_messages = [m for m in client.beta.threads.messages.list(thread_id) if m.role == "assistant"]
+    assert len(assistant_messages) == 1 and assistant_messages[0].content[0].text.value == "You said: one answer only"  # type: ignore[union-attr]
+    assert len(list(client.beta.threads.runs.steps.list(events[0][1]["id"], thread_id=thread_id))) == 1
