@@ -18,7 +18,8 @@ OBJECTS = [
     "DeleteThreadResponse", "DeleteMessageResponse", "DeleteFileResponse", "DeleteVectorStoreResponse",
     "DeleteVectorStoreFileResponse", "ListAssistantsResponse", "ListMessagesResponse", "ListFilesResponse",
     "ListModelsResponse", "ListRunsResponse", "ListRunStepsResponse", "MessageDeltaObject", "RunStepDeltaObject",
-    "Error",
+    "Error", "ListVectorStoresResponse", "ListVectorStoreFilesResponse", "VectorStoreSearchResultsPage",
+    "VectorStoreSearchResultItem", "VectorStoreFileContentResponse",
 ]
 
 TARGET = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "schema_fields.json"
