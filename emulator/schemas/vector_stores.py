@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field
 
 from emulator import limits
 from emulator.schemas.common import ChunkingStrategy, Metadata, StrictModel, openai_error
@@ -84,20 +84,12 @@ BatchFiles = Annotated[
 
 
 class CreateFileBatch(StrictModel):
+    """Exactly one of `file_ids` and `files` (checked by the service, which names the parameter)."""
+
     file_ids: BatchFileIds | None = None
     files: BatchFiles | None = None
     chunking_strategy: ChunkingStrategy | None = None
     attributes: Attributes = None
-
-    @model_validator(mode="after")
-    def _one_list(self) -> CreateFileBatch:
-        if self.file_ids is not None and self.files is not None:
-            raise openai_error("'file_ids' and 'files' are mutually exclusive: provide one of them.", "invalid_value")
-        if self.file_ids is None and self.files is None:
-            raise openai_error(
-                "Missing required parameter: one of 'file_ids' or 'files'.", "missing_required_parameter"
-            )
-        return self
 
 
 ComparisonType = Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"]

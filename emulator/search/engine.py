@@ -170,13 +170,14 @@ def search_chunks(
     score_threshold: float = 0.0,
     filters: dict[str, Any] | None = None,
 ) -> list[Hit]:
-    stores = list(
-        session.execute(
+    stores = [
+        (seq, store_id)
+        for seq, store_id in session.execute(
             select(VectorStoreRow.seq, VectorStoreRow.id).where(
                 VectorStoreRow.tenant == tenant, VectorStoreRow.id.in_(list(vector_store_ids))
             )
-        ).tuples()
-    )
+        )
+    ]
     wanted_terms = query_terms(query)
     if not stores or not wanted_terms:
         return []

@@ -42,6 +42,6 @@ def resolve_tool_resources(
                     code="array_above_max_length",
                 )
         vector_stores.require_usable(ctx, store_ids, "tool_resources.file_search.vector_store_ids")
-        store_ids += [vector_stores.create_for_tool_resources(ctx, helper).id for helper in helpers]
+        store_ids += [vector_stores.create_for_tool_resources(ctx, spec, i).id for i, spec in enumerate(helpers)]
         rendered["file_search"] = {"vector_store_ids": store_ids}
     return rendered

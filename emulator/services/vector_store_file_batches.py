@@ -29,6 +29,16 @@ def status_of(row: VectorStoreFileBatchRow, counts: FileCounts) -> str:
 def create(ctx: Ctx, store_id: str, body: CreateFileBatch) -> VectorStoreFileBatchRow:
     vector_store = vector_stores.load(ctx, store_id, observe=False)
     vector_stores.require_active(vector_store)
+    if body.file_ids is not None and body.files is not None:
+        raise InvalidRequest(
+            "Invalid 'files': 'file_ids' and 'files' are mutually exclusive; provide only one of them.",
+            param="files",
+            code="invalid_value",
+        )
+    if body.file_ids is None and body.files is None:
+        raise InvalidRequest(
+            "Missing required parameter: 'file_ids' (or 'files').", param="file_ids", code="missing_required_parameter"
+        )
     if body.files is not None:
         entries = [(item.file_id, item.chunking_strategy, item.attributes) for item in body.files]
         param = "files"

@@ -65,12 +65,9 @@ def views(ctx: Ctx, rows: Sequence[VectorStoreRow]) -> list[StoreView]:
     return [StoreView(row, *aggregates[row.id]) for row in rows]
 
 
-def create(
-    ctx: Ctx,
-    body: CreateVectorStore,
-) -> VectorStoreRow:
+def create(ctx: Ctx, body: CreateVectorStore, *, file_ids_param: str = "file_ids") -> VectorStoreRow:
     file_ids = list(dict.fromkeys(body.file_ids or []))
-    sources = files.require_files(ctx, file_ids, "file_ids")
+    sources = files.require_files(ctx, file_ids, file_ids_param)
     row = store.create_store(
         ctx.session,
         id=ctx.ids.new("vector_store"),
@@ -90,8 +87,8 @@ def create(
     return row
 
 
-def create_for_tool_resources(ctx: Ctx, spec: Any) -> VectorStoreRow:
-    """The `tool_resources.file_search.vector_stores[]` helper of assistant and thread creation."""
+def create_for_tool_resources(ctx: Ctx, spec: Any, index: int = 0) -> VectorStoreRow:
+    """The `tool_resources.file_search.vector_stores[index]` helper of assistant and thread creation."""
     body = CreateVectorStore.model_construct(
         name=None,
         description=None,
@@ -100,7 +97,7 @@ def create_for_tool_resources(ctx: Ctx, spec: Any) -> VectorStoreRow:
         chunking_strategy=spec.chunking_strategy,
         metadata=spec.metadata,
     )
-    return create(ctx, body)
+    return create(ctx, body, file_ids_param=f"tool_resources.file_search.vector_stores[{index}].file_ids")
 
 
 def list_page(ctx: Ctx, page: PageRequest) -> Page[VectorStoreRow]:

@@ -134,10 +134,10 @@ def postings(
         VectorStorePostingRow.store_seq.in_(store_seqs), VectorStorePostingRow.term.in_(list(terms))
     )
     if file_seqs is None:
-        yield from session.execute(query).tuples()
+        yield from session.execute(query)
         return
     for batch in _batches(sorted(file_seqs)):
-        yield from session.execute(query.where(VectorStorePostingRow.file_seq.in_(batch))).tuples()
+        yield from session.execute(query.where(VectorStorePostingRow.file_seq.in_(batch)))
 
 
 def chunks(session: Session, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], VectorStoreChunkRow]:
