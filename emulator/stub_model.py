@@ -13,7 +13,8 @@ The default behaviour, documented in the README:
 - "auto": like "required" when the last user message names a function, otherwise a text answer.
 A text answer is `You said: <last user message>`; with `json_object` it is `{"answer": <that text>}`,
 with `json_schema` a deterministic instance of the schema. Function arguments are deterministic
-instances of each function's JSON Schema (strict mode fills every property).
+instances of each function's JSON Schema (strict mode fills every property). JSON is written as a model
+writes it: non-ASCII characters as themselves, not as \\u escapes (they are counted as tokens that way).
 """
 
 from __future__ import annotations
@@ -124,7 +125,9 @@ class StubModel:
     @staticmethod
     def _call(function: dict[str, Any]) -> FunctionCall:
         arguments = instance(function.get("parameters") or {"type": "object"}, strict=bool(function.get("strict")))
-        return FunctionCall(name=function["name"], arguments=json.dumps(arguments, separators=(",", ":")))
+        return FunctionCall(
+            name=function["name"], arguments=json.dumps(arguments, separators=(",", ":"), ensure_ascii=False)
+        )
 
     def _answer(self, request: ModelRequest) -> str:
         return self._format(request, f"You said: {request.last_user_text}")
@@ -139,9 +142,9 @@ class StubModel:
         if not isinstance(response_format, dict):
             return text
         if response_format.get("type") == "json_object":
-            return json.dumps({"answer": text})
+            return json.dumps({"answer": text}, ensure_ascii=False)
         if response_format.get("type") == "json_schema":
             spec = response_format["json_schema"]
             value = instance(spec.get("schema") or {"type": "object"}, hint=text, strict=bool(spec.get("strict")))
-            return json.dumps(value)
+            return json.dumps(value, ensure_ascii=False)
         return text

@@ -140,6 +140,11 @@ def test_tool_results_give_a_text_that_quotes_every_output() -> None:
 def test_json_object_format_is_valid_json() -> None:
     turn = respond('Hi "there"\n', response_format={"type": "json_object"})
     assert json.loads(turn.text or "") == {"answer": 'You said: Hi "there"\n'}
+    unicode = respond("Café ☕", response_format={"type": "json_object"})
+    assert unicode.text == '{"answer": "You said: Café ☕"}', "characters as themselves, not \\u escapes"
+    parameters = {"type": "object", "properties": {"drink": {"enum": ["café crème"]}}, "required": ["drink"]}
+    enum = {"type": "function", "function": {"name": "order", "parameters": parameters}}
+    assert respond("order", tools=(enum,)).function_calls[0].arguments == '{"drink":"café crème"}'
 
 
 SCHEMA = {
