@@ -399,3 +399,18 @@ def test_polls_during_a_stream_never_move_the_run_twice(
     assistant_messages = [m for m in client.beta.threads.messages.list(thread_id) if m.role == "assistant"]
     assert len(assistant_messages) == 1 and assistant_messages[0].content[0].text.value == "You said: one answer only"  # type: ignore[union-attr]
     assert len(list(client.beta.threads.runs.steps.list(events[0][1]["id"], thread_id=thread_id))) == 1
+
+
+def test_a_streamed_answer_cut_by_max_completion_tokens_ends_incomplete(client: OpenAI, http: httpx.Client) -> None:
+    assistant_id, thread_id = setup(client, "echo these words back to me please " * 50)
+    body = {"assistant_id": assistant_id, "stream": True, "max_completion_tokens": 256}
+    _, raw = raw_stream(http, f"/threads/{thread_id}/runs", body)
+    events = parse_wire(raw)
+    check_sdk_rules(events)
+    names = [name for name, _ in events]
+    assert names[-4:] == ["thread.message.incomplete", "thread.run.step.completed", "thread.run.incomplete", "done"]
+    message, run = events[-4][1], events[-2][1]
+    assert message["incomplete_details"] == {"reason": "max_tokens"}
+    assert run["incomplete_details"] == {"reason": "max_completion_tokens"} and run["usage"]["completion_tokens"] == 256
+    streamed = "".join(d["delta"]["content"][0]["text"]["value"] for n, d in events if n == "thread.message.delta")
+    assert streamed == message["content"][0]["text"]["value"], "the deltas concatenate to the cut text"
