@@ -74,12 +74,12 @@ def charge(
 ) -> dict[str, str]:
     """Count a request (and tokens) in the current window; 429 `RateLimited` when it goes over a limit.
 
-    A refused request is not counted. Returns the `x-ratelimit-*` headers after the charge.
+    A refused request is not counted. The window's row stays locked until the caller's transaction ends, so
+    concurrent requests (and replicas) never both take the last unit. Returns the `x-ratelimit-*` headers.
     """
     start = window_start(now)
-    current = store.window(session, tenant, bucket, start)
-    used_requests = current.requests if current else 0
-    used_tokens = current.tokens if current else 0
+    current = store.lock_window(session, tenant, bucket, start)
+    used_requests, used_tokens = current.requests, current.tokens
     retry_after = start + limits.RATE_LIMIT_WINDOW_SECONDS - now
     if limit.requests and used_requests + requests > limit.requests:
         raise _refusal(
@@ -101,8 +101,10 @@ def charge(
             retry_after,
             headers(limit, used_requests, used_tokens, now),
         )
-    row = store.add_to_window(session, tenant, bucket, start, requests, tokens)
-    return headers(limit, row.requests, row.tokens, now)
+    current.requests += requests
+    current.tokens += tokens
+    session.flush()
+    return headers(limit, current.requests, current.tokens, now)
 
 
 def _refusal(

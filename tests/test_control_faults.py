@@ -3,8 +3,10 @@ latency, stream cuts; the SDK's own retries; listing, clearing and reset."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections import Counter
 
 import httpx
 import pytest
@@ -84,6 +86,17 @@ def test_a_one_shot_fault_fires_once(http: httpx.Client, control: httpx.Client) 
     assert [http.get("/models").status_code for _ in range(3)] == [500, 200, 200]
     [rule] = _listed(control)
     assert (rule["hits"], rule["fired"], rule["times"]) == (1, 1, 1), "a spent rule matches nothing any more"
+
+
+def test_times_holds_under_concurrent_requests(server: RunningServer, api_key: str, control: httpx.Client) -> None:
+    _faults(control, {"match": {"operation": "listModels"}, "effect": {"type": "error", "status": 500}, "times": 3})
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=beta_headers(api_key), timeout=30) as http:
+            return await asyncio.gather(*(http.get("/models") for _ in range(20)))
+
+    assert Counter(response.status_code for response in asyncio.run(burst())) == {500: 3, 200: 17}
+    assert _listed(control)[0]["fired"] == 3
 
 
 def test_a_spent_rule_lets_the_next_rule_match(http: httpx.Client, control: httpx.Client) -> None:

@@ -4,14 +4,17 @@ the emulator clock."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections import Counter
 
 import httpx
 import pytest
 from openai import OpenAI, RateLimitError
 
 from emulator import limits
-from tests.control_helpers import WEATHER, advance, consumed, fresh_window, script
+from tests.control_helpers import WEATHER, advance, beta_headers, consumed, fresh_window, script
+from tests.server import RunningServer
 
 RESET = re.compile(r"^([0-9]+m)?[0-9]+s$")
 
@@ -76,6 +79,18 @@ def test_management_rpm_headers_429_and_window_reset(client: OpenAI, http: httpx
 
     assert control.delete("/rate_limits").json() == {"rate_limits": None}
     assert _ratelimit_headers(http.get("/models")) == {}
+
+
+def test_concurrent_requests_never_exceed_the_limit(server: RunningServer, api_key: str, control: httpx.Client) -> None:
+    fresh_window(control)
+    _limits(control, requests_per_minute=10)
+
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=beta_headers(api_key), timeout=30) as http:
+            return await asyncio.gather(*(http.get("/models") for _ in range(30)))
+
+    statuses = Counter(response.status_code for response in asyncio.run(burst()))
+    assert statuses == {200: 10, 429: 20}
 
 
 def test_the_control_plane_is_not_rate_limited(control: httpx.Client) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from emulator.tables import FaultRuleRow, RateCounterRow, ScriptedTurnRow, TenantSettingsRow
@@ -132,22 +133,21 @@ def save_tenant_settings(session: Session, tenant: str, **fields: Any) -> Tenant
     return row
 
 
-def add_to_window(
-    session: Session, tenant: str, bucket: str, window_start: int, requests: int, tokens: int
-) -> RateCounterRow:
-    """Add to the window's counters (creating it) and return it, inside the caller's write transaction."""
-    row = session.get(RateCounterRow, (tenant, bucket, window_start), with_for_update=True)
-    if row is None:
-        row = RateCounterRow(tenant=tenant, bucket=bucket, window_start=window_start, requests=0, tokens=0)
-        session.add(row)
-    row.requests += requests
-    row.tokens += tokens
-    session.flush()
+def lock_window(session: Session, tenant: str, bucket: str, window_start: int) -> RateCounterRow:
+    """The window's counters, created if absent and locked until the caller's transaction ends.
+
+    Created with INSERT ... ON CONFLICT DO NOTHING, so concurrent first requests of a window (on PostgreSQL)
+    neither collide on the key nor read stale counts: every check-and-add is serialized by the row lock.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(
+        insert(RateCounterRow)
+        .values(tenant=tenant, bucket=bucket, window_start=window_start, requests=0, tokens=0)
+        .on_conflict_do_nothing()
+    )
+    row = session.get(RateCounterRow, (tenant, bucket, window_start), with_for_update=True, populate_existing=True)
+    assert row is not None
     return row
-
-
-def window(session: Session, tenant: str, bucket: str, window_start: int) -> RateCounterRow | None:
-    return session.get(RateCounterRow, (tenant, bucket, window_start))
 
 
 def delete_tenant(session: Session, tenant: str) -> None:
