@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -14,6 +15,9 @@ import httpx
 import pytest
 from openai import OpenAI
 
+from emulator.app import create_app
+from emulator.errors import InvalidRequest
+from emulator.settings import Settings
 from tests.control_helpers import WEATHER, consumed, script
 from tests.extra_server import extra_server
 from tests.server import RunningServer, postgres_database, run_server
@@ -127,13 +131,18 @@ def test_a_yaml_script_file_and_a_restart_does_not_load_it_twice(tmp_path: Path)
 
 
 def test_a_script_file_with_an_unplayable_turn_stops_the_server(tmp_path: Path) -> None:
+    """In process (a subprocess would only add its start-up time): the lifespan refuses the file."""
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"turns": [{"type": "file_search", "query": "q"}]}))
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    with pytest.raises(RuntimeError) as failed, extra_server(data_dir, EMULATOR_SCRIPT=str(path)):
-        pass
-    assert "file_search" in str(failed.value)
+    app = create_app(Settings(data_dir=tmp_path, script=path))
+
+    async def start() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    with pytest.raises(InvalidRequest) as refused:
+        asyncio.run(start())
+    assert refused.value.message.startswith("Invalid 'turns[0].type': scripted 'file_search' turns are not supported")
 
 
 def _session(server: RunningServer) -> dict[str, Any]:
