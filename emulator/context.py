@@ -27,6 +27,8 @@ class Ctx:
     settings: Settings
     ids: IdFactory
     model: Model = field(default_factory=StubModel)
+    include: frozenset[str] = frozenset()
+    """`include[]` of the request: which optional parts of run steps its events and answers show."""
     _now: int | None = field(default=None, repr=False)
 
     @property

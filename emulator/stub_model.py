@@ -11,6 +11,10 @@ The default behaviour, documented in the README:
 - "required": a call to every function named in the last user message (all functions if none is
   named), or only the first of those when `parallel_tool_calls` is false;
 - "auto": like "required" when the last user message names a function, otherwise a text answer.
+- file_search: when the run has the file_search tool and vector stores, and `tool_choice` is "auto",
+  "required" or file_search, the model first searches them for the last user message; the next call answers
+  `According to the files: <first sentence of a chunk>【i:j†filename】 …` citing up to 3 chunks (or
+  `I found nothing relevant in the files.`).
 A text answer is `You said: <last user message>`; with `json_object` it is `{"answer": <that text>}`,
 with `json_schema` a deterministic instance of the schema. Function arguments are deterministic
 instances of each function's JSON Schema (strict mode fills every property). JSON is written as a model
@@ -42,6 +46,23 @@ class ToolResult:
 
 
 @dataclass(frozen=True)
+class RetrievedChunk:
+    """A chunk a file_search call of this run put in the prompt, with the marker that cites it."""
+
+    file_id: str
+    filename: str
+    text: str
+    score: float
+    marker: str
+
+
+@dataclass(frozen=True)
+class Citation:
+    marker: str
+    file_id: str
+
+
+@dataclass(frozen=True)
 class ModelRequest:
     model: str
     instructions: str
@@ -51,6 +72,10 @@ class ModelRequest:
     parallel_tool_calls: bool = True
     response_format: Any = "auto"
     tool_results: tuple[ToolResult, ...] = ()
+    retrieved: tuple[RetrievedChunk, ...] | None = None
+    """The chunks this run's file_search calls found (None: the run has not searched yet)."""
+    can_search: bool = False
+    """The run has the file_search tool and vector stores to search."""
 
     @property
     def last_user_text(self) -> str:
@@ -79,15 +104,33 @@ class ModelTurn:
     """The call ends the run `incomplete` for this reason (its `text`, if any, is left in the message)."""
     chunk_size: int | None = None
     """Characters per streamed message delta; None means one word per delta."""
+    file_search_query: str | None = None
+    """The model searches the run's vector stores (a built-in tool: no `requires_action`)."""
+    citations: tuple[Citation, ...] = ()
+    """Markers in `text` that cite retrieved files; the executor turns them into `file_citation` annotations."""
 
     def __post_init__(self) -> None:
-        kinds = (self.text is not None) + bool(self.function_calls) + (self.error is not None)
+        kinds = (
+            (self.text is not None) + bool(self.function_calls) + (self.error is not None)
+            + (self.file_search_query is not None)
+        )
         if kinds != 1:
-            raise ValueError("a turn is exactly one of: text, function calls, an error")
+            raise ValueError("a turn is exactly one of: text, function calls, a file search, an error")
 
 
 class Model(Protocol):
     def respond(self, request: ModelRequest) -> ModelTurn: ...
+
+
+_MAX_CITED = 3
+_SNIPPET_CHARS = 200
+
+
+def _first_sentence(text: str) -> str:
+    flat = " ".join(text.split())
+    end = re.search(r"[.!?](\s|$)", flat)
+    sentence = flat[: end.end()].strip() if end else flat
+    return sentence[:_SNIPPET_CHARS]
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -105,7 +148,28 @@ class StubModel:
         chosen = self._choose_functions(request)
         if chosen:
             return ModelTurn(function_calls=tuple(self._call(function) for function in chosen))
+        if self._searches(request):
+            return ModelTurn(file_search_query=request.last_user_text)
+        if request.retrieved is not None:
+            return self._answer_from_files(request)
         return ModelTurn(text=self._answer(request))
+
+    @staticmethod
+    def _searches(request: ModelRequest) -> bool:
+        if not request.can_search or request.retrieved is not None or request.tool_choice == "none":
+            return False
+        choice = request.tool_choice
+        return not isinstance(choice, dict) or choice.get("type") == "file_search"
+
+    def _answer_from_files(self, request: ModelRequest) -> ModelTurn:
+        cited = request.retrieved[:_MAX_CITED] if request.retrieved else ()
+        if not cited:
+            return ModelTurn(text=self._format(request, "I found nothing relevant in the files."))
+        parts = [f"{_first_sentence(chunk.text)}{chunk.marker}" for chunk in cited]
+        text = "According to the files: " + " ".join(parts)
+        if isinstance(request.response_format, dict):
+            return ModelTurn(text=self._format(request, text))
+        return ModelTurn(text=text, citations=tuple(Citation(chunk.marker, chunk.file_id) for chunk in cited))
 
     def _choose_functions(self, request: ModelRequest) -> list[dict[str, Any]]:
         choice = request.tool_choice

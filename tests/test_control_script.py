@@ -340,16 +340,9 @@ def test_consumed_turn_shows_the_prompt_after_truncation(client: OpenAI, control
     assert request["prompt_tokens"] == run.usage.prompt_tokens  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize(
-    ("turn", "kind"),
-    [
-        ({"type": "file_search", "query": "q"}, "file_search"),
-        ({"type": "code_interpreter", "code": "1"}, "code_interpreter"),
-    ],
-)
-def test_file_search_and_code_interpreter_turns_are_refused(
-    control: httpx.Client, turn: dict[str, str], kind: str
-) -> None:
+def test_code_interpreter_turns_are_refused(control: httpx.Client) -> None:
+    kind = "code_interpreter"
+    turn = {"type": kind, "code": "1"}
     response = control.post("/script", json={"turns": [{"type": "text", "text": "fine"}, turn]})
     assert response.status_code == 400
     error = response.json()["error"]

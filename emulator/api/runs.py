@@ -35,9 +35,11 @@ def _run_response(request: Request, run: RunRow) -> OpenAIJSON:
     return ok(render_run(run), headers={"openai-poll-after-ms": str(runtime(request).settings.poll_after_ms)})
 
 
-def _stream(request: Request, ctx: Ctx, run: RunRow, opening: list[Event]) -> EventSourceResponse:
+def _stream(
+    request: Request, ctx: Ctx, run: RunRow, opening: list[Event], include: frozenset[str] = frozenset()
+) -> EventSourceResponse:
     return EventSourceResponse(
-        streaming.drive(runtime(request), ctx.tenant, run.id, opening), ping=15, sep="\n",
+        streaming.drive(runtime(request), ctx.tenant, run.id, opening, include), ping=15, sep="\n",
         headers={"openai-poll-after-ms": str(runtime(request).settings.poll_after_ms)},
     )
 
@@ -54,9 +56,9 @@ def create_thread_and_run(
 def create_run(
     request: Request, thread_id: str, body: CreateRun, ctx: WriteCtx, include: Include = None
 ) -> OpenAIJSON | EventSourceResponse:
-    service.parse_include(include)
+    included = service.parse_include(include)
     run, opening = service.create(ctx, thread_id, body, stream=bool(body.stream))
-    return _stream(request, ctx, run, opening) if body.stream else _run_response(request, run)
+    return _stream(request, ctx, run, opening, included) if body.stream else _run_response(request, run)
 
 
 @router.get("/{thread_id}/runs")

@@ -38,8 +38,13 @@ def message(kind: str, row: MessageRow) -> Event:
     return Event(f"thread.message.{kind}", render_message(row))
 
 
-def message_delta(message_id: str, value: str, *, first: bool) -> Event:
-    text: dict[str, Any] = {"value": value, "annotations": []} if first else {"value": value}
+def message_delta(
+    message_id: str, value: str, *, first: bool, annotations: list[dict[str, Any]] | None = None
+) -> Event:
+    """A piece of a message's text; the first piece opens `annotations`, later ones add those they complete."""
+    text: dict[str, Any] = {"value": value}
+    if first or annotations:
+        text["annotations"] = annotations or []
     return Event(
         "thread.message.delta",
         {"id": message_id, "object": "thread.message.delta",

@@ -24,7 +24,7 @@ from typing import Any
 from emulator import model_catalog, ratelimits, tokens
 from emulator.context import Ctx
 from emulator.errors import RateLimited
-from emulator.runs import events, latency
+from emulator.runs import events, file_search, latency
 from emulator.runs.events import Event
 from emulator.runs.prompt import DoesNotFit, assemble
 from emulator.runs.state import EXPIRABLE, RunStatus, StepStatus, is_terminal, step_transition, transition
@@ -190,7 +190,7 @@ def _close_open_work(ctx: Ctx, run: RunRow, step_status: StepStatus, message_rea
         if step.usage is None and turn.get("step_id") == step.id:
             step.usage = turn["usage"]  # its model call's tokens stay counted, on the step as on the run
         _move_step(ctx, step, step_status)
-        produced.append(events.step(step_status.value, step, frozenset()))
+        produced.append(events.step(step_status.value, step, ctx.include))
     return produced
 
 
@@ -218,7 +218,7 @@ def _start(ctx: Ctx, run: RunRow) -> list[Event]:
         if step is not None:
             step.usage = turn["usage"]
             _move_step(ctx, step, StepStatus.COMPLETED)
-            produced.append(events.step("completed", step, frozenset()))
+            produced.append(events.step("completed", step, ctx.include))
         run.pending_turn = None
     return produced
 
@@ -245,7 +245,11 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
     info = model_catalog.info_or_fallback(run.model)
     history = store.thread_history(ctx.session, run.thread_id)
     budget = _prompt_budget(run, info.context_window)
-    prompt = assemble(run, history, _tool_results(ctx, run), encoding=info.encoding, budget=budget)
+    searchable = file_search.store_ids(ctx, run)
+    prompt = assemble(
+        run, history, _tool_results(ctx, run), encoding=info.encoding, budget=budget,
+        retrieved=file_search.retrieved(ctx, run), can_search=bool(searchable),
+    )
     if isinstance(prompt, DoesNotFit):
         return _prompt_does_not_fit(ctx, run, prompt, info.context_window)
     scripted = scripts.pick(ctx, run, prompt.request)
@@ -277,9 +281,25 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
     timing = {"first_token_at": first_token_at,
               "done_at": first_token_at + profile.generation_seconds(completion_tokens),
               "delta_pause": 1 / profile.tokens_per_second if profile.tokens_per_second else 0.0}
+    if turn.file_search_query is not None:
+        return _search_step(ctx, run, turn.file_search_query, usage)
     if text is not None:
-        return _open_message_step(ctx, run, text, truncated, usage, {**timing, "chunk_size": turn.chunk_size})
+        extra = {"chunk_size": turn.chunk_size, "citations": file_search.citations_of(turn.citations)}
+        return _open_message_step(ctx, run, text, truncated, usage, {**timing, **extra})
     return _open_tool_calls_step(ctx, run, turn.function_calls, usage, timing)
+
+
+def _search_step(ctx: Ctx, run: RunRow, query: str, usage: dict[str, int]) -> list[Event]:
+    """A file_search call runs inside the run (no `requires_action`): its step opens and completes at once."""
+    step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+    produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
+    call = file_search.execute(ctx, run, query, ctx.ids.new("call"))
+    step.step_details = {"type": "tool_calls", "tool_calls": [call]}
+    produced.append(events.tool_call_delta(step.id, 0, {"id": call["id"], "type": "file_search", "file_search": {}}))
+    step.usage = usage
+    _move_step(ctx, step, StepStatus.COMPLETED)
+    produced.append(events.step("completed", step, ctx.include))
+    return produced
 
 
 def _charge_model_call(ctx: Ctx, run: RunRow, total_tokens: int) -> str | None:
@@ -298,6 +318,8 @@ def _charge_model_call(ctx: Ctx, run: RunRow, total_tokens: int) -> str | None:
 def _completion_tokens(turn: ModelTurn, encoding: str) -> int:
     if turn.text is not None:
         return tokens.count(turn.text, encoding)
+    if turn.file_search_query is not None:
+        return tokens.count(turn.file_search_query, encoding)
     return sum(tokens.count(call.name + call.arguments, encoding) for call in turn.function_calls)
 
 
@@ -341,7 +363,7 @@ def _open_message_step(
     ctx.session.flush()
     run.pending_turn = {"kind": "text", "text": text, "truncated": truncated, "usage": usage,
                         "message_id": message_id, "step_id": step.id, **timing}
-    return [events.step("created", step, frozenset()), events.step("in_progress", step, frozenset()),
+    return [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include),
             events.message("created", message), events.message("in_progress", message)]
 
 
@@ -356,7 +378,7 @@ def _open_tool_calls_step(
     # As on the hosted API, the step opens with no calls and gains them through its deltas: the SDKs
     # accumulate the deltas onto the opening snapshot, so a call in both would come out doubled.
     step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
-    produced = [events.step("created", step, frozenset()), events.step("in_progress", step, frozenset())]
+    produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
     step.step_details = {"type": "tool_calls", "tool_calls": tool_calls}
     run.pending_turn = {"kind": "tool_calls", "usage": usage, "step_id": step.id, **timing}
     produced += [events.tool_call_delta(step.id, index, call) for index, call in enumerate(tool_calls)]
@@ -370,17 +392,33 @@ def _deliver_text(ctx: Ctx, run: RunRow, turn: dict[str, Any]) -> list[Event]:
     size = turn.get("chunk_size")
     chunks = [text[i : i + size] for i in range(0, len(text), size)] if size else _DELTA_CHUNK.findall(text)
     chunks = chunks or [text]
-    produced = [events.message_delta(message.id, chunk, first=index == 0) for index, chunk in enumerate(chunks)]
-    message.content = [text_part(text)]
+    found = file_search.annotations(text, turn.get("citations") or [])
+    produced = _text_deltas(message.id, chunks, found)
+    message.content = [text_part(text, found)]
     _end_message(ctx, message, incomplete_reason="max_tokens" if turn["truncated"] else None)
     produced.append(events.message(message.status, message))
     step.usage = turn["usage"]
     _move_step(ctx, step, StepStatus.COMPLETED)
-    produced.append(events.step("completed", step, frozenset()))
+    produced.append(events.step("completed", step, ctx.include))
     if turn["truncated"]:
         return [*produced, *_end_incomplete(ctx, run, "max_completion_tokens")]
     _move(ctx, run, RunStatus.COMPLETED)
     return [*produced, events.run_status(run)]
+
+
+def _text_deltas(message_id: str, chunks: list[str], found: list[dict[str, Any]]) -> list[Event]:
+    """One delta per chunk; each annotation rides on the delta in which its marker ends."""
+    produced = []
+    offset = 0
+    for index, chunk in enumerate(chunks):
+        offset += len(chunk)
+        completed = [
+            {"index": number, **annotation}
+            for number, annotation in enumerate(found)
+            if offset - len(chunk) < annotation["end_index"] <= offset
+        ]
+        produced.append(events.message_delta(message_id, chunk, first=index == 0, annotations=completed))
+    return produced
 
 
 def _request_action(ctx: Ctx, run: RunRow) -> list[Event]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator import tokens
-from emulator.stub_model import ModelRequest, PromptMessage, ToolResult
+from emulator.stub_model import ModelRequest, PromptMessage, RetrievedChunk, ToolResult
 from emulator.tables import MessageRow, RunRow
 
 IMAGE_TOKENS = 85
@@ -46,9 +46,19 @@ def _system_text(run: RunRow) -> str:
 
 
 def assemble(
-    run: RunRow, history: Sequence[MessageRow], tool_results: Sequence[ToolResult], *, encoding: str, budget: int
+    run: RunRow,
+    history: Sequence[MessageRow],
+    tool_results: Sequence[ToolResult],
+    *,
+    encoding: str,
+    budget: int,
+    retrieved: Sequence[RetrievedChunk] | None = None,
+    can_search: bool = False,
 ) -> Assembled | DoesNotFit:
-    """The prompt for the next model call of `run`, truncated to `budget` tokens when the strategy allows."""
+    """The prompt for the next model call of `run`, truncated to `budget` tokens when the strategy allows.
+
+    Chunks retrieved by this run's file_search calls are in the prompt as tool messages, marker included.
+    """
     messages = list(history)
     strategy = run.truncation_strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
@@ -64,6 +74,7 @@ def assemble(
         tokens.count_message("tool", f"{result.name}({result.arguments}) -> {result.output}", encoding)
         for result in tool_results
     )
+    fixed += sum(tokens.count_message("tool", f"{chunk.marker} {chunk.text}", encoding) for chunk in retrieved or ())
     total = fixed + sum(costs)
     start = 0
     if strategy.get("type") == "auto":
@@ -82,5 +93,7 @@ def assemble(
         parallel_tool_calls=run.parallel_tool_calls,
         response_format=run.response_format,
         tool_results=tuple(tool_results),
+        retrieved=None if retrieved is None else tuple(retrieved),
+        can_search=can_search,
     )
     return Assembled(request=request, prompt_tokens=total, dropped_messages=start + len(history) - len(messages))

@@ -39,9 +39,12 @@ class _Phase:
     """Seconds between message deltas (the token rate)."""
 
 
-def _phase(runtime: Runtime, tenant: str, run_id: str) -> _Phase:
+def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> _Phase:
     with runtime.db.transaction() as session:
-        ctx = Ctx(session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model)
+        ctx = Ctx(
+            session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
+            include=include,
+        )
         run = store.get_by_id(session, run_id, lock=True)
         if run is None:
             return _Phase([], True, 0.0, 0.0)
@@ -62,21 +65,26 @@ def _release(runtime: Runtime, run_id: str) -> None:
             executor.drop_lease(run)
 
 
-def _fail(runtime: Runtime, tenant: str, run_id: str) -> list[Event]:
+def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> list[Event]:
     with runtime.db.transaction() as session:
-        ctx = Ctx(session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model)
+        ctx = Ctx(
+            session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
+            include=include,
+        )
         run = store.get_by_id(session, run_id, lock=True)
         if run is None or executor.is_resting(run):
             return []
         return executor.fail(ctx, run, "server_error", _SERVER_ERROR)
 
 
-async def drive(runtime: Runtime, tenant: str, run_id: str, opening: Sequence[Event]) -> AsyncIterator[bytes]:
+async def drive(
+    runtime: Runtime, tenant: str, run_id: str, opening: Sequence[Event], include: frozenset[str] = frozenset()
+) -> AsyncIterator[bytes]:
     try:
         for event in opening:
             yield sse.encode(event.name, event.data)
         while True:
-            phase = await run_in_threadpool(_phase, runtime, tenant, run_id)
+            phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include)
             for event in phase.events:
                 if phase.delta_pause and event.name == "thread.message.delta":
                     await anyio.sleep(phase.delta_pause)
@@ -87,7 +95,7 @@ async def drive(runtime: Runtime, tenant: str, run_id: str, opening: Sequence[Ev
                 await anyio.sleep(min(phase.wait, _RECHECK_SECONDS))
     except Exception:
         log.exception("stream of run %s failed", run_id)
-        for event in await run_in_threadpool(_fail, runtime, tenant, run_id):
+        for event in await run_in_threadpool(_fail, runtime, tenant, run_id, include):
             yield sse.encode(event.name, event.data)
         yield sse.encode_error({"error": {"message": _SERVER_ERROR, "type": "server_error", "param": None,
                                           "code": "server_error"}})

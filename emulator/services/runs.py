@@ -13,7 +13,7 @@ from emulator.runs.state import RunStatus, cancel_refusal, tool_outputs_refusal
 from emulator.schemas.common import dump_response_format, dump_tools
 from emulator.schemas.runs import FILE_SEARCH_CONTENT, CreateRun, CreateThreadAndRun, RunOptions, SubmitToolOutputs
 from emulator.schemas.threads import CreateThread
-from emulator.services import messages, threads
+from emulator.services import messages, threads, vector_stores
 from emulator.services.assistants import require_known_model
 from emulator.store import assistants
 from emulator.store import runs as store
@@ -67,6 +67,13 @@ def _release_expired_holder(ctx: Ctx, thread: ThreadRow) -> None:
     ctx.session.refresh(thread)
 
 
+def _require_searchable_stores(ctx: Ctx, thread: ThreadRow, assistant: AssistantRow) -> None:
+    """An expired vector store cannot be used by a run (400), whether the thread's or the assistant's."""
+    for owner in (thread, assistant):
+        ids = (owner.tool_resources.get("file_search") or {}).get("vector_store_ids", [])
+        vector_stores.require_usable(ctx, ids, "tool_resources.file_search.vector_store_ids")
+
+
 def _new_run(ctx: Ctx, thread: ThreadRow, assistant: AssistantRow, body: RunOptions, instructions: str) -> RunRow:
     if body.model is not None:
         require_known_model(ctx, body.model)
@@ -75,6 +82,8 @@ def _new_run(ctx: Ctx, thread: ThreadRow, assistant: AssistantRow, body: RunOpti
         body.tool_choice or "auto"
     )
     _check_tool_choice(tool_choice, tools)
+    if any(tool["type"] == "file_search" for tool in tools):
+        _require_searchable_stores(ctx, thread, assistant)
     truncation = (
         body.truncation_strategy.model_dump() if body.truncation_strategy else {"type": "auto", "last_messages": None}
     )

@@ -30,8 +30,8 @@ GLOBAL_TENANT = "*"
 """Turns loaded at startup (`--script FILE`) play for every tenant (each once), after each tenant's own turns."""
 
 
-PLAYABLE = frozenset({"text", "function_calls", "failure", "incomplete", "delay"})
-"""Turn types the model can play today; file_search and code_interpreter calls need those tools to run."""
+PLAYABLE = frozenset({"text", "function_calls", "failure", "incomplete", "delay", "file_search"})
+"""Turn types the model can play today; code_interpreter calls need that tool to run."""
 
 
 def _require_playable(body: AddTurns) -> None:
@@ -103,6 +103,8 @@ def to_model_turn(spec: dict[str, Any]) -> ModelTurn:
         return ModelTurn(error=(spec["code"], spec["message"]))
     if kind == "incomplete":
         return ModelTurn(text=spec.get("text") or "", incomplete_reason=spec["reason"])
+    if kind == "file_search":
+        return ModelTurn(file_search_query=spec["query"])
     raise ValueError(f"turn type {kind!r} cannot be played by the model")
 
 

@@ -1,0 +1,122 @@
+"""The file_search tool inside runs: which stores a run searches, the search itself, and citations.
+
+A file_search call is a built-in tool: the executor opens a `tool_calls` step, searches the vector stores of
+the thread and the assistant (`tool_resources.file_search.vector_store_ids`), stores the results on the step
+(their `content` is shown only with `include[]`), and the next model call sees the chunks in its prompt. The
+answer cites chunks with markers `【<search>:<result>†<filename>】`; each marker found whole in the final text
+becomes a `file_citation` annotation whose `start_index`..`end_index` is exactly the marker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Final
+
+from emulator.context import Ctx
+from emulator.errors import NotFound
+from emulator.runs.state import StepStatus
+from emulator.search import search_chunks
+from emulator.services import vector_stores
+from emulator.store import assistants as assistant_store
+from emulator.store import runs as store
+from emulator.stub_model import Citation, RetrievedChunk
+from emulator.tables import RunRow, ThreadRow
+
+DEFAULT_MAX_NUM_RESULTS: Final = 20
+RANKER: Final = "default_2024_08_21"
+
+
+def _tool(run: RunRow) -> dict[str, Any] | None:
+    return next((tool for tool in run.tools if tool["type"] == "file_search"), None)
+
+
+def store_ids(ctx: Ctx, run: RunRow) -> list[str]:
+    """The vector stores a run searches: its thread's, then its assistant's (none without the tool)."""
+    if _tool(run) is None:
+        return []
+    ids: list[str] = []
+    thread = ctx.session.get(ThreadRow, run.thread_id)
+    sources = [thread.tool_resources if thread is not None else {}]
+    with contextlib.suppress(NotFound):  # a deleted assistant leaves its runs without its stores
+        sources.append(assistant_store.get(ctx.session, run.tenant, run.assistant_id).tool_resources)
+    for resources in sources:
+        for store_id in (resources.get("file_search") or {}).get("vector_store_ids", []):
+            if store_id not in ids:
+                ids.append(store_id)
+    return ids
+
+
+def execute(ctx: Ctx, run: RunRow, query: str, call_id: str) -> dict[str, Any]:
+    """Search the run's stores for `query`; the step's file_search tool call, results included."""
+    settings = (_tool(run) or {}).get("file_search") or {}
+    ranking = settings.get("ranking_options") or {}
+    threshold = float(ranking.get("score_threshold", 0.0))
+    usable = vector_stores.prepare_for_search(ctx, store_ids(ctx, run))
+    hits = search_chunks(
+        ctx.session,
+        ctx.tenant,
+        usable,
+        query,
+        settings.get("max_num_results") or DEFAULT_MAX_NUM_RESULTS,
+        threshold,
+        None,
+    )
+    results = [
+        {
+            "file_id": hit.file_id,
+            "file_name": hit.filename,
+            "score": hit.score,
+            "content": [{"type": "text", "text": hit.text}],
+        }
+        for hit in hits
+    ]
+    return {
+        "id": call_id,
+        "type": "file_search",
+        "file_search": {"ranking_options": {"ranker": RANKER, "score_threshold": threshold}, "results": results},
+    }
+
+
+def retrieved(ctx: Ctx, run: RunRow) -> list[RetrievedChunk] | None:
+    """Every chunk this run's completed file_search calls found, in order; None if it has not searched."""
+    chunks: list[RetrievedChunk] | None = None
+    search_number = 0
+    for step in store.steps_of(ctx.session, run.id):
+        if step.type != "tool_calls" or step.status != StepStatus.COMPLETED:
+            continue
+        for call in step.step_details["tool_calls"]:
+            if call["type"] != "file_search":
+                continue
+            chunks = chunks or []
+            for index, result in enumerate(call["file_search"].get("results") or []):
+                text = "".join(part["text"] for part in result.get("content") or [])
+                marker = f"【{search_number}:{index}†{result['file_name']}】"
+                chunks.append(RetrievedChunk(result["file_id"], result["file_name"], text, result["score"], marker))
+            search_number += 1
+    return chunks
+
+
+def annotations(text: str, citations: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """`file_citation` annotations for the markers that appear whole in `text`, in order of appearance."""
+    found = []
+    cursor = 0
+    for citation in citations:
+        start = text.find(citation["marker"], cursor)
+        if start < 0:
+            continue
+        end = start + len(citation["marker"])
+        found.append(
+            {
+                "type": "file_citation",
+                "text": citation["marker"],
+                "file_citation": {"file_id": citation["file_id"]},
+                "start_index": start,
+                "end_index": end,
+            }
+        )
+        cursor = end
+    return found
+
+
+def citations_of(turn_citations: tuple[Citation, ...]) -> list[dict[str, str]]:
+    return [{"marker": citation.marker, "file_id": citation.file_id} for citation in turn_citations]
