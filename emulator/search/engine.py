@@ -1,21 +1,21 @@
-"""BM25 top-k over the inverted index, exact, with MaxScore pruning (see `emulator.search` for the contract).
+"""Exact BM25 top-k over the inverted index (see `emulator.search` for the contract).
 
-Terms are taken from the rarest (highest upper bound) down. The chunks holding the "essential" terms are the
-candidates: their partial scores come from full posting lists, and the remaining ("non-essential") terms are
-looked up only in the candidates' files, best candidates first, until no remaining candidate can beat the
-k-th best full score. A chunk holding only non-essential terms scores below the sum of their upper bounds;
-when that sum cannot beat the k-th score either, the search is complete; otherwise the next term becomes
-essential. The result equals scoring every chunk, at a fraction of the reads for queries with a rare term.
+Every chunk of the searched stores gets a dense number (files in `seq` order, chunks in position order). The
+posting lists of the query terms are read in one ordered query and scored with numpy into one array of chunk
+scores, which selects the candidates: the chunks scoring within a relative 1e-9 of the k-th best. Those
+candidates are then scored again, one by one, with `bm25.TermWeight` and `math.fsum` over the terms: the
+reported scores and the order are exactly those of the definition, whatever the order in which a database
+returned rows or numpy added floats. Ties are broken by (file seq, chunk position).
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,10 +23,9 @@ from emulator.search import bm25, filters, terms
 from emulator.store import vector_store_index as index
 from emulator.tables import VectorStoreFileRow, VectorStoreRow
 
-_BLOCK = 64
-"""Candidates completed per round of non-essential look-ups."""
-_SLACK = 1e-9
-"""Bounds are compared with this relative slack, so float rounding never prunes a chunk that could tie."""
+_NEAR = 1e-9
+"""Candidates are the chunks within this relative distance of the k-th approximate score (and of the
+threshold): numpy's sums can differ from the exact ones in the last bits only."""
 
 Key = tuple[int, int]
 """(file seq, chunk position): the tie-break order, the same on every database."""
@@ -49,116 +48,116 @@ def query_terms(query: str | Sequence[str]) -> list[str]:
     return sorted({term for text in texts for term in terms.terms(text)})
 
 
-class _TopK:
-    """The k best (score, key) pairs seen, under the order score desc, key asc."""
+@dataclass
+class _Corpus:
+    """The completed files of the searched stores, laid out densely."""
 
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self._heap: list[tuple[float, tuple[int, int]]] = []  # min-heap on (score, -key)
+    file_seqs: np.ndarray
+    starts: np.ndarray
+    counts: np.ndarray
+    total_length: int
+    offset: dict[int, int]
 
-    def offer(self, score: float, key: Key) -> None:
-        item = (score, (-key[0], -key[1]))
-        if len(self._heap) < self.k:
-            heapq.heappush(self._heap, item)
-        elif item > self._heap[0]:
-            heapq.heapreplace(self._heap, item)
+    @property
+    def n_chunks(self) -> int:
+        return int(self.counts.sum()) if len(self.counts) else 0
 
-    def floor(self) -> float:
-        """The k-th best score so far, or -inf while fewer than k are known."""
-        return self._heap[0][0] if len(self._heap) == self.k else -math.inf
+    def key(self, dense: int) -> Key:
+        slot = int(np.searchsorted(self.starts, dense, side="right")) - 1
+        return int(self.file_seqs[slot]), int(dense - self.starts[slot])
 
 
-def _allowed_files(session: Session, store_ids: Sequence[str], spec: dict[str, Any] | None) -> set[int] | None:
-    if spec is None:
+@dataclass
+class _TermPostings:
+    weight: bm25.TermWeight
+    dense: np.ndarray
+    """Sorted dense chunk numbers holding the term."""
+    tf: np.ndarray
+    length: np.ndarray
+
+    def exact(self, dense: int) -> float | None:
+        at = int(np.searchsorted(self.dense, dense))
+        if at < len(self.dense) and self.dense[at] == dense:
+            return self.weight(int(self.tf[at]), int(self.length[at]))
         return None
+
+
+def _corpus(session: Session, store_ids: Sequence[str]) -> _Corpus:
+    rows = session.execute(
+        select(VectorStoreFileRow.seq, VectorStoreFileRow.chunk_count, VectorStoreFileRow.term_count)
+        .where(VectorStoreFileRow.vector_store_id.in_(store_ids), VectorStoreFileRow.status == "completed")
+        .order_by(VectorStoreFileRow.seq)
+    ).all()
+    file_seqs = np.array([row[0] for row in rows], dtype=np.int64)
+    counts = np.array([row[1] for row in rows], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64) if len(rows) else counts
+    offset = {int(seq): int(start) for seq, start in zip(file_seqs, starts, strict=True)}
+    return _Corpus(file_seqs, starts, counts, sum(int(row[2]) for row in rows), offset)
+
+
+def _allowed_mask(session: Session, corpus: _Corpus, store_ids: Sequence[str], spec: dict[str, Any]) -> np.ndarray:
     rows = session.execute(
         select(VectorStoreFileRow.seq, VectorStoreFileRow.attributes).where(
             VectorStoreFileRow.vector_store_id.in_(store_ids), VectorStoreFileRow.status == "completed"
         )
     )
-    return {seq for seq, attributes in rows if filters.matches(spec, attributes)}
+    allowed = {seq for seq, attributes in rows if filters.matches(spec, attributes)}
+    per_file = np.array([int(seq) in allowed for seq in corpus.file_seqs], dtype=bool)
+    return np.repeat(per_file, corpus.counts)
+
+
+def _read_postings(
+    session: Session, store_seqs: Sequence[int], wanted: Sequence[str], corpus: _Corpus
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per term: dense chunk numbers (sorted), term frequencies and chunk lengths."""
+    grouped: dict[str, tuple[list[bytes], list[int]]] = {}
+    for term, file_seq, blob in index.postings(session, store_seqs, wanted, ordered=True):
+        start = corpus.offset.get(file_seq)
+        if start is None:
+            continue
+        blobs, starts = grouped.setdefault(term, ([], []))
+        blobs.append(blob)
+        starts.append(start)
+    found = {}
+    for term, (blobs, starts) in grouped.items():
+        triples = np.frombuffer(b"".join(blobs), dtype="<u4").reshape(-1, 3)
+        sizes = [len(blob) // 12 for blob in blobs]
+        dense = np.repeat(np.array(starts, dtype=np.int64), sizes) + triples[:, 0]
+        order = np.argsort(dense, kind="stable")
+        found[term] = (dense[order], triples[order, 1], triples[order, 2])
+    return found
 
 
 def _ranked(
-    session: Session,
-    store_seqs: list[int],
-    weights: dict[str, bm25.TermWeight],
+    corpus: _Corpus,
+    postings: dict[str, _TermPostings],
     k: int,
     floor_raw: float,
-    allowed: set[int] | None,
+    allowed: np.ndarray | None,
 ) -> list[tuple[float, Key]]:
-    order = sorted(weights, key=lambda term: (-weights[term].idf, term))
-    bounds = {term: bm25.upper_bound(weights[term].idf) for term in order}
-    contributions: dict[Key, dict[str, float]] = {}
-    complete: set[Key] = set()
-    top = _TopK(k)
-    essential = 0
-    while essential < len(order):
-        term = order[essential]
-        essential += 1
-        weight = weights[term]
-        for _, file_seq, blob in index.postings(session, store_seqs, [term]):
-            if allowed is not None and file_seq not in allowed:
-                continue
-            for position, tf, length in index.unpack(blob):
-                contributions.setdefault((file_seq, position), {})[term] = weight(tf, length)
-        rest = order[essential:]
-        rest_bound = sum(bounds[name] for name in rest)
-        essentials = order[:essential]
-        for key in [key for key in contributions if key not in complete and not rest]:
-            complete.add(key)
-            top.offer(math.fsum(contributions[key].values()), key)
-        if rest:
-            _complete_candidates(
-                session, store_seqs, weights, rest, rest_bound, essentials, contributions, complete, top, floor_raw
-            )
-        bar = max(top.floor(), floor_raw)
-        if rest_bound <= bar * (1 - _SLACK):
-            break
-    scored = [(math.fsum(contributions[key].values()), key) for key in complete]
-    scored = [(score, key) for score, key in scored if score >= floor_raw and score > 0]
-    scored.sort(key=lambda item: (-item[0], item[1]))
-    return scored[:k]
-
-
-def _complete_candidates(
-    session: Session,
-    store_seqs: list[int],
-    weights: dict[str, bm25.TermWeight],
-    rest: list[str],
-    rest_bound: float,
-    essentials: list[str],
-    contributions: dict[Key, dict[str, float]],
-    complete: set[Key],
-    top: _TopK,
-    floor_raw: float,
-) -> None:
-    """Look up the non-essential terms for the best candidates until the rest cannot enter the top k."""
-
-    def partial(key: Key) -> float:
-        found = contributions[key]
-        return sum(found.get(term, 0.0) for term in essentials)
-
-    pending = sorted(
-        ((partial(key), key) for key in contributions if key not in complete), key=lambda item: (-item[0], item[1])
-    )
-    start = 0
-    while start < len(pending):
-        bar = max(top.floor(), floor_raw)
-        if pending[start][0] + rest_bound < bar * (1 - _SLACK):
-            break
-        block = [key for _, key in pending[start : start + _BLOCK]]
-        start += _BLOCK
-        wanted = set(block)
-        for term, file_seq, blob in index.postings(session, store_seqs, rest, {key[0] for key in block}):
-            weight = weights[term]
-            for position, tf, length in index.unpack(blob):
-                key = (file_seq, position)
-                if key in wanted:
-                    contributions[key][term] = weight(tf, length)
-        for key in block:
-            complete.add(key)
-            top.offer(math.fsum(contributions[key].values()), key)
+    scores = np.zeros(corpus.n_chunks, dtype=np.float64)
+    for item in postings.values():
+        tf = item.tf.astype(np.float64)
+        norm = bm25.K1 * (1.0 - bm25.B + bm25.B * item.length.astype(np.float64) / item.weight.avg_length)
+        scores[item.dense] += item.weight.idf * tf * (bm25.K1 + 1.0) / (tf + norm)
+    if allowed is not None:
+        scores[~allowed] = 0.0
+    matching = int(np.count_nonzero(scores))
+    if matching == 0:
+        return []
+    bar = 0.0
+    if matching > k:
+        bar = float(np.partition(scores, len(scores) - k)[len(scores) - k])
+    bar = max(bar, floor_raw) * (1.0 - _NEAR)
+    candidates = np.nonzero((scores >= bar) & (scores > 0))[0]
+    exact = []
+    for dense in candidates.tolist():
+        parts = [value for name in sorted(postings) if (value := postings[name].exact(dense)) is not None]
+        score = math.fsum(parts)
+        if score >= floor_raw:
+            exact.append((score, corpus.key(dense)))
+    exact.sort(key=lambda item: (-item[0], item[1]))
+    return exact[:k]
 
 
 def search_chunks(
@@ -170,44 +169,48 @@ def search_chunks(
     score_threshold: float = 0.0,
     filters: dict[str, Any] | None = None,
 ) -> list[Hit]:
-    stores = [
-        (seq, store_id)
-        for seq, store_id in session.execute(
-            select(VectorStoreRow.seq, VectorStoreRow.id).where(
-                VectorStoreRow.tenant == tenant, VectorStoreRow.id.in_(list(vector_store_ids))
-            )
+    stores = session.execute(
+        select(VectorStoreRow.seq, VectorStoreRow.id).where(
+            VectorStoreRow.tenant == tenant, VectorStoreRow.id.in_(list(vector_store_ids))
         )
-    ]
-    wanted_terms = query_terms(query)
-    if not stores or not wanted_terms:
+    ).all()
+    wanted = query_terms(query)
+    if not stores or not wanted:
         return []
-    store_seqs = sorted(seq for seq, _ in stores)
-    store_ids = sorted(store_id for _, store_id in stores)
-    n_chunks, total_length = index.corpus_size(session, store_ids)
+    store_seqs = sorted(int(row[0]) for row in stores)
+    store_ids = sorted(str(row[1]) for row in stores)
+    corpus = _corpus(session, store_ids)
+    n_chunks = corpus.n_chunks
     if n_chunks == 0:
         return []
-    frequencies = index.document_frequencies(session, store_seqs, wanted_terms)
-    if not frequencies:
+    found = _read_postings(session, store_seqs, wanted, corpus)
+    if not found:
         return []
-    avg_length = total_length / n_chunks
-    weights = {term: bm25.TermWeight(bm25.idf(n_chunks, df), avg_length) for term, df in frequencies.items()}
-    scale = math.fsum(bm25.upper_bound(weight.idf) for weight in weights.values())
-    floor_raw = score_threshold * scale
-    allowed = _allowed_files(session, store_ids, filters)
-    if allowed is not None and not allowed:
-        return []
-    ranked = _ranked(session, store_seqs, weights, max_num_results, floor_raw, allowed)
+    avg_length = corpus.total_length / n_chunks
+    postings = {
+        term: _TermPostings(bm25.TermWeight(bm25.idf(n_chunks, len(dense)), avg_length), dense, tf, length)
+        for term, (dense, tf, length) in found.items()
+    }
+    scale = math.fsum(bm25.upper_bound(item.weight.idf) for item in postings.values())
+    allowed = _allowed_mask(session, corpus, store_ids, filters) if filters is not None else None
+    ranked = _ranked(corpus, postings, max_num_results, score_threshold * scale, allowed)
     return _hits(session, ranked, scale, score_threshold)
 
 
 def _hits(session: Session, ranked: list[tuple[float, Key]], scale: float, score_threshold: float) -> list[Hit]:
     if not ranked:
         return []
-    chunk_rows = index.chunks(session, [key for _, key in ranked])
-    file_rows = {
-        row.seq: row
-        for row in session.scalars(
-            select(VectorStoreFileRow).where(VectorStoreFileRow.seq.in_(sorted({key[0] for _, key in ranked})))
+    texts = index.chunk_texts(session, [key for _, key in ranked])
+    files = {
+        row[0]: row
+        for row in session.execute(
+            select(
+                VectorStoreFileRow.seq,
+                VectorStoreFileRow.vector_store_id,
+                VectorStoreFileRow.id,
+                VectorStoreFileRow.filename,
+                VectorStoreFileRow.attributes,
+            ).where(VectorStoreFileRow.seq.in_(sorted({key[0] for _, key in ranked})))
         )
     }
     hits = []
@@ -215,17 +218,6 @@ def _hits(session: Session, ranked: list[tuple[float, Key]], scale: float, score
         score = min(1.0, raw / scale)
         if score < score_threshold:
             continue
-        chunk, file = chunk_rows[key], file_rows[key[0]]
-        hits.append(
-            Hit(
-                vector_store_id=file.vector_store_id,
-                file_id=file.id,
-                filename=file.filename,
-                attributes=file.attributes or {},
-                score=score,
-                text=chunk.text,
-                tokens=chunk.tokens,
-                position=chunk.position,
-            )
-        )
+        (text, tokens), (_, store_id, file_id, filename, attributes) = texts[key], files[key[0]]
+        hits.append(Hit(store_id, file_id, filename, attributes or {}, score, text, tokens, key[1]))
     return hits

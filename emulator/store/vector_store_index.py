@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, select, tuple_
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from emulator.tables import VectorStoreChunkRow, VectorStoreFileRow, VectorStorePostingRow
@@ -33,9 +33,11 @@ class IndexedChunk:
 
 
 def pack(triples: Iterable[tuple[int, int, int]]) -> bytes:
-    values = array(_UINT32)
-    for triple in triples:
-        values.extend(triple)
+    return _pack_flat([value for triple in triples for value in triple])
+
+
+def _pack_flat(flat: list[int]) -> bytes:
+    values = array(_UINT32, flat)
     if _BIG_ENDIAN:
         values.byteswap()
     return values.tobytes()
@@ -58,37 +60,36 @@ def write_file(session: Session, *, store_seq: int, file_seq: int, chunks: Seque
     """Store a file's chunks and add them to its store's index (one bulk insert each)."""
     if not chunks:
         return
-    session.execute(
-        insert(VectorStoreChunkRow),
-        [
-            {
-                "file_seq": file_seq,
-                "position": position,
-                "text": chunk.text,
-                "tokens": chunk.tokens,
-                "length": chunk.length,
-            }
-            for position, chunk in enumerate(chunks)
-        ],
+    _insert_many(
+        session,
+        VectorStoreChunkRow.__tablename__,
+        ("file_seq", "position", "text", "tokens", "length"),
+        [(file_seq, position, chunk.text, chunk.tokens, chunk.length) for position, chunk in enumerate(chunks)],
     )
-    by_term: dict[str, list[tuple[int, int, int]]] = {}
+    by_term: dict[str, list[int]] = {}
     for position, chunk in enumerate(chunks):
         for term, tf in chunk.term_counts.items():
-            by_term.setdefault(term, []).append((position, tf, chunk.length))
+            flat = by_term.get(term)
+            if flat is None:
+                by_term[term] = [position, tf, chunk.length]
+            else:
+                flat += (position, tf, chunk.length)
     if by_term:
-        session.execute(
-            insert(VectorStorePostingRow),
-            [
-                {
-                    "store_seq": store_seq,
-                    "term": term,
-                    "file_seq": file_seq,
-                    "df": len(triples),
-                    "postings": pack(triples),
-                }
-                for term, triples in sorted(by_term.items())
-            ],
+        _insert_many(
+            session,
+            VectorStorePostingRow.__tablename__,
+            ("store_seq", "term", "file_seq", "df", "postings"),
+            [(store_seq, term, file_seq, len(flat) // 3, _pack_flat(flat)) for term, flat in sorted(by_term.items())],
         )
+
+
+def _insert_many(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """One DB-API `executemany` (the index writes tens of thousands of rows per file; ORM or Core bulk inserts
+    spend most of their time building parameters)."""
+    connection = session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    connection.exec_driver_sql(sql, rows)
 
 
 def remove_files(session: Session, file_seqs: Sequence[int]) -> None:
@@ -103,62 +104,39 @@ def remove_store(session: Session, store_seq: int) -> None:
     session.execute(delete(VectorStoreChunkRow).where(VectorStoreChunkRow.file_seq.in_(files)))
 
 
-def corpus_size(session: Session, store_ids: Sequence[str]) -> tuple[int, int]:
-    """(number of chunks, total length in terms) of the completed files of the stores."""
-    row = session.execute(
-        select(
-            func.coalesce(func.sum(VectorStoreFileRow.chunk_count), 0),
-            func.coalesce(func.sum(VectorStoreFileRow.term_count), 0),
-        ).where(VectorStoreFileRow.vector_store_id.in_(store_ids), VectorStoreFileRow.status == "completed")
-    ).one()
-    return int(row[0]), int(row[1])
-
-
-def document_frequencies(session: Session, store_seqs: Sequence[int], terms: Sequence[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for batch in _batches(sorted(terms)):
-        rows = session.execute(
-            select(VectorStorePostingRow.term, func.sum(VectorStorePostingRow.df))
-            .where(VectorStorePostingRow.store_seq.in_(store_seqs), VectorStorePostingRow.term.in_(batch))
-            .group_by(VectorStorePostingRow.term)
-        )
-        found.update({term: int(df) for term, df in rows})
-    return found
-
-
 def postings(
-    session: Session, store_seqs: Sequence[int], terms: Sequence[str], file_seqs: Sequence[int] | None = None
+    session: Session, store_seqs: Sequence[int], terms: Sequence[str], *, ordered: bool = False
 ) -> Iterator[tuple[str, int, bytes]]:
-    """`(term, file_seq, blob)` for the terms in the stores, optionally only in the given files."""
+    """`(term, file_seq, blob)` for the terms in the stores (ordered by term, then file, if asked)."""
     query = select(VectorStorePostingRow.term, VectorStorePostingRow.file_seq, VectorStorePostingRow.postings).where(
-        VectorStorePostingRow.store_seq.in_(store_seqs), VectorStorePostingRow.term.in_(list(terms))
+        VectorStorePostingRow.store_seq.in_(list(store_seqs)), VectorStorePostingRow.term.in_(list(terms))
     )
-    if file_seqs is None:
-        yield from session.execute(query)
-        return
-    for batch in _batches(sorted(file_seqs)):
-        yield from session.execute(query.where(VectorStorePostingRow.file_seq.in_(batch)))
+    if ordered:
+        query = query.order_by(VectorStorePostingRow.term, VectorStorePostingRow.file_seq)
+    for term, file_seq, blob in session.execute(query):
+        yield term, file_seq, bytes(blob)
 
 
-def chunks(session: Session, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], VectorStoreChunkRow]:
-    """The chunk rows for `(file_seq, position)` keys."""
-    found: dict[tuple[int, int], VectorStoreChunkRow] = {}
-    for start in range(0, len(keys), _IN_BATCH):
-        batch = list(keys[start : start + _IN_BATCH])
-        rows = session.scalars(
-            select(VectorStoreChunkRow).where(
-                tuple_(VectorStoreChunkRow.file_seq, VectorStoreChunkRow.position).in_(batch)
+def chunk_texts(session: Session, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[str, int]]:
+    """`(text, tokens)` of the chunks at `(file_seq, position)` keys (the few dozen results of one search)."""
+    found: dict[tuple[int, int], tuple[str, int]] = {}
+    wanted = sorted(set(keys))
+    for start in range(0, len(wanted), 100):
+        batch = wanted[start : start + 100]
+        rows = session.execute(
+            select(
+                VectorStoreChunkRow.file_seq,
+                VectorStoreChunkRow.position,
+                VectorStoreChunkRow.text,
+                VectorStoreChunkRow.tokens,
+            ).where(
+                or_(
+                    *(
+                        and_(VectorStoreChunkRow.file_seq == file_seq, VectorStoreChunkRow.position == position)
+                        for file_seq, position in batch
+                    )
+                )
             )
         )
-        found.update({(row.file_seq, row.position): row for row in rows})
+        found.update({(file_seq, position): (text, tokens) for file_seq, position, text, tokens in rows})
     return found
-
-
-def file_text(session: Session, file_seq: int) -> list[VectorStoreChunkRow]:
-    return list(
-        session.scalars(
-            select(VectorStoreChunkRow)
-            .where(VectorStoreChunkRow.file_seq == file_seq)
-            .order_by(VectorStoreChunkRow.position)
-        )
-    )
