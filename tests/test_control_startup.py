@@ -133,7 +133,7 @@ def test_a_yaml_script_file_and_a_restart_does_not_load_it_twice(tmp_path: Path)
 def test_a_script_file_with_an_unplayable_turn_stops_the_server(tmp_path: Path) -> None:
     """In process (a subprocess would only add its start-up time): the lifespan refuses the file."""
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"turns": [{"type": "file_search", "query": "q"}]}))
+    path.write_text(json.dumps({"turns": [{"type": "code_interpreter", "code": "print(1)"}]}))
     app = create_app(Settings(data_dir=tmp_path, script=path))
 
     async def start() -> None:
@@ -142,7 +142,9 @@ def test_a_script_file_with_an_unplayable_turn_stops_the_server(tmp_path: Path) 
 
     with pytest.raises(InvalidRequest) as refused:
         asyncio.run(start())
-    assert refused.value.message.startswith("Invalid 'turns[0].type': scripted 'file_search' turns are not supported")
+    assert refused.value.message.startswith(
+        "Invalid 'turns[0].type': scripted 'code_interpreter' turns are not supported"
+    )
 
 
 def _session(server: RunningServer) -> dict[str, Any]:
