@@ -55,39 +55,6 @@ def _ask(client: OpenAI, assistant_id: str, text: str) -> tuple[str, Any]:
     return run.status, run
 
 
-def test_a_json_script_file_plays_for_every_tenant_after_its_own_turns(tmp_path: Path) -> None:
-    path = tmp_path / "turns.json"
-    path.write_text(json.dumps({"turns": SCRIPT_TURNS}))
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    with extra_server(data_dir, EMULATOR_SCRIPT=str(path)) as server:
-        client, control = _tenant(server)
-        assistant_id = client.beta.assistants.create(model="gpt-5.5", tools=[WEATHER]).id
-        script(control, {"type": "text", "text": "My own turn."})
-        assert _ask(client, assistant_id, "a")[0] == "My own turn.", "the tenant's own turns come first"
-        assert _ask(client, assistant_id, "b")[0] == "From the file, first."
-        status, run = _ask(client, assistant_id, "c")
-        assert status == "requires_action"
-        [call] = run.required_action.submit_tool_outputs.tool_calls
-        assert (call.function.name, call.function.arguments) == ("get_weather", '{"city":"Lima"}')
-        client.beta.threads.runs.cancel(run_id=run.id, thread_id=run.thread_id)
-        assert _ask(client, assistant_id, "no question")[0] == "You said: no question", "the match still applies"
-        assert _ask(client, assistant_id, "a question?")[0] == "Only for questions."
-        assert _ask(client, assistant_id, "again?")[0] == "You said: again?", "the file's turns play once"
-        played = consumed(control)
-        assert [turn["turn"]["type"] for turn in played] == ["text", "text", "function_calls", "text"]
-        assert all(turn["run_id"].startswith("run_") and turn["request"] for turn in played)
-
-        # Another tenant gets the file's turns too, from the beginning: tenants never share a queue.
-        other, other_control = _tenant(server)
-        other_assistant = other.beta.assistants.create(model="gpt-5.5").id
-        assert _ask(other, other_assistant, "hello")[0] == "From the file, first."
-        assert [turn["turn"]["text"] for turn in consumed(other_control)] == ["From the file, first."]
-        assert len(consumed(control)) == 4, "one tenant's playback is invisible to another"
-        control.close()
-        other_control.close()
-
-
 @contextmanager
 def _database() -> Iterator[str | None]:
     """One database for two servers in turn: a fresh PostgreSQL one, or None (SQLite in the data dir)."""
@@ -99,33 +66,48 @@ def _database() -> Iterator[str | None]:
         yield None
 
 
-def test_a_yaml_script_file_and_a_restart_does_not_load_it_twice(tmp_path: Path) -> None:
-    path = tmp_path / "turns.yaml"
-    path.write_text(YAML_SCRIPT)
+def test_a_json_script_file_plays_for_every_tenant_after_its_own_turns(tmp_path: Path) -> None:
+    path = tmp_path / "turns.json"
+    path.write_text(json.dumps({"turns": SCRIPT_TURNS}))
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     key = f"sk-test-{uuid.uuid4().hex}"
     with _database() as database_url:
         with run_server(data_dir, database_url, EMULATOR_SCRIPT=str(path)) as server:
             client, control = _tenant(server, key)
-            assistant_id = client.beta.assistants.create(model="gpt-5.5").id
-            thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
-            with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant_id) as stream:
-                pieces = [e.data.delta.content[0].text.value for e in stream if e.event == "thread.message.delta"]  # type: ignore[union-attr]
-            assert pieces == ["Fr", "om", " Y", "AM", "L."]
-            status, run = _ask(client, assistant_id, "x")
-            assert status == "failed"
-            assert (run.last_error.code, run.last_error.message) == ("invalid_prompt", "Flagged by the YAML script.")
-            assert _ask(client, assistant_id, "y")[0] == "You said: y"
+            assistant_id = client.beta.assistants.create(model="gpt-5.5", tools=[WEATHER]).id
+            script(control, {"type": "text", "text": "My own turn."})
+            assert _ask(client, assistant_id, "a")[0] == "My own turn.", "the tenant's own turns come first"
+            assert _ask(client, assistant_id, "b")[0] == "From the file, first."
+            status, run = _ask(client, assistant_id, "c")
+            assert status == "requires_action"
+            [call] = run.required_action.submit_tool_outputs.tool_calls
+            assert (call.function.name, call.function.arguments) == ("get_weather", '{"city":"Lima"}')
+            client.beta.threads.runs.cancel(run_id=run.id, thread_id=run.thread_id)
+            assert _ask(client, assistant_id, "no question")[0] == "You said: no question", "the match applies"
+            assert _ask(client, assistant_id, "a question?")[0] == "Only for questions."
+            assert _ask(client, assistant_id, "again?")[0] == "You said: again?", "the file's turns play once"
+            played = consumed(control)
+            assert [turn["turn"]["type"] for turn in played] == ["text", "text", "function_calls", "text"]
+            assert all(turn["run_id"].startswith("run_") and turn["request"] for turn in played)
+
+            # Another tenant gets the file's turns too, from the beginning: tenants never share a queue.
+            other, other_control = _tenant(server)
+            other_assistant = other.beta.assistants.create(model="gpt-5.5").id
+            assert _ask(other, other_assistant, "hello")[0] == "From the file, first."
+            assert [turn["turn"]["text"] for turn in consumed(other_control)] == ["From the file, first."]
+            assert len(consumed(control)) == 4, "one tenant's playback is invisible to another"
             control.close()
+            other_control.close()
+
         # A restart (or a second replica) over the same database loads the same file again: nothing is added.
         with run_server(data_dir, database_url, EMULATOR_SCRIPT=str(path)) as server:
             client, control = _tenant(server, key)
-            assert _ask(client, assistant_id, "z")[0] == "You said: z"
-            assert len(consumed(control)) == 2
+            assert _ask(client, assistant_id, "later?")[0] == "You said: later?"
+            assert len(consumed(control)) == 4
             newcomer, newcomer_control = _tenant(server)
             newcomer_assistant = newcomer.beta.assistants.create(model="gpt-5.5").id
-            assert _ask(newcomer, newcomer_assistant, "hi")[0] == "From YAML."
+            assert _ask(newcomer, newcomer_assistant, "hi")[0] == "From the file, first."
             control.close()
             newcomer_control.close()
 
@@ -151,6 +133,12 @@ def _session(server: RunningServer) -> dict[str, Any]:
     """A fixed request sequence; returns every id and output it produced."""
     client = OpenAI(base_url=server.base_url, api_key="sk-same-key", max_retries=0)
     assistant = client.beta.assistants.create(model="gpt-5.5", tools=[WEATHER], instructions="Be brief.")
+    # The YAML script's two turns: a text streamed in chunks of 2 characters, then a failure.
+    first = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    with client.beta.threads.runs.stream(thread_id=first.id, assistant_id=assistant.id) as stream:
+        pieces = [e.data.delta.content[0].text.value for e in stream if e.event == "thread.message.delta"]  # type: ignore[union-attr]
+    status, failed = _ask(client, assistant.id, "x")
+    assert status == "failed"
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Please get weather for Paris."}])
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     [call] = run.required_action.submit_tool_outputs.tool_calls  # type: ignore[union-attr]
@@ -164,6 +152,7 @@ def _session(server: RunningServer) -> dict[str, Any]:
     )
     stream_events = [(event.event, getattr(event.data, "id", None)) for event in streamed]
     return {
+        "scripted": (pieces, failed.last_error.code, failed.last_error.message, failed.id),
         "ids": [assistant.id, thread.id, run.id, call.id, *(m.id for m in messages), *(s.id for s in steps)],
         "call": (call.function.name, call.function.arguments),
         "texts": [m.content[0].text.value for m in messages],  # type: ignore[union-attr]
@@ -172,15 +161,20 @@ def _session(server: RunningServer) -> dict[str, Any]:
     }
 
 
-def test_the_same_seed_gives_the_same_ids_and_outputs(tmp_path: Path) -> None:
+def test_the_same_seed_and_a_yaml_script_give_the_same_ids_and_outputs(tmp_path: Path) -> None:
+    path = tmp_path / "turns.yaml"
+    path.write_text(YAML_SCRIPT)
     outcomes = []
     for attempt in range(2):
         data_dir = tmp_path / f"seeded-{attempt}"
         data_dir.mkdir()
-        with extra_server(data_dir, EMULATOR_SEED="42") as server:
+        with extra_server(data_dir, EMULATOR_SEED="42", EMULATOR_SCRIPT=str(path)) as server:
             outcomes.append(_session(server))
     first, second = outcomes
     assert first == second
+    pieces, code, message, _failed_run = first["scripted"]
+    assert pieces == ["Fr", "om", " Y", "AM", "L."]
+    assert (code, message) == ("invalid_prompt", "Flagged by the YAML script.")
     assert first["ids"][0].startswith("asst_") and len(set(first["ids"])) == len(first["ids"])
     assert first["texts"][-1] == "Based on the tool results: get_weather returned sunny."
     assert first["stream"][-1] == ("thread.run.completed", first["stream"][-1][1])
