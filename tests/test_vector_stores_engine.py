@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from emulator import migrate
+from emulator import limits, migrate
 from emulator.db import Database
 from emulator.ingest import parsers
 from emulator.search import bm25, filters, search_chunks, terms
@@ -223,3 +224,39 @@ def test_text_encodings_and_pptx() -> None:
     deck.save(buffer)
     text = parsers.extract_text("deck.pptx", buffer.getvalue())
     assert "Quarterly pangolin review" in text and "Scales are keratin" in text
+
+
+def test_a_store_holds_at_most_10000_files(session: Session) -> None:
+    from emulator.context import Ctx
+    from emulator.errors import InvalidRequest
+    from emulator.ids import IdFactory
+    from emulator.services import vector_store_ingest
+    from emulator.settings import Settings
+
+    store = add_store(session, "vs_full")
+    full = [
+        {
+            "id": f"file-{i}",
+            "tenant": TENANT,
+            "vector_store_id": store.id,
+            "store_seq": store.seq,
+            "created_at": 0,
+            "status": "in_progress",
+            "chunking_strategy": {},
+            "attributes": {},
+            "filename": "f",
+            "usage_bytes": 0,
+            "chunk_count": 0,
+            "term_count": 0,
+            "observations": 0,
+        }
+        for i in range(limits.VECTOR_STORE_MAX_FILES)
+    ]
+    session.execute(insert(VectorStoreFileRow), full)
+    ctx = Ctx(session=session, tenant=TENANT, settings=Settings(), ids=IdFactory(1))
+    vector_store_ingest.require_room(ctx, store, ["file-0", "file-9999"])  # re-attaching takes no room
+    with pytest.raises(InvalidRequest) as refused:
+        vector_store_ingest.require_room(ctx, store, ["file-0", "file-new"])
+    assert refused.value.message == (
+        "Vector store vs_full can hold at most 10000 files; it has 10000 and this request adds 1."
+    )
