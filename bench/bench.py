@@ -453,8 +453,8 @@ async def _hold_streams(port: int, request: bytes, n: int, hold_s: float, pid: i
     while time.monotonic() < hold_end:
         await asyncio.sleep(0.5)
         rss_open = max(rss_open, read_rss_kb(pid))
-    opened_at_end, failed_at_end = opened, failed
-    release.set()
+    opened_at_end, failed_at_end, samples_at_end = opened, failed, samples[:3]
+    release.set()  # streams still connecting now fail as they are closed: not counted
     for writer in writers:
         writer.close()
     await asyncio.wait(tasks, timeout=30)
@@ -462,7 +462,8 @@ async def _hold_streams(port: int, request: bytes, n: int, hold_s: float, pid: i
         task.cancel()
     return {"n": n, "opened": opened_at_end, "failed": failed_at_end, "open_seconds": open_seconds,
             "rss_before_kb": rss_before,
-            "rss_open_kb": rss_open, "error_samples": samples[:3]}
+            "rss_open_kb": rss_open, "error_samples": samples_at_end,
+            "not_open_in_time": n - opened_at_end - failed_at_end}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -684,8 +685,8 @@ def verdict(ok: bool) -> str:
 def print_streams(streams: dict) -> None:
     for label, st in streams.items():
         print(f"{label}: {st['opened']}/{st['n']} streams open after {st['open_seconds']:.1f} s ({st['failed']} "
-              f"failed); server RSS {st['rss_before_kb'] / 1024:.1f} MB before, peak {st['rss_open_kb'] / 1024:.1f} "
-              "MB with them open")
+              f"failed, {st['not_open_in_time']} not open in time); server RSS {st['rss_before_kb'] / 1024:.1f} MB "
+              f"before, peak {st['rss_open_kb'] / 1024:.1f} MB with them open")
         for sample in st["error_samples"]:
             print(f"    e.g. {sample[:150]}")
     emu = streams.get("emulator")
