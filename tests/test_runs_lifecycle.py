@@ -103,6 +103,19 @@ def test_one_active_run_per_thread(client: OpenAI) -> None:
 RACERS = 12
 
 
+def test_a_message_right_after_a_run_is_refused_until_the_run_is_read(client: OpenAI) -> None:
+    """Adding a message does not move the thread's run: as on the hosted API, an unfinished run blocks it."""
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    with pytest.raises(BadRequestError) as refused:
+        client.beta.threads.messages.create(thread.id, role="user", content="too soon")
+    assert refused.value.message == f"Can't add messages to {thread.id} while a run {run.id} is active."
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "completed"
+    added = client.beta.threads.messages.create(thread.id, role="user", content="now")
+    assert added.content[0].text.value == "now"  # type: ignore[union-attr]
+
+
 def test_racing_clients_start_exactly_one_run(client: OpenAI, server: RunningServer, api_key: str) -> None:
     assistant = client.beta.assistants.create(model="gpt-4o")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/threads/{thread_id}/messages", dependencies=[Beta
 @router.post("")
 def create_message(thread_id: str, body: CreateMessage, ctx: WriteCtx) -> OpenAIJSON:
     thread = get_live(ctx, thread_id, lock=True)
-    runs.observe_active(ctx, thread)
+    runs.release_expired_holder(ctx, thread)
     return ok(render_message(service.create(ctx, thread, body)))
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Final
 
+from sqlalchemy import select
+
 from emulator.context import Ctx
 from emulator.errors import NotFound
 from emulator.runs.state import StepStatus
@@ -35,7 +37,7 @@ def store_ids(ctx: Ctx, run: RunRow) -> list[str]:
     if _tool(run) is None:
         return []
     ids: list[str] = []
-    thread = ctx.session.get(ThreadRow, run.thread_id)
+    thread = ctx.session.scalar(select(ThreadRow).where(ThreadRow.id == run.thread_id))
     sources = [thread.tool_resources if thread is not None else {}]
     with contextlib.suppress(NotFound):  # a deleted assistant leaves its runs without its stores
         sources.append(assistant_store.get(ctx.session, run.tenant, run.assistant_id).tool_resources)

@@ -55,7 +55,7 @@ def _check_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> None:
         )
 
 
-def _release_expired_holder(ctx: Ctx, thread: ThreadRow) -> None:
+def release_expired_holder(ctx: Ctx, thread: ThreadRow) -> None:
     """A run that expired unobserved still holds its thread; looking at it frees the thread."""
     if thread.active_run_id is None:
         return
@@ -103,7 +103,7 @@ def _new_run(ctx: Ctx, thread: ThreadRow, assistant: AssistantRow, body: RunOpti
         response_format=response_format or "auto", reasoning_effort=getattr(body, "reasoning_effort", None),
         expires_at=ctx.now + limits.RUN_EXPIRY_SECONDS, observations=0, prompt_tokens=0, completion_tokens=0,
     )
-    _release_expired_holder(ctx, thread)
+    release_expired_holder(ctx, thread)
     if not store.claim_thread(ctx.session, thread.id, run.id):
         raise InvalidRequest(f"Thread {thread.id} already has an active run {thread.active_run_id}.")
     return run
