@@ -110,7 +110,7 @@ def test_a_message_right_after_a_run_is_refused_until_the_run_is_read(client: Op
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     with pytest.raises(BadRequestError) as refused:
         client.beta.threads.messages.create(thread.id, role="user", content="too soon")
-    assert refused.value.message == f"Can't add messages to {thread.id} while a run {run.id} is active."
+    assert refused.value.body["message"] == f"Can't add messages to {thread.id} while a run {run.id} is active."  # type: ignore[index]
     assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "completed"
     added = client.beta.threads.messages.create(thread.id, role="user", content="now")
     assert added.content[0].text.value == "now"  # type: ignore[union-attr]
