@@ -11,12 +11,15 @@ from typing import Any, Final
 
 from sqlalchemy import select
 
-from emulator import model_catalog
+from emulator import limits, model_catalog
 from emulator.context import Ctx
-from emulator.tables import RunRow
+from emulator.store import vector_stores as vector_store_store
+from emulator.tables import RunRow, VectorStoreRow
 
 CODE_INTERPRETER_SESSION_USD: Final = 0.03
 _UNGROUPED = "(none)"
+_SECONDS_PER_DAY = 86_400
+_BYTES_PER_GB = 1_000_000_000
 
 
 def _cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
@@ -43,6 +46,30 @@ def _totals(rows: list[RunRow]) -> dict[str, Any]:
     }
 
 
+def _storage(ctx: Ctx, start: int | None, end: int | None) -> dict[str, Any]:
+    """Vector-store GB-days in the range and their price (1 GB free per day, then $0.10 per GB-day).
+
+    Sizes are not kept over time: each live store counts its current `usage_bytes` for the part of the range
+    between its creation and now (or its expiry); a deleted store no longer counts.
+    """
+    stores = list(ctx.session.scalars(select(VectorStoreRow).where(VectorStoreRow.tenant == ctx.tenant)))
+    usage = vector_store_store.counts_and_usage(ctx.session, [row.id for row in stores])
+    range_end = min(end, ctx.now) if end is not None else ctx.now
+    range_start = start if start is not None else min((row.created_at for row in stores), default=range_end)
+    gb_days = 0.0
+    for row in stores:
+        alive_from = max(row.created_at, range_start)
+        alive_to = min(row.expired_at or range_end, range_end)
+        if alive_to > alive_from:
+            gb_days += usage[row.id][1] / _BYTES_PER_GB * (alive_to - alive_from) / _SECONDS_PER_DAY
+    free_gb_days = limits.VECTOR_STORE_FREE_BYTES / _BYTES_PER_GB * max(range_end - range_start, 0) / _SECONDS_PER_DAY
+    billable = max(0.0, gb_days - free_gb_days)
+    return {
+        "vector_store_gb_days": round(gb_days, 9),
+        "vector_store_cost_usd": round(billable * limits.VECTOR_STORE_USD_PER_GB_DAY, 6),
+    }
+
+
 def report(ctx: Ctx, *, start: int | None, end: int | None, group_by: str | None) -> dict[str, Any]:
     query = select(RunRow).where(RunRow.tenant == ctx.tenant)
     if start is not None:
@@ -50,13 +77,17 @@ def report(ctx: Ctx, *, start: int | None, end: int | None, group_by: str | None
     if end is not None:
         query = query.where(RunRow.created_at < end)
     rows = list(ctx.session.scalars(query.order_by(RunRow.seq)))
+    totals = _totals(rows)
+    storage = _storage(ctx, start, end)
     body: dict[str, Any] = {
         "object": "emulator.usage",
         "start": start,
         "end": end,
-        **_totals(rows),
+        **totals,
         "code_interpreter_sessions": 0,
         "code_interpreter_cost_usd": 0.0,
+        **storage,
+        "total_cost_usd": round(totals["cost_usd"] + storage["vector_store_cost_usd"], 6),
     }
     if group_by is not None:
         key = group_by.removeprefix("metadata.")
