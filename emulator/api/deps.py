@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
+import anyio
 from fastapi import Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from emulator import limits
 from emulator.context import Ctx, tenant_of
@@ -32,7 +34,7 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def api_key(request: Request) -> str:
+async def api_key(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip()
@@ -49,11 +51,11 @@ def api_key(request: Request) -> str:
     return key
 
 
-def tenant(key: Annotated[str, Depends(api_key)]) -> str:
+async def tenant(key: Annotated[str, Depends(api_key)]) -> str:
     return tenant_of(key)
 
 
-def require_assistants_beta(request: Request, _key: Annotated[str, Depends(api_key)]) -> None:
+async def require_assistants_beta(request: Request, _key: Annotated[str, Depends(api_key)]) -> None:
     """The beta header is checked after the key, as the real API does: no key is a 401 whatever the headers."""
     values = [part.strip() for part in request.headers.get("openai-beta", "").split(",")]
     if "assistants=v2" in values:
@@ -63,18 +65,30 @@ def require_assistants_beta(request: Request, _key: Annotated[str, Depends(api_k
     raise InvalidRequest(_BETA_MISSING, param=None, code="invalid_beta")
 
 
-def _unit_of_work(request: Request, tenant_id: str, *, write: bool) -> Iterator[Ctx]:
+async def _unit_of_work(request: Request, tenant_id: str, *, write: bool) -> AsyncIterator[Ctx]:
+    """The request's transaction: opened without I/O, ended (commit on success) in one shielded thread hop, so
+    that neither an error nor a client that hangs up can leave it open."""
     rt = runtime(request)
-    with rt.db.transaction(write=write) as session:
-        yield Ctx(session=session, tenant=tenant_id, settings=rt.settings, ids=rt.ids, model=rt.model)
+    session = rt.db.session(write=write)
+    ctx = Ctx(session=session, tenant=tenant_id, settings=rt.settings, ids=rt.ids, model=rt.model)
+    try:
+        yield ctx
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(rt.db.finish, session, commit=False)
+        raise
+    with anyio.CancelScope(shield=True):
+        await run_in_threadpool(rt.db.finish, session, commit=True)
 
 
-def write_ctx(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> Iterator[Ctx]:
-    yield from _unit_of_work(request, tenant_id, write=True)
+async def write_ctx(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> AsyncIterator[Ctx]:
+    async for ctx in _unit_of_work(request, tenant_id, write=True):
+        yield ctx
 
 
-def read_ctx(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> Iterator[Ctx]:
-    yield from _unit_of_work(request, tenant_id, write=False)
+async def read_ctx(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> AsyncIterator[Ctx]:
+    async for ctx in _unit_of_work(request, tenant_id, write=False):
+        yield ctx
 
 
 WriteCtx = Annotated[Ctx, Depends(write_ctx, scope="function")]
@@ -84,7 +98,7 @@ ReadCtx = Annotated[Ctx, Depends(read_ctx, scope="function")]
 Order = Literal["asc", "desc"]
 
 
-def page_request(
+async def page_request(
     limit: Annotated[int, Query(ge=limits.LIST_LIMIT_MIN, le=limits.LIST_LIMIT_MAX)] = limits.LIST_LIMIT_DEFAULT,
     order: Order = "desc",
     after: str | None = None,
