@@ -45,8 +45,16 @@ log = logging.getLogger("emulator")
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 
 ROUTERS = (
-    assistants.router, runs.router, threads.router, messages.router, files.router, models.router, control.router,
-    vector_stores.router, vector_store_files.router, vector_store_file_batches.router,
+    assistants.router,
+    runs.router,
+    threads.router,
+    messages.router,
+    files.router,
+    models.router,
+    control.router,
+    vector_stores.router,
+    vector_store_files.router,
+    vector_store_file_batches.router,
 )
 
 
@@ -104,9 +112,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return _error_response(NotFound(f"Invalid URL ({request.method} {request.url.path})"))
         if exc.status_code == 405:
-            return _error_response(
-                InvalidRequest(f"Invalid method for URL ({request.method} {request.url.path})")
-            )
+            return _error_response(InvalidRequest(f"Invalid method for URL ({request.method} {request.url.path})"))
         error = InvalidRequest(str(exc.detail))
         return OpenAIJSON(error.body(), status_code=exc.status_code)
 
