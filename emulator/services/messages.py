@@ -27,7 +27,7 @@ def add(ctx: Ctx, thread: ThreadRow, body: CreateMessage, *, param_prefix: str =
         attachments=[attachment.model_dump() for attachment in body.attachments or []],
         metadata=body.metadata or {},
     )
-    threads.touch(ctx.session, thread.id, ctx.now)
+    threads.touch(thread, ctx.now)
     return row
 
 

@@ -122,7 +122,7 @@ def create(ctx: Ctx, thread_id: str, body: CreateRun, *, stream: bool) -> tuple[
     run = _new_run(ctx, thread, assistant, body, _instructions(assistant, body, body.additional_instructions))
     if stream:
         executor.take_lease(run)
-    thread_store.touch(ctx.session, thread.id, ctx.now)
+    thread_store.touch(thread, ctx.now)
     return run, [events.run_created(run), events.run_status(run)]
 
 
@@ -170,7 +170,7 @@ def cancel(ctx: Ctx, thread_id: str, run_id: str) -> RunRow:
 def submit_tool_outputs(
     ctx: Ctx, thread_id: str, run_id: str, body: SubmitToolOutputs, *, stream: bool
 ) -> tuple[RunRow, list[Event]]:
-    threads.get_live(ctx, thread_id, lock=True)
+    thread = threads.get_live(ctx, thread_id, lock=True)
     run = store.get(ctx.session, ctx.tenant, thread_id, run_id, lock=True)
     executor.expire_if_due(ctx, run)
     refusal = tool_outputs_refusal(run.status)
@@ -180,7 +180,7 @@ def submit_tool_outputs(
     produced = executor.accept_tool_outputs(ctx, run, outputs)
     if stream:
         executor.take_lease(run)
-    thread_store.touch(ctx.session, thread_id, ctx.now)
+    thread_store.touch(thread, ctx.now)
     return run, produced
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
@@ -51,9 +51,13 @@ def get(session: Session, tenant: str, thread_id: str, *, alive_since: int, lock
     return row
 
 
-def touch(session: Session, thread_id: str, now: int) -> None:
-    """Record activity (a message, a run, an update): it restarts the retention period."""
-    session.execute(update(ThreadRow).where(ThreadRow.id == thread_id).values(last_active_at=now))
+def touch(thread: ThreadRow, now: int) -> None:
+    """Record activity (a message, a run, an update): it restarts the retention period.
+
+    Set on the loaded row, so the write happens at flush and only when the second has changed.
+    """
+    if thread.last_active_at < now:
+        thread.last_active_at = now
 
 
 def update_fields(session: Session, row: ThreadRow, now: int, **fields: Any) -> ThreadRow:
