@@ -87,3 +87,9 @@ VECTOR_STORE_FREE_BYTES: Final = 1_000_000_000
 """Storage billing: the first GB (decimal, 10**9 bytes) of vector store usage per tenant is free..."""
 VECTOR_STORE_USD_PER_GB_DAY: Final = 0.10
 """...then $0.10 per GB per day."""
+
+# code_interpreter (SPEC: Python only, 120 s per execution, 512 MB of memory, one session per run at $0.03)
+CODE_INTERPRETER_TIMEOUT_SECONDS: Final = 120
+CODE_INTERPRETER_MEMORY_BYTES: Final = 512 * 1024 * 1024
+CODE_INTERPRETER_MAX_LOG_CHARS: Final = 20_000
+CODE_INTERPRETER_SESSION_USD: Final = 0.03

@@ -15,6 +15,10 @@ The default behaviour, documented in the README:
   "required" or file_search, the model first searches them for the last user message; the next call answers
   `According to the files: <first sentence of a chunk>【i:j†filename】 …` citing up to 3 chunks (or
   `I found nothing relevant in the files.`).
+- code_interpreter: when the run has the tool, the model runs the first fenced ```python block of the last user
+  message (with `tool_choice` code_interpreter and no block, it runs `print(<the message>)`); the next call
+  answers `The code ran. Output:` and the cell's output, links `[name](sandbox:/mnt/data/name)` to the files it
+  made (`file_path` annotations) and shows the images it made as `image_file` parts.
 A text answer is `You said: <last user message>`; with `json_object` it is `{"answer": <that text>}`,
 with `json_schema` a deterministic instance of the schema. Function arguments are deterministic
 instances of each function's JSON Schema (strict mode fills every property). JSON is written as a model
@@ -60,6 +64,24 @@ class RetrievedChunk:
 class Citation:
     marker: str
     file_id: str
+    kind: str = "file_citation"
+    """`file_citation` (a retrieved file) or `file_path` (a file the code interpreter made)."""
+
+
+@dataclass(frozen=True)
+class CodeFile:
+    file_id: str
+    filename: str
+    image: bool
+
+
+@dataclass(frozen=True)
+class CodeResult:
+    """What one code_interpreter call of this run produced."""
+
+    code: str
+    logs: str
+    files: tuple[CodeFile, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,10 @@ class ModelRequest:
     """The chunks this run's file_search calls found (None: the run has not searched yet)."""
     can_search: bool = False
     """The run has the file_search tool and vector stores to search."""
+    code_results: tuple[CodeResult, ...] | None = None
+    """What this run's code_interpreter calls produced (None: it has run no code yet)."""
+    can_run_code: bool = False
+    """The run has the code_interpreter tool."""
 
     @property
     def last_user_text(self) -> str:
@@ -107,15 +133,19 @@ class ModelTurn:
     file_search_query: str | None = None
     """The model searches the run's vector stores (a built-in tool: no `requires_action`)."""
     citations: tuple[Citation, ...] = ()
-    """Markers in `text` that cite retrieved files; the executor turns them into `file_citation` annotations."""
+    """Markers in `text` citing files; the executor turns them into `file_citation` / `file_path` annotations."""
+    code: str | None = None
+    """Python for the code_interpreter tool (a built-in tool: no `requires_action`)."""
+    images: tuple[str, ...] = ()
+    """File ids shown as `image_file` parts after the text."""
 
     def __post_init__(self) -> None:
         kinds = (
             (self.text is not None) + bool(self.function_calls) + (self.error is not None)
-            + (self.file_search_query is not None)
+            + (self.file_search_query is not None) + (self.code is not None)
         )
         if kinds != 1:
-            raise ValueError("a turn is exactly one of: text, function calls, a file search, an error")
+            raise ValueError("a turn is exactly one of: text, function calls, a file search, code, an error")
 
 
 class Model(Protocol):
@@ -123,6 +153,7 @@ class Model(Protocol):
 
 
 _MAX_CITED = 3
+_FENCED_PYTHON = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.DOTALL)
 _SNIPPET_CHARS = 200
 
 
@@ -148,11 +179,44 @@ class StubModel:
         chosen = self._choose_functions(request)
         if chosen:
             return ModelTurn(function_calls=tuple(self._call(function) for function in chosen))
+        code = self._code_to_run(request)
+        if code is not None:
+            return ModelTurn(code=code)
+        if request.code_results is not None:
+            return self._answer_from_code(request)
         if self._searches(request):
             return ModelTurn(file_search_query=request.last_user_text)
         if request.retrieved is not None:
             return self._answer_from_files(request)
         return ModelTurn(text=self._answer(request))
+
+    @staticmethod
+    def _code_to_run(request: ModelRequest) -> str | None:
+        if not request.can_run_code or request.code_results is not None or request.tool_choice == "none":
+            return None
+        block = _FENCED_PYTHON.search(request.last_user_text)
+        choice = request.tool_choice
+        if isinstance(choice, dict):
+            if choice.get("type") != "code_interpreter":
+                return None
+            return block.group(1) if block else f"print({request.last_user_text!r})"
+        return block.group(1) if block else None
+
+    def _answer_from_code(self, request: ModelRequest) -> ModelTurn:
+        results = request.code_results or ()
+        logs = "\n".join(result.logs.rstrip("\n") for result in results).strip("\n")
+        text = f"The code ran. Output:\n{logs}" if logs else "The code ran and printed nothing."
+        citations = []
+        for result in results:
+            for made in result.files:
+                if not made.image:
+                    marker = f"sandbox:/mnt/data/{made.filename}"
+                    text += f"\n[{made.filename}]({marker})"
+                    citations.append(Citation(marker, made.file_id, "file_path"))
+        images = tuple(made.file_id for result in results for made in result.files if made.image)
+        if isinstance(request.response_format, dict):
+            return ModelTurn(text=self._format(request, text))
+        return ModelTurn(text=text, citations=tuple(citations), images=images)
 
     @staticmethod
     def _searches(request: ModelRequest) -> bool:

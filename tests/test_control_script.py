@@ -340,17 +340,6 @@ def test_consumed_turn_shows_the_prompt_after_truncation(client: OpenAI, control
     assert request["prompt_tokens"] == run.usage.prompt_tokens  # type: ignore[union-attr]
 
 
-def test_code_interpreter_turns_are_refused(control: httpx.Client) -> None:
-    kind = "code_interpreter"
-    turn = {"type": kind, "code": "1"}
-    response = control.post("/script", json={"turns": [{"type": "text", "text": "fine"}, turn]})
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["type"] == "invalid_request_error" and error["param"] == "turns[1].type"
-    assert f"scripted '{kind}' turns are not supported" in error["message"]
-    assert control.get("/script").json()["data"] == [], "a refused request adds no turn at all"
-
-
 @pytest.mark.parametrize(
     ("body", "param"),
     [

@@ -52,6 +52,14 @@ def message_delta(
     )
 
 
+def content_delta(message_id: str, index: int, part: dict[str, Any]) -> Event:
+    """A whole non-text content part of a message (an image) as one delta."""
+    return Event(
+        "thread.message.delta",
+        {"id": message_id, "object": "thread.message.delta", "delta": {"content": [{"index": index, **part}]}},
+    )
+
+
 def tool_call_delta(step_id: str, index: int, call: dict[str, Any]) -> Event:
     """A tool call's first (and here only) delta: id, type and name come once, arguments whole."""
     return Event(

@@ -24,7 +24,7 @@ from typing import Any
 from emulator import model_catalog, ratelimits, tokens
 from emulator.context import Ctx
 from emulator.errors import RateLimited
-from emulator.runs import events, file_search, latency
+from emulator.runs import annotations, code_interpreter, events, file_search, latency
 from emulator.runs.events import Event
 from emulator.runs.prompt import DoesNotFit, assemble
 from emulator.runs.state import EXPIRABLE, RunStatus, StepStatus, is_terminal, step_transition, transition
@@ -249,6 +249,7 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
     prompt = assemble(
         run, history, _tool_results(ctx, run), encoding=info.encoding, budget=budget,
         retrieved=file_search.retrieved(ctx, run), can_search=bool(searchable),
+        code_results=code_interpreter.results(ctx, run), can_run_code=code_interpreter.available(run),
     )
     if isinstance(prompt, DoesNotFit):
         return _prompt_does_not_fit(ctx, run, prompt, info.context_window)
@@ -283,10 +284,28 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
               "delta_pause": 1 / profile.tokens_per_second if profile.tokens_per_second else 0.0}
     if turn.file_search_query is not None:
         return _search_step(ctx, run, turn.file_search_query, usage)
+    if turn.code is not None:
+        return _code_step(ctx, run, turn.code, usage)
     if text is not None:
-        extra = {"chunk_size": turn.chunk_size, "citations": file_search.citations_of(turn.citations)}
+        extra = {"chunk_size": turn.chunk_size, "citations": annotations.of_turn(turn.citations),
+                 "images": list(turn.images)}
         return _open_message_step(ctx, run, text, truncated, usage, {**timing, **extra})
     return _open_tool_calls_step(ctx, run, turn.function_calls, usage, timing)
+
+
+def _code_step(ctx: Ctx, run: RunRow, code: str, usage: dict[str, int]) -> list[Event]:
+    """A code_interpreter call runs inside the run (no `requires_action`): its step opens and completes at once."""
+    step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+    produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
+    call = code_interpreter.execute(ctx, run, code, ctx.ids.new("call"))
+    step.step_details = {"type": "tool_calls", "tool_calls": [call]}
+    produced.append(events.tool_call_delta(
+        step.id, 0, {"id": call["id"], "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": []}}
+    ))
+    step.usage = usage
+    _move_step(ctx, step, StepStatus.COMPLETED)
+    produced.append(events.step("completed", step, ctx.include))
+    return produced
 
 
 def _search_step(ctx: Ctx, run: RunRow, query: str, usage: dict[str, int]) -> list[Event]:
@@ -320,6 +339,8 @@ def _completion_tokens(turn: ModelTurn, encoding: str) -> int:
         return tokens.count(turn.text, encoding)
     if turn.file_search_query is not None:
         return tokens.count(turn.file_search_query, encoding)
+    if turn.code is not None:
+        return tokens.count(turn.code, encoding)
     return sum(tokens.count(call.name + call.arguments, encoding) for call in turn.function_calls)
 
 
@@ -392,9 +413,12 @@ def _deliver_text(ctx: Ctx, run: RunRow, turn: dict[str, Any]) -> list[Event]:
     size = turn.get("chunk_size")
     chunks = [text[i : i + size] for i in range(0, len(text), size)] if size else _DELTA_CHUNK.findall(text)
     chunks = chunks or [text]
-    found = file_search.annotations(text, turn.get("citations") or [])
+    found = annotations.locate(text, turn.get("citations") or [])
+    images = [{"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}}
+              for file_id in turn.get("images") or []]
     produced = _text_deltas(message.id, chunks, found)
-    message.content = [text_part(text, found)]
+    produced += [events.content_delta(message.id, index, part) for index, part in enumerate(images, start=1)]
+    message.content = [text_part(text, found), *images]
     _end_message(ctx, message, incomplete_reason="max_tokens" if turn["truncated"] else None)
     produced.append(events.message(message.status, message))
     step.usage = turn["usage"]

@@ -21,7 +21,7 @@ from emulator.search import search_chunks
 from emulator.services import vector_stores
 from emulator.store import assistants as assistant_store
 from emulator.store import runs as store
-from emulator.stub_model import Citation, RetrievedChunk
+from emulator.stub_model import RetrievedChunk
 from emulator.tables import RunRow, ThreadRow
 
 DEFAULT_MAX_NUM_RESULTS: Final = 20
@@ -96,29 +96,3 @@ def retrieved(ctx: Ctx, run: RunRow) -> list[RetrievedChunk] | None:
                 chunks.append(RetrievedChunk(result["file_id"], result["file_name"], text, result["score"], marker))
             search_number += 1
     return chunks
-
-
-def annotations(text: str, citations: list[dict[str, str]]) -> list[dict[str, Any]]:
-    """`file_citation` annotations for the markers that appear whole in `text`, in order of appearance."""
-    found = []
-    cursor = 0
-    for citation in citations:
-        start = text.find(citation["marker"], cursor)
-        if start < 0:
-            continue
-        end = start + len(citation["marker"])
-        found.append(
-            {
-                "type": "file_citation",
-                "text": citation["marker"],
-                "file_citation": {"file_id": citation["file_id"]},
-                "start_index": start,
-                "end_index": end,
-            }
-        )
-        cursor = end
-    return found
-
-
-def citations_of(turn_citations: tuple[Citation, ...]) -> list[dict[str, str]]:
-    return [{"marker": citation.marker, "file_id": citation.file_id} for citation in turn_citations]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator import tokens
-from emulator.stub_model import ModelRequest, PromptMessage, RetrievedChunk, ToolResult
+from emulator.stub_model import CodeResult, ModelRequest, PromptMessage, RetrievedChunk, ToolResult
 from emulator.tables import MessageRow, RunRow
 
 IMAGE_TOKENS = 85
@@ -45,6 +45,12 @@ def _system_text(run: RunRow) -> str:
     return "\n".join(part for part in (run.instructions, tools) if part)
 
 
+def _code_text(result: CodeResult) -> str:
+    """A code call as the model sees it: the code, its output and the files it made."""
+    files = " ".join(f"sandbox:/mnt/data/{made.filename}" for made in result.files)
+    return "\n".join(part for part in (result.code, result.logs, files) if part)
+
+
 def assemble(
     run: RunRow,
     history: Sequence[MessageRow],
@@ -54,6 +60,8 @@ def assemble(
     budget: int,
     retrieved: Sequence[RetrievedChunk] | None = None,
     can_search: bool = False,
+    code_results: Sequence[CodeResult] | None = None,
+    can_run_code: bool = False,
 ) -> Assembled | DoesNotFit:
     """The prompt for the next model call of `run`, truncated to `budget` tokens when the strategy allows.
 
@@ -75,6 +83,7 @@ def assemble(
         for result in tool_results
     )
     fixed += sum(tokens.count_message("tool", f"{chunk.marker} {chunk.text}", encoding) for chunk in retrieved or ())
+    fixed += sum(tokens.count_message("tool", _code_text(result), encoding) for result in code_results or ())
     total = fixed + sum(costs)
     start = 0
     if strategy.get("type") == "auto":
@@ -95,5 +104,7 @@ def assemble(
         tool_results=tuple(tool_results),
         retrieved=None if retrieved is None else tuple(retrieved),
         can_search=can_search,
+        code_results=None if code_results is None else tuple(code_results),
+        can_run_code=can_run_code,
     )
     return Assembled(request=request, prompt_tokens=total, dropped_messages=start + len(history) - len(messages))

@@ -30,8 +30,8 @@ GLOBAL_TENANT = "*"
 """Turns loaded at startup (`--script FILE`) play for every tenant (each once), after each tenant's own turns."""
 
 
-PLAYABLE = frozenset({"text", "function_calls", "failure", "incomplete", "delay", "file_search"})
-"""Turn types the model can play today; code_interpreter calls need that tool to run."""
+PLAYABLE = frozenset({"text", "function_calls", "failure", "incomplete", "delay", "file_search", "code_interpreter"})
+"""Turn types the model can play."""
 
 
 def _require_playable(body: AddTurns) -> None:
@@ -105,6 +105,8 @@ def to_model_turn(spec: dict[str, Any]) -> ModelTurn:
         return ModelTurn(text=spec.get("text") or "", incomplete_reason=spec["reason"])
     if kind == "file_search":
         return ModelTurn(file_search_query=spec["query"])
+    if kind == "code_interpreter":
+        return ModelTurn(code=spec["code"])
     raise ValueError(f"turn type {kind!r} cannot be played by the model")
 
 

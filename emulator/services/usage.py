@@ -7,16 +7,15 @@ code_interpreter session price; runs can be grouped by one of their metadata key
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import select
 
 from emulator import limits, model_catalog
 from emulator.context import Ctx
 from emulator.store import vector_stores as vector_store_store
-from emulator.tables import RunRow, VectorStoreRow
+from emulator.tables import RunRow, RunStepRow, VectorStoreRow
 
-CODE_INTERPRETER_SESSION_USD: Final = 0.03
 _UNGROUPED = "(none)"
 _SECONDS_PER_DAY = 86_400
 _BYTES_PER_GB = 1_000_000_000
@@ -70,6 +69,20 @@ def _storage(ctx: Ctx, start: int | None, end: int | None) -> dict[str, Any]:
     }
 
 
+def _code_sessions(ctx: Ctx, run_ids: list[str]) -> int:
+    """One code_interpreter session per run that ran code (SPEC: a new run is a new session)."""
+    with_code: set[str] = set()
+    steps = (
+        ctx.session.scalars(select(RunStepRow).where(RunStepRow.run_id.in_(run_ids), RunStepRow.type == "tool_calls"))
+        if run_ids
+        else []
+    )
+    for step in steps:
+        if any(call["type"] == "code_interpreter" for call in step.step_details.get("tool_calls", [])):
+            with_code.add(step.run_id)
+    return len(with_code)
+
+
 def report(ctx: Ctx, *, start: int | None, end: int | None, group_by: str | None) -> dict[str, Any]:
     query = select(RunRow).where(RunRow.tenant == ctx.tenant)
     if start is not None:
@@ -79,15 +92,17 @@ def report(ctx: Ctx, *, start: int | None, end: int | None, group_by: str | None
     rows = list(ctx.session.scalars(query.order_by(RunRow.seq)))
     totals = _totals(rows)
     storage = _storage(ctx, start, end)
+    sessions = _code_sessions(ctx, [row.id for row in rows])
+    code_cost = round(sessions * limits.CODE_INTERPRETER_SESSION_USD, 6)
     body: dict[str, Any] = {
         "object": "emulator.usage",
         "start": start,
         "end": end,
         **totals,
-        "code_interpreter_sessions": 0,
-        "code_interpreter_cost_usd": 0.0,
+        "code_interpreter_sessions": sessions,
+        "code_interpreter_cost_usd": code_cost,
         **storage,
-        "total_cost_usd": round(totals["cost_usd"] + storage["vector_store_cost_usd"], 6),
+        "total_cost_usd": round(totals["cost_usd"] + code_cost + storage["vector_store_cost_usd"], 6),
     }
     if group_by is not None:
         key = group_by.removeprefix("metadata.")
