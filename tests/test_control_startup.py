@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from openai import OpenAI
+from pydantic import ValidationError
 
 from emulator.app import create_app
-from emulator.errors import InvalidRequest
 from emulator.settings import Settings
 from tests.control_helpers import WEATHER, consumed, script
 from tests.extra_server import extra_server
@@ -112,21 +112,20 @@ def test_a_json_script_file_plays_for_every_tenant_after_its_own_turns(tmp_path:
             newcomer_control.close()
 
 
-def test_a_script_file_with_an_unplayable_turn_stops_the_server(tmp_path: Path) -> None:
+def test_a_script_file_with_an_invalid_turn_stops_the_server(tmp_path: Path) -> None:
     """In process (a subprocess would only add its start-up time): the lifespan refuses the file."""
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"turns": [{"type": "code_interpreter", "code": "print(1)"}]}))
+    path.write_text(json.dumps({"turns": [{"type": "speech", "text": "hi"}]}))
     app = create_app(Settings(data_dir=tmp_path, script=path))
 
     async def start() -> None:
         async with app.router.lifespan_context(app):
             pass
 
-    with pytest.raises(InvalidRequest) as refused:
+    with pytest.raises(ValidationError) as refused:
         asyncio.run(start())
-    assert refused.value.message.startswith(
-        "Invalid 'turns[0].type': scripted 'code_interpreter' turns are not supported"
-    )
+    assert refused.value.errors()[0]["loc"][:2] == ("turns", 0)
+    assert refused.value.errors()[0]["type"] == "union_tag_invalid"
 
 
 def _session(server: RunningServer) -> dict[str, Any]:

@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emulator.context import Ctx
-from emulator.errors import InvalidRequest
 from emulator.schemas.control import AddTurns
 from emulator.store import control as store
 from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn
@@ -30,23 +29,7 @@ GLOBAL_TENANT = "*"
 """Turns loaded at startup (`--script FILE`) play for every tenant (each once), after each tenant's own turns."""
 
 
-PLAYABLE = frozenset({"text", "function_calls", "failure", "incomplete", "delay", "file_search", "code_interpreter"})
-"""Turn types the model can play."""
-
-
-def _require_playable(body: AddTurns) -> None:
-    for index, turn in enumerate(body.turns):
-        if turn.type not in PLAYABLE:
-            raise InvalidRequest(
-                f"Invalid 'turns[{index}].type': scripted '{turn.type}' turns are not supported yet by this "
-                f"emulator (supported: {', '.join(sorted(PLAYABLE))}).",
-                param=f"turns[{index}].type",
-                code="unsupported_value",
-            )
-
-
 def add(ctx: Ctx, body: AddTurns) -> list[ScriptedTurnRow]:
-    _require_playable(body)
     rows = []
     for turn in body.turns:
         spec = turn.model_dump(exclude={"match"}, exclude_none=True)
@@ -173,7 +156,6 @@ def load_file(session: Session, path: Path, now: int) -> int:
     raw = path.read_text()
     data = yaml.safe_load(raw) if path.suffix in (".yaml", ".yml") else json.loads(raw)
     body = AddTurns.model_validate(data)
-    _require_playable(body)
     digest = hashlib.sha256(raw.encode()).hexdigest()
     added = 0
     for index, turn in enumerate(body.turns):
