@@ -400,3 +400,16 @@ def test_polls_progression_for_files_and_batches(slow_server: RunningServer) -> 
     )
     assert uploaded.status == "completed"
     assert client.vector_stores.retrieve(store.id).file_counts.model_dump() == counts(completed=5)
+
+
+def test_deleting_a_file_removes_it_from_every_vector_store(client: OpenAI) -> None:
+    """The API reference: 'Delete a file and remove it from all vector stores.'"""
+    upload = client.files.create(file=("zebra.txt", b"Zebras have black and white stripes."), purpose="assistants")
+    stores = [client.vector_stores.create(name=f"s{index}", file_ids=[upload.id]) for index in range(2)]
+    for store in stores:
+        assert [hit.file_id for hit in client.vector_stores.search(store.id, query="zebras stripes")] == [upload.id]
+    client.files.delete(upload.id)
+    for store in stores:
+        assert list(client.vector_stores.files.list(store.id)) == []
+        assert list(client.vector_stores.search(store.id, query="zebras stripes")) == []
+        assert client.vector_stores.retrieve(store.id).file_counts.total == 0

@@ -12,6 +12,7 @@ from emulator import limits
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.store import files as store
+from emulator.store import vector_stores as vector_store_store
 from emulator.tables import FileRow
 from emulator.uploads import Upload
 
@@ -105,7 +106,9 @@ def discard(path: Path | None) -> None:
 
 
 def delete(ctx: Ctx, file_id: str) -> Path:
-    """Delete the row; the caller removes the bytes once the transaction has committed."""
+    """Delete the file and remove it from all vector stores (as the API reference says); the caller removes the
+    bytes once the transaction has committed."""
     row = store.get(ctx.session, ctx.tenant, file_id, now=ctx.now)
+    vector_store_store.remove_file_everywhere(ctx.session, ctx.tenant, file_id)
     store.remove(ctx.session, row)
     return Path(row.storage_path)

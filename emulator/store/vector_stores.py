@@ -161,6 +161,18 @@ def remove_file(session: Session, row: VectorStoreFileRow) -> None:
     session.execute(delete(VectorStoreFileRow).where(VectorStoreFileRow.seq == row.seq))
 
 
+def remove_file_everywhere(session: Session, tenant: str, file_id: str) -> int:
+    """Detach an uploaded file from every store of its tenant (the file itself is being deleted)."""
+    rows = list(
+        session.scalars(
+            select(VectorStoreFileRow).where(VectorStoreFileRow.tenant == tenant, VectorStoreFileRow.id == file_id)
+        )
+    )
+    for row in rows:
+        remove_file(session, row)
+    return len(rows)
+
+
 def in_progress_files(
     session: Session, *, store_id: str, batch_id: str | None = None, file_id: str | None = None
 ) -> list[VectorStoreFileRow]:
