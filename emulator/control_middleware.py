@@ -30,11 +30,16 @@ def _fires(runtime: Runtime, rule_id: str, rule: dict) -> bool | None:  # type: 
 
 
 def _charge(runtime: Runtime, tenant: str, control: TenantControl) -> dict[str, str]:
-    limit = ratelimits.management_limit(control.rate_limits)
-    if limit is None:
+    """Count the request against the management limit; the `x-ratelimit-*` headers for its response."""
+    if not control.rate_limits:
         return {}
+    limit = ratelimits.management_limit(control.rate_limits)
     with runtime.db.transaction() as session:
-        return ratelimits.charge(session, tenant, ratelimits.MANAGEMENT_BUCKET, limit, clock.now(session))
+        now = clock.now(session)
+        out = ratelimits.token_headers(session, tenant, control.rate_limits, now)
+        if limit is not None:
+            out |= ratelimits.charge(session, tenant, ratelimits.MANAGEMENT_BUCKET, limit, now)
+        return out
 
 
 class ControlMiddleware:

@@ -41,6 +41,16 @@ def model_limit(config: dict[str, Any] | None, model: str) -> Limit | None:
     return Limit(requests=rpm, tokens=tpm) if rpm or tpm else None
 
 
+def token_headers(session: Session, tenant: str, config: dict[str, Any] | None, now: int) -> dict[str, str]:
+    """The `x-ratelimit-*-tokens` headers of a normal response: the tenant's default model token limit (tier or
+    `"*"`) against the tokens its model calls used in this window."""
+    limit = model_limit(config, "*")
+    if limit is None or not limit.tokens:
+        return {}
+    used = store.model_tokens_in_window(session, tenant, window_start(now))
+    return headers(Limit(requests=None, tokens=limit.tokens), 0, used, now)
+
+
 def window_start(now: int) -> int:
     return now - now % limits.RATE_LIMIT_WINDOW_SECONDS
 

@@ -220,3 +220,21 @@ def test_invalid_limits_are_400(control: httpx.Client, body: dict, param: str) -
     response = control.post("/rate_limits", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["param"] == param
+
+
+def test_normal_responses_carry_token_headers_that_follow_model_calls(
+    client: OpenAI, http: httpx.Client, control: httpx.Client
+) -> None:
+    control.post("/rate_limits", json={"tier": "tier-1"}).raise_for_status()
+    fresh_window(control)
+    tpm = limits.RATE_LIMIT_TIERS["tier-1"]["model_tokens_per_minute"]
+    before = http.get("/assistants")
+    assert before.headers["x-ratelimit-limit-tokens"] == str(tpm)
+    assert before.headers["x-ratelimit-remaining-tokens"] == str(tpm)
+    assert re.fullmatch(r"(\d+m)?\d+s", before.headers["x-ratelimit-reset-tokens"])
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    spent = run.usage.total_tokens  # type: ignore[union-attr]
+    after = http.get("/assistants")
+    assert after.headers["x-ratelimit-remaining-tokens"] == str(tpm - spent)

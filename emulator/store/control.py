@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -148,6 +148,18 @@ def lock_window(session: Session, tenant: str, bucket: str, window_start: int) -
     row = session.get(RateCounterRow, (tenant, bucket, window_start), with_for_update=True, populate_existing=True)
     assert row is not None
     return row
+
+
+def model_tokens_in_window(session: Session, tenant: str, window_start: int) -> int:
+    """Tokens of every model call of the tenant in the window."""
+    total = session.scalar(
+        select(func.coalesce(func.sum(RateCounterRow.tokens), 0)).where(
+            RateCounterRow.tenant == tenant,
+            RateCounterRow.window_start == window_start,
+            RateCounterRow.bucket.like("model:%"),
+        )
+    )
+    return int(total or 0)
 
 
 def delete_tenant(session: Session, tenant: str) -> None:
