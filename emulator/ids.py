@@ -43,4 +43,7 @@ class IdFactory:
         return PREFIXES[kind] + self._suffix()
 
     def request_id(self) -> str:
-        return PREFIXES["request"] + secrets.token_hex(16)
+        if self._rng is None:
+            return PREFIXES["request"] + secrets.token_hex(16)
+        with self._lock:
+            return PREFIXES["request"] + f"{self._rng.getrandbits(128):032x}"
