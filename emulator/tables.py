@@ -22,6 +22,17 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {Json: JSON, list[Any]: JSON}
 
 
+class ObjectRow(Base):
+    """An API object: `seq` (the pagination keyset), its public `id`, its `tenant` and `created_at`."""
+
+    __abstract__ = True
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
 class ClockRow(Base):
     __tablename__ = "emulator_clock"
 
@@ -29,14 +40,10 @@ class ClockRow(Base):
     offset_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class AssistantRow(Base):
+class AssistantRow(ObjectRow):
     __tablename__ = "assistants"
     __table_args__ = (Index("ix_assistants_tenant_seq", "tenant", "seq"),)
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     name: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str] = mapped_column(String(128))
@@ -50,14 +57,10 @@ class AssistantRow(Base):
     reasoning_effort: Mapped[str | None] = mapped_column(String(16))
 
 
-class ThreadRow(Base):
+class ThreadRow(ObjectRow):
     __tablename__ = "threads"
     __table_args__ = (Index("ix_threads_last_active_at", "last_active_at"),)
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     last_active_at: Mapped[int] = mapped_column(BigInteger)
     tool_resources: Mapped[Json] = mapped_column(JSON, default=dict)
     metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
@@ -65,18 +68,14 @@ class ThreadRow(Base):
     """The run that holds the thread: set and cleared by conditional updates, so at most one at a time."""
 
 
-class MessageRow(Base):
+class MessageRow(ObjectRow):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_thread_seq", "thread_id", "seq"),
         Index("ix_messages_thread_run_seq", "thread_id", "run_id", "seq"),
     )
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
     thread_id: Mapped[str] = mapped_column(String(64), ForeignKey("threads.id", ondelete="CASCADE"))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[list[Any]] = mapped_column(JSON, default=list)
     attachments: Mapped[list[Any]] = mapped_column(JSON, default=list)
@@ -89,14 +88,10 @@ class MessageRow(Base):
     incomplete_details: Mapped[Json | None] = mapped_column(JSON)
 
 
-class FileRow(Base):
+class FileRow(ObjectRow):
     __tablename__ = "files"
     __table_args__ = (Index("ix_files_tenant_seq", "tenant", "seq"),)
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     bytes: Mapped[int] = mapped_column(BigInteger)
     filename: Mapped[str] = mapped_column(Text)
     purpose: Mapped[str] = mapped_column(String(32))
@@ -105,16 +100,12 @@ class FileRow(Base):
     storage_path: Mapped[str] = mapped_column(Text)
 
 
-class RunRow(Base):
+class RunRow(ObjectRow):
     __tablename__ = "runs"
     __table_args__ = (Index("ix_runs_thread_seq", "thread_id", "seq"),)
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
     thread_id: Mapped[str] = mapped_column(String(64), ForeignKey("threads.id", ondelete="CASCADE"))
     assistant_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
     model: Mapped[str] = mapped_column(String(128))
     instructions: Mapped[str] = mapped_column(Text, default="")
@@ -147,17 +138,13 @@ class RunRow(Base):
     """While a stream drives the run, it holds this lease (wall seconds) and observers do not advance it."""
 
 
-class RunStepRow(Base):
+class RunStepRow(ObjectRow):
     __tablename__ = "run_steps"
     __table_args__ = (Index("ix_run_steps_run_seq", "run_id", "seq"),)
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
     run_id: Mapped[str] = mapped_column(String(64), ForeignKey("runs.id", ondelete="CASCADE"))
     thread_id: Mapped[str] = mapped_column(String(64))
     assistant_id: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     step_details: Mapped[Json] = mapped_column(JSON)
@@ -170,16 +157,12 @@ class RunStepRow(Base):
     failed_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class ScriptedTurnRow(Base):
+class ScriptedTurnRow(ObjectRow):
     """A model turn queued by a test for the stub model to play instead of its default (issue: control)."""
 
     __tablename__ = "scripted_turns"
     __table_args__ = (Index("ix_scripted_turns_tenant_pending_seq", "tenant", "consumed_at", "seq"),)
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     match: Mapped[Json] = mapped_column(JSON, default=dict)
     turn: Mapped[Json] = mapped_column(JSON)
     consumed_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -188,14 +171,10 @@ class ScriptedTurnRow(Base):
     """What the model was asked when it played this turn: prompt messages, tools, truncation result."""
 
 
-class FaultRuleRow(Base):
+class FaultRuleRow(ObjectRow):
     __tablename__ = "fault_rules"
     __table_args__ = (Index("ix_fault_rules_tenant_seq", "tenant", "seq"),)
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     rule: Mapped[Json] = mapped_column(JSON)
     hits: Mapped[int] = mapped_column(BigInteger, default=0)
     """How many requests the rule matched (its probability draws are numbered by it, so replays agree)."""
@@ -224,16 +203,12 @@ class RateCounterRow(Base):
     tokens: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class VectorStoreRow(Base):
+class VectorStoreRow(ObjectRow):
     """A vector store. Its file counts and usage are aggregates of `vector_store_files`, never counters."""
 
     __tablename__ = "vector_stores"
     __table_args__ = (Index("ix_vector_stores_tenant_seq", "tenant", "seq"),)
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     name: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
@@ -244,15 +219,11 @@ class VectorStoreRow(Base):
     """Set once the clock passes `expires_at`: an expired store never comes back."""
 
 
-class VectorStoreFileBatchRow(Base):
+class VectorStoreFileBatchRow(ObjectRow):
     __tablename__ = "vector_store_file_batches"
     __table_args__ = (Index("ix_vector_store_file_batches_store_seq", "vector_store_id", "seq"),)
 
-    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(64), unique=True)
-    tenant: Mapped[str] = mapped_column(String(64))
     vector_store_id: Mapped[str] = mapped_column(String(64), ForeignKey("vector_stores.id", ondelete="CASCADE"))
-    created_at: Mapped[int] = mapped_column(BigInteger)
     cancelled_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
