@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Literal
 
 import anyio
@@ -34,7 +34,8 @@ def runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-async def api_key(request: Request) -> str:
+def _tenant(request: Request) -> str:
+    """The caller's tenant, from its bearer key: 401 without one, or with one outside the allow-list."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip()
@@ -48,15 +49,20 @@ async def api_key(request: Request) -> str:
             "https://platform.openai.com/account/api-keys.",
             code="invalid_api_key",
         )
-    return key
-
-
-async def tenant(key: Annotated[str, Depends(api_key)]) -> str:
     return tenant_of(key)
 
 
-async def require_assistants_beta(request: Request, _key: Annotated[str, Depends(api_key)]) -> None:
-    """The beta header is checked after the key, as the real API does: no key is a 401 whatever the headers."""
+async def tenant(request: Request) -> str:
+    return _tenant(request)
+
+
+async def require_assistants_beta(request: Request) -> None:
+    """The beta header is checked after the key, as the real API does: no key is a 401 whatever the headers.
+
+    Each dependency here reads the request itself rather than depending on another: every level of FastAPI's
+    dependency solving costs more than parsing a header twice.
+    """
+    _tenant(request)
     values = [part.strip() for part in request.headers.get("openai-beta", "").split(",")]
     if "assistants=v2" in values:
         return
@@ -65,31 +71,28 @@ async def require_assistants_beta(request: Request, _key: Annotated[str, Depends
     raise InvalidRequest(_BETA_MISSING, param=None, code="invalid_beta")
 
 
-async def _unit_of_work(request: Request, tenant_id: str, *, write: bool) -> AsyncIterator[Ctx]:
-    """The request's transaction: opened without I/O, ended (commit on success) in one shielded thread hop, so
-    that neither an error nor a client that hangs up can leave it open."""
-    rt = runtime(request)
-    session = rt.db.session(write=write)
-    ctx = Ctx(session=session, tenant=tenant_id, settings=rt.settings, ids=rt.ids, model=rt.model)
-    try:
-        yield ctx
-    except BaseException:
+def _unit_of_work(*, write: bool) -> Callable[[Request], AsyncIterator[Ctx]]:
+    async def unit_of_work(request: Request) -> AsyncIterator[Ctx]:
+        """The request's transaction: opened without I/O, ended (commit on success) in one shielded thread hop,
+        so that neither an error nor a client that hangs up can leave it open."""
+        tenant_id = _tenant(request)
+        rt = runtime(request)
+        session = rt.db.session(write=write)
+        ctx = Ctx(session=session, tenant=tenant_id, settings=rt.settings, ids=rt.ids, model=rt.model)
+        try:
+            yield ctx
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(rt.db.finish, session, commit=False)
+            raise
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(rt.db.finish, session, commit=False)
-        raise
-    with anyio.CancelScope(shield=True):
-        await run_in_threadpool(rt.db.finish, session, commit=True)
+            await run_in_threadpool(rt.db.finish, session, commit=True)
+
+    return unit_of_work
 
 
-async def write_ctx(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> AsyncIterator[Ctx]:
-    async for ctx in _unit_of_work(request, tenant_id, write=True):
-        yield ctx
-
-
-async def read_ctx(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> AsyncIterator[Ctx]:
-    async for ctx in _unit_of_work(request, tenant_id, write=False):
-        yield ctx
-
+write_ctx = _unit_of_work(write=True)
+read_ctx = _unit_of_work(write=False)
 
 WriteCtx = Annotated[Ctx, Depends(write_ctx, scope="function")]
 """A transaction that may write; committed when the endpoint returns, before the response is sent."""
