@@ -15,15 +15,23 @@ from emulator.tables import ClockRow
 
 CLOCK_ROW_ID = 1
 
+_OFFSET = select(ClockRow.offset_seconds).where(ClockRow.id == CLOCK_ROW_ID)
+OFFSET_COLUMN = _OFFSET.scalar_subquery().label("clock_offset")
+"""The offset as a column, so a request's first query can read the clock along with its own rows."""
+
 
 def offset_seconds(session: Session) -> int:
-    offset = session.scalar(select(ClockRow.offset_seconds).where(ClockRow.id == CLOCK_ROW_ID))
-    return offset or 0
+    return session.scalar(_OFFSET) or 0
+
+
+def at(offset: int | None) -> int:
+    """Emulator time in Unix seconds, given the offset read from the database."""
+    return int(time.time()) + (offset or 0)
 
 
 def now(session: Session) -> int:
     """Emulator time in Unix seconds."""
-    return int(time.time()) + offset_seconds(session)
+    return at(offset_seconds(session))
 
 
 def precise_now(session: Session) -> float:
@@ -34,8 +42,6 @@ def precise_now(session: Session) -> float:
 def advance(session: Session, seconds: int) -> int:
     """Move the clock forward atomically (safe against concurrent advances from several replicas)."""
     session.execute(
-        update(ClockRow)
-        .where(ClockRow.id == CLOCK_ROW_ID)
-        .values(offset_seconds=ClockRow.offset_seconds + seconds)
+        update(ClockRow).where(ClockRow.id == CLOCK_ROW_ID).values(offset_seconds=ClockRow.offset_seconds + seconds)
     )
     return now(session)

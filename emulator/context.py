@@ -38,6 +38,12 @@ class Ctx:
             self._now = clock.now(self.session)
         return self._now
 
+    def clock_read(self, offset: int | None) -> None:
+        """The clock offset was read along with another query: it gives `now` without a query of its own
+        (unless the request has its instant already)."""
+        if self._now is None:
+            self._now = clock.at(offset)
+
     @property
     def precise_now(self) -> float:
         return clock.precise_now(self.session)

@@ -11,7 +11,10 @@ from emulator.tables import ThreadRow
 
 
 def get_live(ctx: Ctx, thread_id: str, *, lock: bool = False) -> ThreadRow:
-    return store.get(ctx.session, ctx.tenant, thread_id, alive_since=ctx.threads_alive_since, lock=lock)
+    row, clock_offset = store.get_with_clock(ctx.session, ctx.tenant, thread_id, lock=lock)
+    if row is not None:
+        ctx.clock_read(clock_offset)
+    return store.require_alive(row, thread_id, alive_since=ctx.threads_alive_since)
 
 
 def create(ctx: Ctx, body: CreateThread) -> ThreadRow:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from emulator import clock
 from emulator.errors import NotFound
-from emulator.store.pagination import select_scoped
 from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
 
 
@@ -38,14 +38,27 @@ def create(
     return row
 
 
-def get(session: Session, tenant: str, thread_id: str, *, alive_since: int, lock: bool = False) -> ThreadRow:
-    """The thread, if it exists for this tenant and was active at or after `alive_since`.
+_BY_ID = select(ThreadRow, clock.OFFSET_COLUMN).where(
+    ThreadRow.tenant == bindparam("tenant"), ThreadRow.id == bindparam("thread_id")
+)
+_BY_ID_LOCKED = _BY_ID.with_for_update()
+
+
+def get_with_clock(
+    session: Session, tenant: str, thread_id: str, *, lock: bool = False
+) -> tuple[ThreadRow | None, int | None]:
+    """The thread of this tenant (None if there is none, whatever its activity), and the clock offset read in
+    the same statement: the retention check needs the time, and this is the first query of most requests.
 
     `lock` takes the row lock (PostgreSQL) that serializes everything that checks the thread's active run;
     SQLite needs none, its write transactions are already serialized by `BEGIN IMMEDIATE`.
     """
-    query = select_scoped(ThreadRow, ThreadRow.tenant == tenant, ThreadRow.id == thread_id)
-    row = session.scalar(query.with_for_update() if lock else query)
+    found = session.execute(_BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id}).first()
+    return (None, None) if found is None else (found[0], found[1])
+
+
+def require_alive(row: ThreadRow | None, thread_id: str, *, alive_since: int) -> ThreadRow:
+    """The thread, if it exists and was active at or after `alive_since`."""
     if row is None or row.last_active_at < alive_since:
         raise NotFound.object("thread", thread_id)
     return row
