@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
-from emulator.store.pagination import Page, PageRequest, paginate, select_scoped
+from emulator.store.pagination import Listing, Page, PageRequest, select_scoped
 from emulator.tables import MessageRow
 
 
@@ -45,15 +45,21 @@ def create(
     return row
 
 
+_BY_ID = select_scoped(
+    MessageRow,
+    MessageRow.tenant == bindparam("tenant"),
+    MessageRow.thread_id == bindparam("thread_id"),
+    MessageRow.id == bindparam("message_id"),
+)
+_OF_THREAD = Listing(MessageRow, select_scoped(MessageRow, MessageRow.thread_id == bindparam("thread_id")))
+_OF_RUN = Listing(
+    MessageRow,
+    select_scoped(MessageRow, MessageRow.thread_id == bindparam("thread_id"), MessageRow.run_id == bindparam("run_id")),
+)
+
+
 def get(session: Session, tenant: str, thread_id: str, message_id: str) -> MessageRow:
-    row = session.scalar(
-        select_scoped(
-            MessageRow,
-            MessageRow.tenant == tenant,
-            MessageRow.thread_id == thread_id,
-            MessageRow.id == message_id,
-        )
-    )
+    row = session.scalar(_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
     if row is None:
         raise NotFound.object("message", message_id)
     return row
@@ -69,10 +75,7 @@ def remove(session: Session, tenant: str, thread_id: str, message_id: str) -> No
         raise NotFound.object("message", message_id)
 
 
-def list_page(
-    session: Session, thread_id: str, page: PageRequest, run_id: str | None = None
-) -> Page[MessageRow]:
-    conditions = [MessageRow.thread_id == thread_id]
-    if run_id is not None:
-        conditions.append(MessageRow.run_id == run_id)
-    return paginate(session, MessageRow, select_scoped(MessageRow, *conditions), page)
+def list_page(session: Session, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[MessageRow]:
+    if run_id is None:
+        return _OF_THREAD.page(session, page, {"thread_id": thread_id})
+    return _OF_RUN.page(session, page, {"thread_id": thread_id, "run_id": run_id})

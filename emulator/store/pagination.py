@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from emulator.errors import InvalidRequest
@@ -29,38 +29,65 @@ class Page(Generic[Row]):
     has_more: bool
 
 
-def _cursor_seq(session: Session, scoped: Select[Any], table: Any, cursor: str, param: str) -> int:
-    """Resolve a cursor id to its `seq`, within the same scope as the list (tenant, thread, filters)."""
-    seq = session.scalar(scoped.with_only_columns(table.seq).where(table.id == cursor))
-    if seq is None:
-        raise InvalidRequest(f"Invalid '{param}': no object with id '{cursor}' in this list.", param=param)
-    return seq
+class Listing:
+    """A list's scope (a select of `table` filtered to it) and the queries of its pages.
+
+    Built once at import with bind parameters for the scope's values, a listing builds each page query at its
+    first use and then only binds values: building a statement costs more than running it.
+    """
+
+    def __init__(self, table: Any, scoped: Select[Any]) -> None:
+        self.table = table
+        self.scoped = scoped
+        self._cursor = scoped.with_only_columns(table.seq).where(table.id == bindparam("cursor"))
+        self._pages: dict[tuple[bool, bool, bool], Select[Any]] = {}
+
+    def _page_query(self, after: bool, before: bool, descending: bool) -> Select[Any]:
+        key = (after, before, descending)
+        query = self._pages.get(key)
+        if query is None:
+            seq = self.table.seq
+            query = self.scoped
+            if after:
+                query = query.where(seq < bindparam("after_seq") if descending else seq > bindparam("after_seq"))
+            if before:
+                query = query.where(seq > bindparam("before_seq") if descending else seq < bindparam("before_seq"))
+            walk_descending = descending != (before and not after)
+            query = query.order_by(seq.desc() if walk_descending else seq.asc()).limit(bindparam("page_limit"))
+            self._pages[key] = query
+        return query
+
+    def _cursor_seq(self, session: Session, params: dict[str, Any], cursor: str, param: str) -> int:
+        """Resolve a cursor id to its `seq`, within the same scope as the list (tenant, thread, filters)."""
+        seq = session.scalar(self._cursor, {**params, "cursor": cursor})
+        if seq is None:
+            raise InvalidRequest(f"Invalid '{param}': no object with id '{cursor}' in this list.", param=param)
+        return seq
+
+    def page(self, session: Session, page: PageRequest, params: dict[str, Any] | None = None) -> Page[Any]:
+        """One page, `params` giving the values of the scope's bind parameters.
+
+        With `after` the page continues past the cursor in the list's order; with `before` it is the page that
+        ends just before the cursor, still in the list's order.
+        """
+        params = params or {}
+        values = {**params, "page_limit": page.limit + 1}
+        if page.after:
+            values["after_seq"] = self._cursor_seq(session, params, page.after, "after")
+        if page.before:
+            values["before_seq"] = self._cursor_seq(session, params, page.before, "before")
+        query = self._page_query(bool(page.after), bool(page.before), page.order == "desc")
+        rows = list(session.scalars(query, values))
+        has_more = len(rows) > page.limit
+        rows = rows[: page.limit]
+        if page.before and not page.after:
+            rows.reverse()
+        return Page(rows=rows, has_more=has_more)
 
 
 def paginate(session: Session, table: Any, scoped: Select[Any], page: PageRequest) -> Page[Any]:
-    """Return one page of `scoped` (a select of `table` already filtered to its scope).
-
-    With `after` the page continues past the cursor in the list's order; with `before` it is the page that
-    ends just before the cursor, still in the list's order.
-    """
-    descending = page.order == "desc"
-    query = scoped
-    backwards = False
-    if page.after:
-        seq = _cursor_seq(session, scoped, table, page.after, "after")
-        query = query.where(table.seq < seq if descending else table.seq > seq)
-    if page.before:
-        seq = _cursor_seq(session, scoped, table, page.before, "before")
-        query = query.where(table.seq > seq if descending else table.seq < seq)
-        backwards = not page.after
-    walk_descending = descending != backwards
-    query = query.order_by(table.seq.desc() if walk_descending else table.seq.asc()).limit(page.limit + 1)
-    rows = list(session.scalars(query))
-    has_more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    if backwards:
-        rows.reverse()
-    return Page(rows=rows, has_more=has_more)
+    """Return one page of `scoped` (a select of `table` already filtered to its scope)."""
+    return Listing(table, scoped).page(session, page)
 
 
 def select_scoped(table: Any, *conditions: Any) -> Select[Any]:
