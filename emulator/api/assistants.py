@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from emulator.api.deps import BetaHeader, Pagination, ReadCtx, WriteCtx
+from emulator.api.deps import BetaHeader, Pagination, ReadCtx, UnitOfWorkRoute, WriteCtx
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.schemas.assistants import CreateAssistant, ModifyAssistant, render_assistant
 from emulator.schemas.common import render_deleted, render_list
 from emulator.services import assistants as service
 from emulator.store import assistants as store
 
-router = APIRouter(prefix="/v1/assistants", dependencies=[BetaHeader])
+router = APIRouter(prefix="/v1/assistants", dependencies=[BetaHeader], route_class=UnitOfWorkRoute)
 
 
 @router.post("")

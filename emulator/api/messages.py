@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from emulator.api.deps import BetaHeader, Pagination, ReadCtx, WriteCtx
+from emulator.api.deps import BetaHeader, Pagination, ReadCtx, UnitOfWorkRoute, WriteCtx
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.schemas.common import render_deleted, render_list
 from emulator.schemas.messages import CreateMessage, ModifyMessage, render_message
@@ -13,7 +13,7 @@ from emulator.services import runs
 from emulator.services.threads import get_live
 from emulator.store import messages as store
 
-router = APIRouter(prefix="/v1/threads/{thread_id}/messages", dependencies=[BetaHeader])
+router = APIRouter(prefix="/v1/threads/{thread_id}/messages", dependencies=[BetaHeader], route_class=UnitOfWorkRoute)
 
 
 @router.post("")

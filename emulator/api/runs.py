@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from sse_starlette import EventSourceResponse
 
-from emulator.api.deps import BetaHeader, Pagination, WriteCtx, runtime
+from emulator.api.deps import BetaHeader, Pagination, UnitOfWorkRoute, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
 from emulator.runs import streaming
@@ -26,7 +26,7 @@ from emulator.services import threads
 from emulator.store import runs as store
 from emulator.tables import RunRow
 
-router = APIRouter(prefix="/v1/threads", dependencies=[BetaHeader])
+router = APIRouter(prefix="/v1/threads", dependencies=[BetaHeader], route_class=UnitOfWorkRoute)
 
 Include = Annotated[list[str] | None, Query(alias="include[]")]
 
@@ -39,7 +39,9 @@ def _stream(
     request: Request, ctx: Ctx, run: RunRow, opening: list[Event], include: frozenset[str] = frozenset()
 ) -> EventSourceResponse:
     return EventSourceResponse(
-        streaming.drive(runtime(request), ctx.tenant, run.id, opening, include), ping=15, sep="\n",
+        streaming.drive(runtime(request), ctx.tenant, run.id, opening, include),
+        ping=15,
+        sep="\n",
         headers={"openai-poll-after-ms": str(runtime(request).settings.poll_after_ms)},
     )
 
@@ -102,9 +104,7 @@ def list_run_steps(thread_id: str, run_id: str, ctx: WriteCtx, page: Pagination,
 
 
 @router.get("/{thread_id}/runs/{run_id}/steps/{step_id}")
-def retrieve_run_step(
-    thread_id: str, run_id: str, step_id: str, ctx: WriteCtx, include: Include = None
-) -> OpenAIJSON:
+def retrieve_run_step(thread_id: str, run_id: str, step_id: str, ctx: WriteCtx, include: Include = None) -> OpenAIJSON:
     included = service.parse_include(include)
     run = service.observed(ctx, thread_id, run_id)
     return ok(render_step(store.get_step(ctx.session, run.id, step_id), included))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from emulator.api.deps import BetaHeader, ReadCtx, WriteCtx
+from emulator.api.deps import BetaHeader, ReadCtx, UnitOfWorkRoute, WriteCtx
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.schemas.common import render_deleted
 from emulator.schemas.threads import CreateThread, ModifyThread, render_thread
 from emulator.services import threads as service
 
-router = APIRouter(prefix="/v1/threads", dependencies=[BetaHeader])
+router = APIRouter(prefix="/v1/threads", dependencies=[BetaHeader], route_class=UnitOfWorkRoute)
 
 
 @router.post("")
