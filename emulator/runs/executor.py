@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 from emulator import model_catalog, ratelimits, tokens
@@ -283,9 +284,15 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
               "done_at": first_token_at + profile.generation_seconds(completion_tokens),
               "delta_pause": 1 / profile.tokens_per_second if profile.tokens_per_second else 0.0}
     if turn.file_search_query is not None:
-        return _search_step(ctx, run, turn.file_search_query, usage)
+        query = turn.file_search_query
+        return _builtin_tool_step(
+            ctx, run, usage, "file_search", lambda call_id: file_search.execute(ctx, run, query, call_id)
+        )
     if turn.code is not None:
-        return _code_step(ctx, run, turn.code, usage)
+        code = turn.code
+        return _builtin_tool_step(
+            ctx, run, usage, "code_interpreter", lambda call_id: code_interpreter.execute(ctx, run, code, call_id)
+        )
     if text is not None:
         extra = {"chunk_size": turn.chunk_size, "citations": annotations.of_turn(turn.citations),
                  "images": list(turn.images)}
@@ -293,28 +300,17 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
     return _open_tool_calls_step(ctx, run, turn.function_calls, usage, timing)
 
 
-def _code_step(ctx: Ctx, run: RunRow, code: str, usage: dict[str, int]) -> list[Event]:
-    """A code_interpreter call runs inside the run (no `requires_action`): its step opens and completes at once."""
+def _builtin_tool_step(
+    ctx: Ctx, run: RunRow, usage: dict[str, int], kind: str, execute: Callable[[str], dict[str, Any]]
+) -> list[Event]:
+    """file_search and code_interpreter run inside the run (no `requires_action`): the step opens, the tool runs,
+    the step completes. Its one delta carries the call's id and type (and a code call's input), as on the API."""
     step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
     produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
-    call = code_interpreter.execute(ctx, run, code, ctx.ids.new("call"))
+    call = execute(ctx.ids.new("call"))
     step.step_details = {"type": "tool_calls", "tool_calls": [call]}
-    produced.append(events.tool_call_delta(
-        step.id, 0, {"id": call["id"], "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": []}}
-    ))
-    step.usage = usage
-    _move_step(ctx, step, StepStatus.COMPLETED)
-    produced.append(events.step("completed", step, ctx.include))
-    return produced
-
-
-def _search_step(ctx: Ctx, run: RunRow, query: str, usage: dict[str, int]) -> list[Event]:
-    """A file_search call runs inside the run (no `requires_action`): its step opens and completes at once."""
-    step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
-    produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
-    call = file_search.execute(ctx, run, query, ctx.ids.new("call"))
-    step.step_details = {"type": "tool_calls", "tool_calls": [call]}
-    produced.append(events.tool_call_delta(step.id, 0, {"id": call["id"], "type": "file_search", "file_search": {}}))
+    opening = {"input": call[kind]["input"], "outputs": []} if kind == "code_interpreter" else {}
+    produced.append(events.tool_call_delta(step.id, 0, {"id": call["id"], "type": kind, kind: opening}))
     step.usage = usage
     _move_step(ctx, step, StepStatus.COMPLETED)
     produced.append(events.step("completed", step, ctx.include))
