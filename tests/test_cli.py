@@ -10,12 +10,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
 from emulator.migrate import alembic_config
-from tests.server import RunningServer, postgres_database
-from tests.storage import is_sqlite, query
+from tests.conftest import BETA
+from tests.server import RunningServer, postgres_database, run_server
+from tests.storage import is_sqlite
 
 EXPECTED_TABLES = {"alembic_version", "assistants", "threads", "messages", "files", "emulator_clock"}
 
@@ -68,11 +72,25 @@ def test_db_upgrade_creates_the_schema_on_sqlite(tmp_path: Path) -> None:
     assert again.returncode == 0, "upgrading an up-to-date database is a no-op"
 
 
+LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _postgres_admin_url() -> str:
+    """The suite's PostgreSQL, else the local one; a machine with none at all cannot run this test."""
+    url = os.environ.get("EMULATOR_TEST_DATABASE_URL") or LOCAL_POSTGRES
+    try:
+        with psycopg.connect(
+            f"host={make_url(url).host} port={make_url(url).port or 5432} user={make_url(url).username} dbname="
+            f"{make_url(url).database}",
+            connect_timeout=3,
+        ):
+            return url
+    except psycopg.OperationalError as unreachable:
+        pytest.skip(f"no PostgreSQL answers at {url}: {unreachable}")
+
+
 def test_db_upgrade_creates_the_schema_on_postgresql() -> None:
-    admin_url = os.environ.get("EMULATOR_TEST_DATABASE_URL")
-    if not admin_url:
-        pytest.skip("EMULATOR_TEST_DATABASE_URL is not set")
-    with postgres_database(admin_url) as url:
+    with postgres_database(_postgres_admin_url()) as url:
         result = subprocess.run(
             [*_console_script(), "db", "upgrade", "--database-url", url], capture_output=True, text=True, timeout=120
         )
@@ -89,10 +107,14 @@ def test_db_upgrade_creates_the_schema_on_postgresql() -> None:
             engine.dispose()
 
 
-def test_the_servers_sqlite_database_is_in_wal_mode(server: RunningServer) -> None:
-    if not is_sqlite(server):
-        pytest.skip("the session's server runs on PostgreSQL")
-    assert query(server, "PRAGMA journal_mode") == [("wal",)]
+def test_a_server_on_sqlite_keeps_its_database_in_wal_mode(tmp_path: Path) -> None:
+    """Its own SQLite server, whatever database the session's server uses."""
+    with run_server(tmp_path) as running:
+        httpx.post(
+            f"{running.base_url}/threads", json={}, headers={"Authorization": "Bearer sk-wal", **BETA}
+        ).raise_for_status()
+        with contextlib.closing(sqlite3.connect(tmp_path / "emulator.sqlite3")) as db:
+            assert db.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
 
 
 def test_startup_prints_the_base_url_the_database_and_the_version(server: RunningServer) -> None:
