@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from emulator import clock
@@ -43,6 +45,10 @@ class Ctx:
         (unless the request has its instant already)."""
         if self._now is None:
             self._now = clock.at(offset)
+
+    def after_commit(self, action: Callable[[], None]) -> None:
+        """Run `action` once this request's transaction has committed (never if it rolls back)."""
+        event.listen(self.session, "after_commit", lambda _session: action(), once=True)
 
     @property
     def precise_now(self) -> float:

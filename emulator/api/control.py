@@ -8,18 +8,30 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from starlette.background import BackgroundTask
 
 from emulator import __version__, clock
 from emulator.api.deps import ReadCtx, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
+from emulator.context import Ctx
 from emulator.schemas.common import StrictModel
 from emulator.schemas.control import AddFaults, AddTurns, Latency, RateLimits
 from emulator.services import control, scripts, usage
 
 router = APIRouter(prefix="/_emulator")
+
+
+async def control_write_ctx(request: Request, ctx: WriteCtx) -> Ctx:
+    """A change to the tenant's faults, limits or latency: this replica drops its cached copy once the change has
+    committed (dropping it before would let a concurrent request cache the old state again)."""
+    cache = runtime(request).control
+    ctx.after_commit(lambda: cache.invalidate(ctx.tenant))
+    return ctx
+
+
+ControlWriteCtx = Annotated[Ctx, Depends(control_write_ctx)]
 
 
 class AdvanceClock(StrictModel):
@@ -49,9 +61,8 @@ def advance_clock(body: AdvanceClock, request: Request) -> OpenAIJSON:
 
 
 @router.post("/reset")
-def reset(request: Request, ctx: WriteCtx) -> OpenAIJSON:
+def reset(ctx: ControlWriteCtx) -> OpenAIJSON:
     paths = control.reset_tenant(ctx)
-    runtime(request).control.invalidate(ctx.tenant)
     return ok({"reset": True}, background=BackgroundTask(control.remove_paths, paths))
 
 
@@ -76,9 +87,8 @@ def consumed_turns(ctx: ReadCtx) -> OpenAIJSON:
 
 
 @router.post("/faults")
-def add_faults(request: Request, body: AddFaults, ctx: WriteCtx) -> OpenAIJSON:
+def add_faults(body: AddFaults, ctx: ControlWriteCtx) -> OpenAIJSON:
     rows = control.add_faults(ctx, body)
-    runtime(request).control.invalidate(ctx.tenant)
     return ok({"object": "list", "data": [control.render_fault(row) for row in rows]})
 
 
@@ -88,30 +98,26 @@ def list_faults(ctx: ReadCtx) -> OpenAIJSON:
 
 
 @router.delete("/faults")
-def clear_faults(request: Request, ctx: WriteCtx) -> OpenAIJSON:
+def clear_faults(ctx: ControlWriteCtx) -> OpenAIJSON:
     deleted = control.clear_faults(ctx)
-    runtime(request).control.invalidate(ctx.tenant)
     return ok({"deleted": deleted})
 
 
 @router.post("/rate_limits")
-def set_rate_limits(request: Request, body: RateLimits, ctx: WriteCtx) -> OpenAIJSON:
+def set_rate_limits(body: RateLimits, ctx: ControlWriteCtx) -> OpenAIJSON:
     saved = control.set_rate_limits(ctx, body)
-    runtime(request).control.invalidate(ctx.tenant)
     return ok({"rate_limits": saved})
 
 
 @router.delete("/rate_limits")
-def clear_rate_limits(request: Request, ctx: WriteCtx) -> OpenAIJSON:
+def clear_rate_limits(ctx: ControlWriteCtx) -> OpenAIJSON:
     control.set_rate_limits(ctx, None)
-    runtime(request).control.invalidate(ctx.tenant)
     return ok({"rate_limits": None})
 
 
 @router.post("/latency")
-def set_latency(request: Request, body: Latency, ctx: WriteCtx) -> OpenAIJSON:
+def set_latency(body: Latency, ctx: ControlWriteCtx) -> OpenAIJSON:
     saved = control.set_latency(ctx, body)
-    runtime(request).control.invalidate(ctx.tenant)
     return ok({"latency": saved})
 
 
