@@ -413,3 +413,40 @@ def test_deleting_a_file_removes_it_from_every_vector_store(client: OpenAI) -> N
         assert list(client.vector_stores.files.list(store.id)) == []
         assert list(client.vector_stores.search(store.id, query="zebras stripes")) == []
         assert client.vector_stores.retrieve(store.id).file_counts.total == 0
+
+
+def test_attribute_limits_are_refused_with_the_real_texts(client: OpenAI) -> None:
+    from emulator import limits
+
+    store = client.vector_stores.create(name="attrs")
+    upload = client.files.create(file=("a.txt", b"alpha"), purpose="assistants")
+    pairs, key_chars, value_chars = (
+        limits.VECTOR_STORE_FILE_ATTRIBUTES_MAX_PAIRS,
+        limits.VECTOR_STORE_FILE_ATTRIBUTE_KEY_MAX_CHARS,
+        limits.VECTOR_STORE_FILE_ATTRIBUTE_VALUE_MAX_CHARS,
+    )
+    cases = [
+        (
+            {f"k{index}": "v" for index in range(pairs + 1)},
+            f"Invalid 'attributes': too many properties. Expected an object with at most {pairs} properties, "
+            f"but got an object with {pairs + 1} properties instead.",
+        ),
+        (
+            {"k" * (key_chars + 1): "v"},
+            f"Invalid 'attributes': attribute key '{'k' * (key_chars + 1)}' is too long. Expected a key with maximum "
+            f"length {key_chars}, but got a key with length {key_chars + 1} instead.",
+        ),
+        (
+            {"k": "v" * (value_chars + 1)},
+            f"Invalid 'attributes': attribute value for key 'k' is too long. Expected a value with maximum length "
+            f"{value_chars}, but got a value with length {value_chars + 1} instead.",
+        ),
+    ]
+    for attributes, message in cases:
+        with pytest.raises(BadRequestError) as refused:
+            client.vector_stores.files.create(vector_store_id=store.id, file_id=upload.id, attributes=attributes)
+        assert refused.value.body["message"] == message  # type: ignore[index]
+    assert list(client.vector_stores.files.list(store.id)) == [], "a refused attach adds nothing"
+    accepted = {f"k{index}": "v" * value_chars for index in range(pairs)}
+    attached = client.vector_stores.files.create(vector_store_id=store.id, file_id=upload.id, attributes=accepted)
+    assert attached.attributes == accepted

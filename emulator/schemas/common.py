@@ -28,31 +28,46 @@ def openai_error(message: str, code: str = "invalid_value") -> PydanticCustomErr
     return PydanticCustomError("openai", "{message}", {"message": message, "code": code})
 
 
-def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if len(value) > limits.METADATA_MAX_PAIRS:
-        raise openai_error(
-            f"Invalid 'metadata': too many properties. Expected an object with at most "
-            f"{limits.METADATA_MAX_PAIRS} properties, but got an object with {len(value)} properties instead.",
-            "object_above_max_properties",
-        )
-    for key, item in value.items():
-        if len(key) > limits.METADATA_KEY_MAX_CHARS:
+def bounded_pairs(
+    param: str, noun: str, *, max_pairs: int, key_chars: int, value_chars: int
+) -> Callable[[dict[str, Any] | None], dict[str, Any] | None]:
+    """A validator for a map with bounded size, key length and string value length (metadata, attributes),
+    failing with the real API's texts: `Invalid '<param>': <noun> key '…' is too long. …`."""
+
+    def check(value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if len(value) > max_pairs:
             raise openai_error(
-                f"Invalid 'metadata': metadata key '{key[:80]}' is too long. Expected a key with maximum length "
-                f"{limits.METADATA_KEY_MAX_CHARS}, but got a key with length {len(key)} instead.",
-                "metadata_key_too_long",
+                f"Invalid '{param}': too many properties. Expected an object with at most {max_pairs} properties, "
+                f"but got an object with {len(value)} properties instead.",
+                "object_above_max_properties",
             )
-        if len(item) > limits.METADATA_VALUE_MAX_CHARS:
-            raise openai_error(
-                f"Invalid 'metadata': metadata value for key '{key}' is too long. Expected a value with maximum "
-                f"length {limits.METADATA_VALUE_MAX_CHARS}, but got a value with length {len(item)} instead.",
-                "metadata_value_too_long",
-            )
-    return value
+        for key, item in value.items():
+            if len(key) > key_chars:
+                raise openai_error(
+                    f"Invalid '{param}': {noun} key '{key[:80]}' is too long. Expected a key with maximum length "
+                    f"{key_chars}, but got a key with length {len(key)} instead.",
+                    f"{noun}_key_too_long",
+                )
+            if isinstance(item, str) and len(item) > value_chars:
+                raise openai_error(
+                    f"Invalid '{param}': {noun} value for key '{key}' is too long. Expected a value with maximum "
+                    f"length {value_chars}, but got a value with length {len(item)} instead.",
+                    f"{noun}_value_too_long",
+                )
+        return value
+
+    return check
 
 
+_check_metadata = bounded_pairs(
+    "metadata",
+    "metadata",
+    max_pairs=limits.METADATA_MAX_PAIRS,
+    key_chars=limits.METADATA_KEY_MAX_CHARS,
+    value_chars=limits.METADATA_VALUE_MAX_CHARS,
+)
 Metadata = Annotated[dict[str, str] | None, AfterValidator(_check_metadata)]
 
 

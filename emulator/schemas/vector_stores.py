@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from emulator import limits
-from emulator.schemas.common import ChunkingStrategy, Metadata, StrictModel, openai_error
+from emulator.schemas.common import ChunkingStrategy, Metadata, StrictModel, bounded_pairs
 from emulator.tables import VectorStoreFileBatchRow, VectorStoreFileRow, VectorStoreRow
 
 # ---------------------------------------------------------------------------------------------------- requests
@@ -19,31 +19,13 @@ class ExpiresAfter(StrictModel):
     days: Annotated[int, Field(ge=limits.VECTOR_STORE_EXPIRES_DAYS_MIN, le=limits.VECTOR_STORE_EXPIRES_DAYS_MAX)]
 
 
-def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if len(value) > limits.VECTOR_STORE_FILE_ATTRIBUTES_MAX_PAIRS:
-        raise openai_error(
-            f"Invalid 'attributes': too many properties. Expected an object with at most "
-            f"{limits.VECTOR_STORE_FILE_ATTRIBUTES_MAX_PAIRS} properties, but got an object with {len(value)} "
-            "properties instead.",
-            "object_above_max_properties",
-        )
-    for key, item in value.items():
-        if len(key) > limits.VECTOR_STORE_FILE_ATTRIBUTE_KEY_MAX_CHARS:
-            raise openai_error(
-                f"Invalid 'attributes': attribute key '{key[:80]}' is too long. Expected a key with maximum length "
-                f"{limits.VECTOR_STORE_FILE_ATTRIBUTE_KEY_MAX_CHARS}, but got a key with length {len(key)} instead.",
-                "attribute_key_too_long",
-            )
-        if isinstance(item, str) and len(item) > limits.VECTOR_STORE_FILE_ATTRIBUTE_VALUE_MAX_CHARS:
-            raise openai_error(
-                f"Invalid 'attributes': attribute value for key '{key}' is too long. Expected a value with maximum "
-                f"length {limits.VECTOR_STORE_FILE_ATTRIBUTE_VALUE_MAX_CHARS}, but got a value with length "
-                f"{len(item)} instead.",
-                "attribute_value_too_long",
-            )
-    return value
+_check_attributes = bounded_pairs(
+    "attributes",
+    "attribute",
+    max_pairs=limits.VECTOR_STORE_FILE_ATTRIBUTES_MAX_PAIRS,
+    key_chars=limits.VECTOR_STORE_FILE_ATTRIBUTE_KEY_MAX_CHARS,
+    value_chars=limits.VECTOR_STORE_FILE_ATTRIBUTE_VALUE_MAX_CHARS,
+)
 
 
 Attributes = Annotated[dict[str, str | int | float | bool] | None, AfterValidator(_check_attributes)]
