@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from emulator import clock
+from emulator.db import Database
 from emulator.ids import IdFactory
 from emulator.settings import Settings
 from emulator.stub_model import Model, StubModel
@@ -17,9 +19,19 @@ from emulator.stub_model import Model, StubModel
 _SECONDS_PER_DAY = 86_400
 
 
+@functools.lru_cache(maxsize=4096)
 def tenant_of(api_key: str) -> str:
     """A tenant is an API key; we store a digest of it, never the key itself."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:32]
+
+
+class _NoTransactionYet:
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("the request's transaction is opened by its route (api.deps.UnitOfWorkRoute)")
+
+
+NO_SESSION = cast(Session, _NoTransactionYet())
+"""The session of a request's `Ctx` until its unit of work binds one."""
 
 
 @dataclass
@@ -31,7 +43,21 @@ class Ctx:
     model: Model = field(default_factory=StubModel)
     include: frozenset[str] = frozenset()
     """`include[]` of the request: which optional parts of run steps its events and answers show."""
+    db: Database | None = field(default=None, repr=False)
+    """Where a request's unit of work opens its transaction (`api.deps.UnitOfWorkRoute`)."""
+    write: bool = True
     _now: int | None = field(default=None, repr=False)
+    _after_commit: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _planned_before_begin: int | None = field(default=None, repr=False)
+
+    def begin(self, session: Session) -> None:
+        """Bind a new transaction: what an earlier attempt read or planned is forgotten, what the request's
+        dependencies planned before the first one is kept."""
+        self.session = session
+        self._now = None
+        if self._planned_before_begin is None:
+            self._planned_before_begin = len(self._after_commit)
+        del self._after_commit[self._planned_before_begin :]
 
     @property
     def now(self) -> int:
@@ -47,8 +73,14 @@ class Ctx:
             self._now = clock.at(offset)
 
     def after_commit(self, action: Callable[[], None]) -> None:
-        """Run `action` once this request's transaction has committed (never if it rolls back)."""
-        event.listen(self.session, "after_commit", lambda _session: action(), once=True)
+        """Run `action` once this request's transaction has committed (never if it rolls back); the request's
+        unit of work calls `committed`."""
+        self._after_commit.append(action)
+
+    def committed(self) -> None:
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            action()
 
     @property
     def precise_now(self) -> float:

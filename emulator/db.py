@@ -5,22 +5,49 @@ queue on the database lock instead of failing half-way on a stale snapshot; read
 `BEGIN` and never wait for a writer. Within one process, writers first queue on a Python lock: SQLite's busy
 handler sleeps in growing steps and serves waiters in no order, which at 32 concurrent writers gave a p99 of
 seconds; other processes on the same file still meet `busy_timeout`.
+
+On SQLite a request's unit of work may also run on the event loop itself (`Database.inline`), on one connection
+that never waits: the thread hop and the GIL hand-offs of a worker thread cost more than the request's own SQL.
+It is taken only when it cannot block: a write needs the process's writer lock free at once (and no thread
+waiting for it), the connection's busy timeout is zero, and code that would block (a code_interpreter cell, a
+document to parse) asks to leave; in each case the unit of work is rolled back and rerun in a worker thread.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+T = TypeVar("T")
+
+_on_event_loop: ContextVar[bool] = ContextVar("on_event_loop", default=False)
+
+
+class LeaveEventLoop(Exception):
+    """Raised inside an inline unit of work that would have to wait: roll back and rerun it in a worker thread."""
+
+
+def require_worker_thread(reason: str) -> None:
+    """Call before anything that may block for long (a subprocess, parsing a document)."""
+    if _on_event_loop.get():
+        raise LeaveEventLoop(reason)
+
+
+def is_busy(error: OperationalError) -> bool:
+    return "locked" in str(error.orig) or "busy" in str(error.orig)
 
 
 def normalize_url(url: str) -> str:
@@ -35,7 +62,30 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _configure_sqlite(engine: Engine) -> None:
+class _WriterLock:
+    """The process's SQLite writer lock: threads queue on it; the event loop only takes it when it is free and
+    no thread is waiting (so that the loop, which never sleeps on it, cannot starve the threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._waiting = 0
+
+    def acquire(self) -> None:
+        self._waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            self._waiting -= 1
+
+    def try_acquire(self) -> bool:
+        return self._waiting == 0 and self._lock.acquire(blocking=False)
+
+    def release(self) -> None:
+        # A plain Lock (not RLock): the commit may run on another thread than the one that began.
+        self._lock.release()
+
+
+def _configure_sqlite(engine: Engine, writer_lock: _WriterLock, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves, below
@@ -43,17 +93,19 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.close()
-
-    writer_lock = threading.Lock()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         if not connection.get_execution_options().get("sqlite_immediate", False):
             connection.exec_driver_sql("BEGIN")
             return
-        writer_lock.acquire()
+        if _on_event_loop.get():
+            if not writer_lock.try_acquire():
+                raise LeaveEventLoop("the writer lock is taken")
+        else:
+            writer_lock.acquire()
         connection.info["holds_writer_lock"] = True
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
@@ -62,7 +114,6 @@ def _configure_sqlite(engine: Engine) -> None:
             raise
 
     def _release(connection: Any) -> None:
-        # A plain Lock (not RLock): the commit may run on another thread than the one that began.
         if connection.info.pop("holds_writer_lock", False):
             writer_lock.release()
 
@@ -70,35 +121,59 @@ def _configure_sqlite(engine: Engine) -> None:
     event.listen(engine, "rollback", _release)
 
 
-def create_db_engine(url: str) -> Engine:
-    url = normalize_url(url)
+def _make_sqlite_folder(url: str) -> None:
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, pool_size=16, max_overflow=48, connect_args={"check_same_thread": False})
-        _configure_sqlite(engine)
-        return engine
-    return create_engine(url, pool_size=16, max_overflow=48, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_db_engine(url: str, writer_lock: _WriterLock | None = None) -> Engine:
+    """A pooled engine for worker threads; on SQLite a busy database makes it wait (`busy_timeout`)."""
+    url = normalize_url(url)
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_size=16, max_overflow=48, pool_pre_ping=True)
+    _make_sqlite_folder(url)
+    engine = create_engine(url, pool_size=64, max_overflow=0, connect_args={"check_same_thread": False})
+    _configure_sqlite(engine, writer_lock or _WriterLock(), _SQLITE_BUSY_TIMEOUT_MS)
+    return engine
+
+
+def _inline_sqlite_engine(url: str, writer_lock: _WriterLock) -> Engine:
+    """The event loop's engine: one connection (the loop runs one unit of work at a time) that never waits."""
+    engine = create_engine(normalize_url(url), poolclass=StaticPool, connect_args={"check_same_thread": False})
+    _configure_sqlite(engine, writer_lock, 0)
+    return engine
+
+
+def _session_factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+    write_engine = engine.execution_options(sqlite_immediate=True) if is_sqlite(engine) else engine
+    return (
+        sessionmaker(engine, expire_on_commit=False, autoflush=False),
+        sessionmaker(write_engine, expire_on_commit=False, autoflush=False),
+    )
 
 
 @dataclass(frozen=True)
 class Database:
-    """The engine plus two session factories: one for reads, one for transactions that write."""
+    """The engine plus two session factories: one for reads, one for transactions that write; on SQLite, the
+    same two again for units of work run on the event loop."""
 
     engine: Engine
     reader: sessionmaker[Session]
     writer: sessionmaker[Session]
+    inline_engine: Engine | None = None
+    inline_reader: sessionmaker[Session] | None = None
+    inline_writer: sessionmaker[Session] | None = None
 
     @classmethod
     def connect(cls, url: str) -> Database:
-        engine = create_db_engine(url)
-        write_engine = engine.execution_options(sqlite_immediate=True) if is_sqlite(engine) else engine
-        return cls(
-            engine=engine,
-            reader=sessionmaker(engine, expire_on_commit=False, autoflush=False),
-            writer=sessionmaker(write_engine, expire_on_commit=False, autoflush=False),
-        )
+        if make_url(normalize_url(url)).get_backend_name() != "sqlite":
+            engine = create_db_engine(url)
+            return cls(engine, *_session_factories(engine))
+        writer_lock = _WriterLock()
+        engine = create_db_engine(url, writer_lock)
+        inline_engine = _inline_sqlite_engine(url, writer_lock)
+        return cls(engine, *_session_factories(engine), inline_engine, *_session_factories(inline_engine))
 
     def session(self, *, write: bool) -> Session:
         """A new session; it touches the database only at its first statement."""
@@ -130,5 +205,42 @@ class Database:
                 session.rollback()
                 raise
 
+    @property
+    def runs_inline(self) -> bool:
+        return self.inline_engine is not None
+
+    def run_inline(self, work: Callable[[Session], T], *, write: bool) -> T:
+        """`work` in one transaction on the event loop's connection, committed on success.
+
+        Raises `LeaveEventLoop`, with everything rolled back, when the unit of work would have to wait: the
+        caller then runs it in a worker thread. Only for databases that `runs_inline`.
+        """
+        factory = self.inline_writer if write else self.inline_reader
+        assert factory is not None, "no inline lane on this database"
+        token = _on_event_loop.set(True)
+        session = factory()
+        try:
+            result = work(session)
+            session.commit()
+            return result
+        except OperationalError as error:
+            session.rollback()
+            if is_busy(error):
+                raise LeaveEventLoop("the database is busy") from error
+            raise
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+            _on_event_loop.reset(token)
+
+    def run_in_worker(self, work: Callable[[Session], T], *, write: bool) -> T:
+        """`work` in one transaction of the calling (worker) thread, committed on success."""
+        with self.transaction(write=write) as session:
+            return work(session)
+
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.inline_engine is not None:
+            self.inline_engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 import string
@@ -9,6 +10,16 @@ import threading
 
 _ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 24
+_RANDOM_BYTES = 24
+"""192 random bits for 24 base-62 digits (~143 bits): the modulo's bias is below 2**-48."""
+
+
+def _base62(number: int) -> str:
+    digits = []
+    for _ in range(_ID_LENGTH):
+        number, digit = divmod(number, 62)
+        digits.append(_ALPHABET[digit])
+    return "".join(digits)
 
 PREFIXES = {
     "assistant": "asst_",
@@ -35,7 +46,7 @@ class IdFactory:
 
     def _suffix(self) -> str:
         if self._rng is None:
-            return "".join(secrets.choice(_ALPHABET) for _ in range(_ID_LENGTH))
+            return _base62(int.from_bytes(os.urandom(_RANDOM_BYTES)))
         with self._lock:
             return "".join(self._rng.choice(_ALPHABET) for _ in range(_ID_LENGTH))
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator import limits
+from emulator.db import require_worker_thread
 
 _RUNNER = r"""
 import ast, resource, sys
@@ -86,6 +87,7 @@ def run_cell(code: str, inputs: Iterable[InputFile], *, root: Path) -> Execution
         str(limits.CODE_INTERPRETER_MEMORY_BYTES),
         str(limits.CODE_INTERPRETER_TIMEOUT_SECONDS),
     ]
+    require_worker_thread("a code_interpreter cell runs in a subprocess")
     try:
         completed = subprocess.run(
             command,

@@ -13,14 +13,14 @@ from pydantic import Field
 from starlette.background import BackgroundTask
 
 from emulator import __version__, clock
-from emulator.api.deps import ReadCtx, WriteCtx, runtime
+from emulator.api.deps import ReadCtx, WorkerThreadRoute, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
 from emulator.schemas.common import StrictModel
 from emulator.schemas.control import AddFaults, AddTurns, Latency, RateLimits
 from emulator.services import control, scripts, usage
 
-router = APIRouter(prefix="/_emulator")
+router = APIRouter(prefix="/_emulator", route_class=WorkerThreadRoute)
 
 
 async def control_write_ctx(request: Request, ctx: WriteCtx) -> Ctx:

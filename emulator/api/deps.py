@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
+from sqlalchemy.orm import Session
 
 from emulator import limits
-from emulator.context import Ctx, tenant_of
-from emulator.db import Database
+from emulator.context import NO_SESSION, Ctx, tenant_of
+from emulator.db import LeaveEventLoop
 from emulator.errors import InvalidRequest, Unauthorized
 from emulator.services.runtime import Runtime
 from emulator.store.pagination import PageRequest
@@ -75,60 +76,77 @@ async def require_assistants_beta(request: Request) -> None:
     raise InvalidRequest(_BETA_MISSING, param=None, code="invalid_beta")
 
 
-def _unit_of_work(*, write: bool) -> Callable[[Request], AsyncIterator[Ctx]]:
-    async def unit_of_work(request: Request) -> AsyncIterator[Ctx]:
-        """The request's transaction: opened without I/O, ended (commit on success) in one shielded thread hop,
-        so that neither an error nor a client that hangs up can leave it open."""
-        tenant_id = _tenant(request)
-        rt = runtime(request)
-        session = rt.db.session(write=write)
-        ctx = Ctx(session=session, tenant=tenant_id, settings=rt.settings, ids=rt.ids, model=rt.model)
-        try:
-            yield ctx
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await run_in_threadpool(rt.db.finish, session, commit=False)
-            raise
-        if not session.in_transaction():  # ended by the endpoint (`UnitOfWorkRoute`), or never begun: no I/O
-            session.close()
-            return
-        with anyio.CancelScope(shield=True):
-            await run_in_threadpool(rt.db.finish, session, commit=True)
+def _request_ctx(request: Request, *, write: bool) -> Ctx:
+    rt = runtime(request)
+    return Ctx(
+        session=NO_SESSION, tenant=_tenant(request), settings=rt.settings, ids=rt.ids, model=rt.model, db=rt.db,
+        write=write,
+    )
 
-    return unit_of_work
+
+async def write_ctx(request: Request) -> Ctx:
+    return _request_ctx(request, write=True)
+
+
+async def read_ctx(request: Request) -> Ctx:
+    return _request_ctx(request, write=False)
+
+
+WriteCtx = Annotated[Ctx, Depends(write_ctx)]
+"""A transaction that may write, opened by the route around the endpoint and committed when it returns,
+before the response is sent."""
+ReadCtx = Annotated[Ctx, Depends(read_ctx)]
 
 
 class UnitOfWorkRoute(APIRoute):
-    """A route whose sync endpoint commits its request's transaction in its own worker thread, on success.
+    """A route whose sync endpoint runs in one transaction (the `Ctx` argument's), committed on success and rolled
+    back on any error.
 
-    It saves the thread hop of the unit of work's commit (the unit of work then only closes the session); on an
-    error the unit of work still rolls back, as for any route.
+    On SQLite the transaction runs on the event loop when it can (`Database.run_inline`), otherwise, and always
+    on PostgreSQL, in a worker thread; either way nothing is left open if the client hangs up.
     """
+
+    inline = True
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint):
-            endpoint = _committing(endpoint)
+            endpoint = _in_unit_of_work(endpoint, inline=self.inline)
         super().__init__(path, endpoint, **kwargs)
 
 
-def _committing(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+class WorkerThreadRoute(UnitOfWorkRoute):
+    """A unit-of-work route that always runs in a worker thread: its endpoints may block (parse a document)."""
+
+    inline = False
+
+
+def _in_unit_of_work(endpoint: Callable[..., Any], *, inline: bool) -> Callable[..., Any]:
     @functools.wraps(endpoint)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        result = endpoint(*args, **kwargs)
-        for value in kwargs.values():
-            if isinstance(value, Ctx):
-                Database.finish(value.session, commit=True)
+    async def call(**kwargs: Any) -> Any:
+        ctx = next((value for value in kwargs.values() if isinstance(value, Ctx)), None)
+        if ctx is None or ctx.db is None:
+            return await run_in_threadpool(endpoint, **kwargs)
+        db = ctx.db
+
+        def work(session: Session) -> Any:
+            ctx.begin(session)
+            return endpoint(**kwargs)
+
+        if inline and db.runs_inline:
+            try:
+                result = db.run_inline(work, write=ctx.write)
+            except LeaveEventLoop:
+                pass
+            else:
+                ctx.committed()
+                return result
+        with anyio.CancelScope(shield=True):
+            result = await run_in_threadpool(db.run_in_worker, work, write=ctx.write)
+        ctx.committed()
         return result
 
     return call
 
-
-write_ctx = _unit_of_work(write=True)
-read_ctx = _unit_of_work(write=False)
-
-WriteCtx = Annotated[Ctx, Depends(write_ctx, scope="function")]
-"""A transaction that may write; committed when the endpoint returns, before the response is sent."""
-ReadCtx = Annotated[Ctx, Depends(read_ctx, scope="function")]
 
 Order = Literal["asc", "desc"]
 

@@ -10,7 +10,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
 from emulator import limits
-from emulator.api.deps import Order, ReadCtx, WriteCtx, runtime, tenant
+from emulator.api.deps import Order, ReadCtx, WorkerThreadRoute, WriteCtx, runtime, tenant
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
 from emulator.errors import PayloadTooLarge
@@ -21,7 +21,7 @@ from emulator.store import files as store
 from emulator.store.pagination import PageRequest
 from emulator.uploads import receive_upload
 
-router = APIRouter(prefix="/v1/files")
+router = APIRouter(prefix="/v1/files", route_class=WorkerThreadRoute)
 
 
 @router.post("")

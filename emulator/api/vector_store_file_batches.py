@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from emulator.api.deps import Pagination, WriteCtx
+from emulator.api.deps import Pagination, WorkerThreadRoute, WriteCtx
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.api.vector_store_files import FileStatus, poll_after
 from emulator.context import Ctx
@@ -14,7 +14,7 @@ from emulator.services import vector_store_file_batches as service
 from emulator.services import vector_store_files
 from emulator.tables import VectorStoreFileBatchRow
 
-router = APIRouter(prefix="/v1/vector_stores/{vector_store_id}/file_batches")
+router = APIRouter(prefix="/v1/vector_stores/{vector_store_id}/file_batches", route_class=WorkerThreadRoute)
 
 
 def _render(ctx: Ctx, batch: VectorStoreFileBatchRow) -> OpenAIJSON:

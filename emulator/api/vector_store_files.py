@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from emulator.api.deps import Pagination, WriteCtx
+from emulator.api.deps import Pagination, WorkerThreadRoute, WriteCtx
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
 from emulator.schemas.common import render_deleted, render_list
@@ -18,7 +18,7 @@ from emulator.schemas.vector_stores import (
 )
 from emulator.services import vector_store_files as service
 
-router = APIRouter(prefix="/v1/vector_stores/{vector_store_id}/files")
+router = APIRouter(prefix="/v1/vector_stores/{vector_store_id}/files", route_class=WorkerThreadRoute)
 
 FileStatus = Literal["in_progress", "completed", "failed", "cancelled"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from emulator.api.deps import Pagination, WriteCtx
+from emulator.api.deps import Pagination, WorkerThreadRoute, WriteCtx
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.schemas.common import render_deleted
 from emulator.schemas.vector_stores import (
@@ -21,7 +21,7 @@ from emulator.schemas.vector_stores import (
 )
 from emulator.services import vector_stores as service
 
-router = APIRouter(prefix="/v1/vector_stores")
+router = APIRouter(prefix="/v1/vector_stores", route_class=WorkerThreadRoute)
 
 
 @router.post("")

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
 from emulator import limits
 from emulator.schemas.common import Metadata, StrictModel
 from emulator.tables import MessageRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
+
+    from emulator.store.plain import Record
 
 ImageDetail = Literal["auto", "low", "high"]
 
@@ -98,7 +103,8 @@ def text_part(value: str, annotations: list[dict[str, Any]] | None = None) -> di
     return {"type": "text", "text": {"value": value, "annotations": annotations or []}}
 
 
-def render_message(row: MessageRow) -> dict[str, Any]:
+def render_message(row: MessageRow | Record | Row[Any]) -> dict[str, Any]:
+    """From the ORM object or a plain row (`store.plain`): they read alike."""
     return {
         "id": row.id,
         "object": "thread.message",

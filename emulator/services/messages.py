@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy.engine import Row
+
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.schemas.messages import CreateMessage, ModifyMessage
-from emulator.store import files, threads
+from emulator.store import files, plain, threads
 from emulator.store import messages as store
 from emulator.tables import MessageRow, ThreadRow
 
 
-def add(ctx: Ctx, thread: ThreadRow, body: CreateMessage, *, param_prefix: str = "") -> MessageRow:
+def add(ctx: Ctx, thread: ThreadRow | Row[Any], body: CreateMessage, *, param_prefix: str = "") -> plain.Record:
     for file_ids, param in (
         (body.attachment_file_ids(), f"{param_prefix}attachments"),
         (body.image_file_ids(), f"{param_prefix}content"),
@@ -27,11 +31,11 @@ def add(ctx: Ctx, thread: ThreadRow, body: CreateMessage, *, param_prefix: str =
         attachments=[attachment.model_dump() for attachment in body.attachments or []],
         metadata=body.metadata or {},
     )
-    threads.touch(thread, ctx.now)
+    threads.touch_by_id(ctx.session, thread.id, thread.last_active_at, ctx.now)
     return row
 
 
-def create(ctx: Ctx, thread: ThreadRow, body: CreateMessage) -> MessageRow:
+def create(ctx: Ctx, thread: Row[Any], body: CreateMessage) -> plain.Record:
     if thread.active_run_id is not None:
         raise InvalidRequest(f"Can't add messages to {thread.id} while a run {thread.active_run_id} is active.")
     return add(ctx, thread, body)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy.engine import Row
+
 from emulator.context import Ctx
 from emulator.schemas.threads import CreateThread, ModifyThread
 from emulator.services import messages
@@ -14,6 +18,15 @@ def get_live(ctx: Ctx, thread_id: str, *, lock: bool = False) -> ThreadRow:
     row, clock_offset = store.get_with_clock(ctx.session, ctx.tenant, thread_id, lock=lock)
     if row is not None:
         ctx.clock_read(clock_offset)
+    return store.require_alive(row, thread_id, alive_since=ctx.threads_alive_since)
+
+
+def get_live_ref(ctx: Ctx, thread_id: str, *, lock: bool = False) -> Row[Any]:
+    """`get_live` as a plain row (`id`, `last_active_at`, `active_run_id`): for requests that only check the
+    thread or add to it."""
+    row = store.get_ref_with_clock(ctx.session, ctx.tenant, thread_id, lock=lock)
+    if row is not None:
+        ctx.clock_read(row.clock_offset)
     return store.require_alive(row, thread_id, alive_since=ctx.threads_alive_since)
 
 

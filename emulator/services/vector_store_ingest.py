@@ -18,6 +18,7 @@ from typing import Any
 
 from emulator import limits
 from emulator.context import Ctx
+from emulator.db import require_worker_thread
 from emulator.errors import InvalidRequest
 from emulator.ingest import chunking, parsers
 from emulator.search import terms
@@ -105,6 +106,7 @@ def _fail(row: VectorStoreFileRow, code: str, message: str) -> None:
 
 def ingest(ctx: Ctx, row: VectorStoreFileRow) -> None:
     """Parse, chunk and index one file; never raises for a bad file (it ends `failed`)."""
+    require_worker_thread("parsing a document may take long")
     source = store.live_files(ctx.session, ctx.tenant, [row.id], now=ctx.now).get(row.id)
     if source is None:
         _fail(row, "invalid_file", f"The file {row.id} was deleted before it could be processed.")

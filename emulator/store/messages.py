@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, delete
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
+from emulator.store import plain
 from emulator.store.pagination import Listing, Page, PageRequest, select_scoped
 from emulator.tables import MessageRow
+
+_INSERT = plain.Inserter(MessageRow)
 
 
 def create(
@@ -26,23 +30,27 @@ def create(
     status: str = "completed",
     assistant_id: str | None = None,
     run_id: str | None = None,
-) -> MessageRow:
-    row = MessageRow(
-        id=message_id,
-        tenant=tenant,
-        thread_id=thread_id,
-        created_at=now,
-        role=role,
-        content=content,
-        attachments=attachments,
-        metadata_=metadata,
-        status=status,
-        assistant_id=assistant_id,
-        run_id=run_id,
-        completed_at=now if status == "completed" else None,
+) -> plain.Record:
+    """Insert a message; to change it later, load it with `get`."""
+    return _INSERT(
+        session,
+        {
+            "id": message_id,
+            "tenant": tenant,
+            "thread_id": thread_id,
+            "created_at": now,
+            "role": role,
+            "content": content,
+            "attachments": attachments,
+            "metadata_": metadata,
+            "status": status,
+            "assistant_id": assistant_id,
+            "run_id": run_id,
+            "completed_at": now if status == "completed" else None,
+            "incomplete_at": None,
+            "incomplete_details": None,
+        },
     )
-    session.add(row)
-    return row
 
 
 _BY_ID = select_scoped(
@@ -51,15 +59,31 @@ _BY_ID = select_scoped(
     MessageRow.thread_id == bindparam("thread_id"),
     MessageRow.id == bindparam("message_id"),
 )
-_OF_THREAD = Listing(MessageRow, select_scoped(MessageRow, MessageRow.thread_id == bindparam("thread_id")))
+_READ_BY_ID = plain.select_plain(
+    MessageRow,
+    MessageRow.tenant == bindparam("tenant"),
+    MessageRow.thread_id == bindparam("thread_id"),
+    MessageRow.id == bindparam("message_id"),
+)
+_OF_THREAD = Listing(MessageRow, plain.select_plain(MessageRow, MessageRow.thread_id == bindparam("thread_id")))
 _OF_RUN = Listing(
     MessageRow,
-    select_scoped(MessageRow, MessageRow.thread_id == bindparam("thread_id"), MessageRow.run_id == bindparam("run_id")),
+    plain.select_plain(
+        MessageRow, MessageRow.thread_id == bindparam("thread_id"), MessageRow.run_id == bindparam("run_id")
+    ),
 )
 
 
 def get(session: Session, tenant: str, thread_id: str, message_id: str) -> MessageRow:
     row = session.scalar(_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
+    if row is None:
+        raise NotFound.object("message", message_id)
+    return row
+
+
+def read(session: Session, tenant: str, thread_id: str, message_id: str) -> Row[Any]:
+    """`get` as a plain row, to render."""
+    row = plain.first(session, _READ_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
     if row is None:
         raise NotFound.object("message", message_id)
     return row
@@ -75,7 +99,7 @@ def remove(session: Session, tenant: str, thread_id: str, message_id: str) -> No
         raise NotFound.object("message", message_id)
 
 
-def list_page(session: Session, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[MessageRow]:
+def list_page(session: Session, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[Row[Any]]:
     if run_id is None:
         return _OF_THREAD.page(session, page, {"thread_id": thread_id})
     return _OF_RUN.page(session, page, {"thread_id": thread_id, "run_id": run_id})

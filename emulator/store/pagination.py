@@ -10,6 +10,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from emulator.errors import InvalidRequest
+from emulator.store import plain
 
 Row = TypeVar("Row")
 Order = Literal["asc", "desc"]
@@ -33,20 +34,23 @@ class Listing:
     """A list's scope (a select of `table` filtered to it) and the queries of its pages.
 
     Built once at import with bind parameters for the scope's values, a listing builds each page query at its
-    first use and then only binds values: building a statement costs more than running it.
+    first use and then only binds values: building a statement costs more than running it. A scope that selects
+    the mapped class gives ORM objects; one that selects columns (`plain.select_plain`) gives plain rows.
     """
 
     def __init__(self, table: Any, scoped: Select[Any]) -> None:
         self.table = table
         self.scoped = scoped
-        self._cursor = scoped.with_only_columns(table.seq).where(table.id == bindparam("cursor"))
+        self.objects = scoped.column_descriptions[0].get("type") is table and len(scoped.column_descriptions) == 1
+        columns = table.__table__.c
+        self._cursor = scoped.with_only_columns(columns.seq).where(columns.id == bindparam("cursor"))
         self._pages: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
     def _page_query(self, after: bool, before: bool, descending: bool) -> Select[Any]:
         key = (after, before, descending)
         query = self._pages.get(key)
         if query is None:
-            seq = self.table.seq
+            seq = self.table.__table__.c.seq
             query = self.scoped
             if after:
                 query = query.where(seq < bindparam("after_seq") if descending else seq > bindparam("after_seq"))
@@ -59,7 +63,7 @@ class Listing:
 
     def _cursor_seq(self, session: Session, params: dict[str, Any], cursor: str, param: str) -> int:
         """Resolve a cursor id to its `seq`, within the same scope as the list (tenant, thread, filters)."""
-        seq = session.scalar(self._cursor, {**params, "cursor": cursor})
+        seq = plain.scalar(session, self._cursor, {**params, "cursor": cursor})
         if seq is None:
             raise InvalidRequest(f"Invalid '{param}': no object with id '{cursor}' in this list.", param=param)
         return seq
@@ -77,7 +81,7 @@ class Listing:
         if page.before:
             values["before_seq"] = self._cursor_seq(session, params, page.before, "before")
         query = self._page_query(bool(page.after), bool(page.before), page.order == "desc")
-        rows = list(session.scalars(query, values))
+        rows = list(session.scalars(query, values) if self.objects else plain.all_rows(session, query, values))
         has_more = len(rows) > page.limit
         rows = rows[: page.limit]
         if page.before and not page.after:

@@ -6,14 +6,18 @@ never existed, and the sweeper (`store.retention`) deletes it and its messages f
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from emulator import clock
 from emulator.errors import NotFound
+from emulator.store import plain
 from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
+
+T = TypeVar("T")
 
 
 def create(
@@ -57,7 +61,20 @@ def get_with_clock(
     return (None, None) if found is None else (found[0], found[1])
 
 
-def require_alive(row: ThreadRow | None, thread_id: str, *, alive_since: int) -> ThreadRow:
+_REF_COLUMNS = (ThreadRow.__table__.c.id, ThreadRow.__table__.c.last_active_at, ThreadRow.__table__.c.active_run_id)
+_REF_BY_ID = select(*_REF_COLUMNS, clock.OFFSET_COLUMN).where(
+    ThreadRow.__table__.c.tenant == bindparam("tenant"), ThreadRow.__table__.c.id == bindparam("thread_id")
+)
+_REF_BY_ID_LOCKED = _REF_BY_ID.with_for_update()
+
+
+def get_ref_with_clock(session: Session, tenant: str, thread_id: str, *, lock: bool = False) -> Row[Any] | None:
+    """Like `get_with_clock`, as a plain row of what most requests need: `id`, `last_active_at`,
+    `active_run_id` and `clock_offset`."""
+    return plain.first(session, _REF_BY_ID_LOCKED if lock else _REF_BY_ID, {"tenant": tenant, "thread_id": thread_id})
+
+
+def require_alive(row: T | None, thread_id: str, *, alive_since: int) -> T:
     """The thread, if it exists and was active at or after `alive_since`."""
     if row is None or row.last_active_at < alive_since:
         raise NotFound.object("thread", thread_id)
@@ -71,6 +88,19 @@ def touch(thread: ThreadRow, now: int) -> None:
     """
     if thread.last_active_at < now:
         thread.last_active_at = now
+
+
+_TOUCH = (
+    update(ThreadRow.__table__)
+    .where(ThreadRow.__table__.c.id == bindparam("thread_id"), ThreadRow.__table__.c.last_active_at < bindparam("now"))
+    .values(last_active_at=bindparam("now"))
+)
+
+
+def touch_by_id(session: Session, thread_id: str, last_active_at: int, now: int) -> None:
+    """`touch` for a thread read as a plain row (`get_ref_with_clock`)."""
+    if last_active_at < now:
+        session.connection().execute(_TOUCH, {"thread_id": thread_id, "now": now})
 
 
 def update_fields(session: Session, row: ThreadRow, now: int, **fields: Any) -> ThreadRow:
