@@ -44,11 +44,11 @@ log = logging.getLogger("emulator")
 
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 
-ROUTERS = (
-    assistants.router,
+ROUTERS = (  # matched in this order, each route in turn: the busiest first (runs before threads: POST /threads/runs)
+    messages.router,
     runs.router,
     threads.router,
-    messages.router,
+    assistants.router,
     files.router,
     models.router,
     control.router,
