@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,7 +17,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import __version__, clock, migrate
+from emulator import __version__, clock, migrate, tokens
 from emulator.api import (
     assistants,
     control,
@@ -153,6 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.script is not None:
             _load_script(db, settings)
         runtime = Runtime(settings=settings, db=db, ids=ids)
+        # Until an encoding is built, a run's units of work leave the event loop for a worker thread.
+        threading.Thread(target=tokens.warm_up, name="tokenizer-warm-up", daemon=True).start()
         app.state.runtime = runtime
         sweeper = asyncio.create_task(_sweep_forever(runtime))
         try:

@@ -15,13 +15,13 @@ from emulator.tables import ClockRow
 
 CLOCK_ROW_ID = 1
 
-_OFFSET = select(ClockRow.offset_seconds).where(ClockRow.id == CLOCK_ROW_ID)
+_OFFSET = select(ClockRow.__table__.c.offset_seconds).where(ClockRow.__table__.c.id == CLOCK_ROW_ID)
 OFFSET_COLUMN = _OFFSET.scalar_subquery().label("clock_offset")
 """The offset as a column, so a request's first query can read the clock along with its own rows."""
 
 
 def offset_seconds(session: Session) -> int:
-    return session.scalar(_OFFSET) or 0
+    return session.connection().execute(_OFFSET).scalar() or 0
 
 
 def at(offset: int | None) -> int:

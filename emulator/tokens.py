@@ -33,6 +33,8 @@ from pathlib import Path
 
 import tiktoken
 
+from emulator.db import require_worker_thread
+
 __all__ = [
     "ENCODINGS",
     "PROMPT_PRIMING_TOKENS",
@@ -142,17 +144,31 @@ def _build(name: str) -> tiktoken.Encoding:
     )
 
 
-@functools.cache
 def get_encoding(name: str) -> tiktoken.Encoding:
     """The tiktoken encoding `name` ("o200k_base" or "cl100k_base"), built once per process, offline.
 
-    The lock makes concurrent first calls build the encoding once (0.1 to 0.3 s each); later calls
-    are answered by the cache without taking the lock. Unknown names raise ValueError.
+    The lock makes concurrent first calls build the encoding once (0.1 to 0.5 s each); later calls are
+    answered from `_BUILT` without taking the lock. A unit of work on the event loop does not build one: it
+    moves to a worker thread. Unknown names raise ValueError.
     """
+    encoding = _BUILT.get(name)
+    if encoding is not None:
+        return encoding
     if name not in _SPECS:
         raise ValueError(f"Unknown encoding {name!r}; supported: {', '.join(ENCODINGS)}.")
+    require_worker_thread("building a tokenizer takes a few hundred milliseconds")
     with _LOAD_LOCK:
-        return _build(name)
+        encoding = _BUILT[name] = _build(name)
+    return encoding
+
+
+def warm_up() -> None:
+    """Build every encoding now (the server does it in a background thread at start)."""
+    for name in ENCODINGS:
+        get_encoding(name)
+
+
+_BUILT: dict[str, tiktoken.Encoding] = {}
 
 
 def encode(text: str, encoding: str) -> list[int]:

@@ -119,7 +119,7 @@ def test_concurrent_first_use_loads_once(monkeypatch: pytest.MonkeyPatch) -> Non
         return real_load(name, expected_sha256)
 
     monkeypatch.setattr(tokens, "_load_ranks", counting_load)
-    tokens.get_encoding.cache_clear()
+    monkeypatch.setattr(tokens, "_BUILT", {})
     tokens._build.cache_clear()
     barrier = threading.Barrier(8)
     results: list[tiktoken.Encoding] = []

@@ -1,0 +1,113 @@
+"""The SQLite event-loop lane (`Database.run_inline`): it never waits, and what it leaves behind is rolled back.
+
+These drive the real `Database` over a real SQLite file; the HTTP suites cover the same lane end to end (every
+assistants/threads/messages/runs request on SQLite goes through it).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from emulator import tokens
+from emulator.context import NO_SESSION, Ctx
+from emulator.db import Database, LeaveEventLoop, require_worker_thread
+from emulator.ids import IdFactory
+from emulator.settings import Settings
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database.connect(f"sqlite:///{tmp_path / 'lane.db'}")
+    db.run_in_worker(lambda session: session.execute(text("CREATE TABLE items (name TEXT)")), write=True)
+    yield db
+    db.dispose()
+
+
+def _names(db: Database) -> list[str]:
+    return db.run_in_worker(
+        lambda session: [row[0] for row in session.execute(text("SELECT name FROM items ORDER BY name"))],
+        write=False,
+    )
+
+
+def _insert(name: str) -> Callable[[Session], str]:
+    def work(session: Session) -> str:
+        session.execute(text("INSERT INTO items VALUES (:name)"), {"name": name})
+        return name
+
+    return work
+
+
+def test_a_write_on_the_loop_commits(database: Database) -> None:
+    assert database.runs_inline
+    assert database.run_inline(_insert("a"), write=True) == "a"
+    assert _names(database) == ["a"]
+
+
+def test_a_write_leaves_the_loop_when_a_thread_holds_the_writer_lock(database: Database) -> None:
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        def work(session: Session) -> None:
+            session.execute(text("INSERT INTO items VALUES ('thread')"))
+            holding.set()
+            release.wait(10)
+
+        database.run_in_worker(work, write=True)
+
+    worker = threading.Thread(target=hold_the_lock)
+    worker.start()
+    try:
+        assert holding.wait(10)
+        with pytest.raises(LeaveEventLoop, match="writer lock"):
+            database.run_inline(_insert("loop"), write=True)
+    finally:
+        release.set()
+        worker.join(10)
+    assert _names(database) == ["thread"]
+    assert database.run_inline(_insert("loop"), write=True) == "loop"
+
+
+def test_work_that_must_not_block_the_loop_is_rolled_back_and_told_to_leave(database: Database) -> None:
+    def work(session: Session) -> None:
+        _insert("half-done")(session)
+        require_worker_thread("a subprocess")
+
+    with pytest.raises(LeaveEventLoop, match="a subprocess"):
+        database.run_inline(work, write=True)
+    assert _names(database) == []
+    database.run_in_worker(work, write=True)  # in a worker thread the same work is allowed
+    assert _names(database) == ["half-done"]
+
+
+def test_a_tokenizer_is_never_built_on_the_loop(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "_BUILT", {})
+    with pytest.raises(LeaveEventLoop, match="tokenizer"):
+        database.run_inline(lambda _session: tokens.count("hello world", "cl100k_base"), write=False)
+    assert database.run_in_worker(lambda _session: tokens.count("hello world", "cl100k_base"), write=False) == 2
+    assert database.run_inline(lambda _session: tokens.count("hello world", "cl100k_base"), write=False) == 2
+
+
+def test_a_retry_keeps_what_the_dependencies_planned_and_forgets_the_failed_attempt(database: Database) -> None:
+    ran: list[str] = []
+    ctx = Ctx(session=NO_SESSION, tenant="t", settings=Settings(), ids=IdFactory(1))
+    ctx.after_commit(lambda: ran.append("planned by a dependency"))
+    with pytest.raises(RuntimeError, match="transaction is opened by its route"):
+        ctx.session.execute(text("SELECT 1"))
+
+    def attempt(session: Session) -> None:
+        ctx.begin(session)
+        ctx.after_commit(lambda: ran.append("planned by the endpoint"))
+        require_worker_thread("a document to parse")
+
+    with pytest.raises(LeaveEventLoop):
+        database.run_inline(attempt, write=True)
+    database.run_in_worker(lambda session: ctx.begin(session), write=True)
+    ctx.committed()
+    assert ran == ["planned by a dependency"]
