@@ -69,13 +69,16 @@ class _WriterLock:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._waiting = 0
+        self._counting = threading.Lock()
 
     def acquire(self) -> None:
-        self._waiting += 1
+        with self._counting:
+            self._waiting += 1
         try:
             self._lock.acquire()
         finally:
-            self._waiting -= 1
+            with self._counting:
+                self._waiting -= 1
 
     def try_acquire(self) -> bool:
         return self._waiting == 0 and self._lock.acquire(blocking=False)
