@@ -11,6 +11,7 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from emulator.store import plain
 from emulator.tables import ClockRow
 
 CLOCK_ROW_ID = 1
@@ -21,7 +22,7 @@ OFFSET_COLUMN = _OFFSET.scalar_subquery().label("clock_offset")
 
 
 def offset_seconds(session: Session) -> int:
-    return session.connection().execute(_OFFSET).scalar() or 0
+    return plain.scalar(session, _OFFSET, {}) or 0
 
 
 def at(offset: int | None) -> int:

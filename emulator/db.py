@@ -178,24 +178,6 @@ class Database:
         inline_engine = _inline_sqlite_engine(url, writer_lock)
         return cls(engine, *_session_factories(engine), inline_engine, *_session_factories(inline_engine))
 
-    def session(self, *, write: bool) -> Session:
-        """A new session; it touches the database only at its first statement."""
-        return (self.writer if write else self.reader)()
-
-    @staticmethod
-    def finish(session: Session, *, commit: bool) -> None:
-        """Commit (or roll back) and close, whatever happens: the session's connection always goes back."""
-        try:
-            if commit:
-                session.commit()
-            else:
-                session.rollback()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
         """One unit of work: commit on success, roll back on any error."""
