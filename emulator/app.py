@@ -30,10 +30,11 @@ from emulator.api import (
     vector_store_files,
     vector_stores,
 )
-from emulator.api.responses import OpenAIJSON
+from emulator.api.direct import DirectRoutes
+from emulator.api.responses import OpenAIJSON, error_response, http_error_response
 from emulator.control_middleware import ControlMiddleware
 from emulator.db import Database
-from emulator.errors import APIError, InvalidRequest, NotFound, ServerError
+from emulator.errors import APIError, ServerError
 from emulator.ids import IdFactory
 from emulator.services import control as control_service
 from emulator.services import scripts
@@ -92,35 +93,26 @@ class ResponseHeaders:
             if response_started:
                 raise
             log.exception("unhandled error")
-            await _error_response(ServerError(_SERVER_ERROR))(scope, receive, send_with_headers)
-
-
-def _error_response(error: APIError) -> OpenAIJSON:
-    return OpenAIJSON(error.body(), status_code=error.status, headers=error.headers)
+            await error_response(ServerError(_SERVER_ERROR))(scope, receive, send_with_headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def api_error(_request: Request, exc: APIError) -> OpenAIJSON:
-        return _error_response(exc)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> OpenAIJSON:
-        return _error_response(to_invalid_request(exc.errors(), exc.body))
+        return error_response(to_invalid_request(exc.errors(), exc.body))
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> OpenAIJSON:
-        if exc.status_code == 404:
-            return _error_response(NotFound(f"Invalid URL ({request.method} {request.url.path})"))
-        if exc.status_code == 405:
-            return _error_response(InvalidRequest(f"Invalid method for URL ({request.method} {request.url.path})"))
-        error = InvalidRequest(str(exc.detail))
-        return OpenAIJSON(error.body(), status_code=exc.status_code)
+        return http_error_response(request.method, request.url.path, exc)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> OpenAIJSON:
         log.exception("unhandled error", exc_info=exc)
-        return _error_response(ServerError(_SERVER_ERROR))
+        return error_response(ServerError(_SERVER_ERROR))
 
 
 async def _sweep_forever(runtime: Runtime) -> None:
@@ -178,6 +170,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
+    if settings.direct_routes:
+        app.add_middleware(DirectRoutes, fastapi_app=app)
     app.add_middleware(ControlMiddleware)
     app.add_middleware(ResponseHeaders, ids=ids)
     return app

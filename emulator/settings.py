@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     """Streams pace message deltas at this rate; 0 sends them at once."""
     poll_after_ms: int = 100
     """The `openai-poll-after-ms` header sent with run responses; the SDK pollers sleep that long."""
+    direct_routes: bool = True
+    """Serve the API's routes without FastAPI's per-request routing and dependency solving
+    (`api.direct`); off, every request goes through FastAPI: the same answers, slower."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

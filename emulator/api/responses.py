@@ -6,7 +6,10 @@ import json
 from typing import Any
 
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
+
+from emulator.errors import APIError, InvalidRequest, NotFound
 
 
 class OpenAIJSON(Response):
@@ -23,3 +26,17 @@ def ok(
     background: BackgroundTask | None = None,
 ) -> OpenAIJSON:
     return OpenAIJSON(body, status_code=status_code, headers=headers, background=background)
+
+
+def error_response(error: APIError) -> OpenAIJSON:
+    """The OpenAI error envelope, with the error's status and headers."""
+    return OpenAIJSON(error.body(), status_code=error.status, headers=error.headers)
+
+
+def http_error_response(method: str, path: str, exc: HTTPException) -> OpenAIJSON:
+    """Starlette's routing errors (no such URL, wrong method) and `HTTPException`s in the envelope."""
+    if exc.status_code == 404:
+        return error_response(NotFound(f"Invalid URL ({method} {path})"))
+    if exc.status_code == 405:
+        return error_response(InvalidRequest(f"Invalid method for URL ({method} {path})"))
+    return OpenAIJSON(InvalidRequest(str(exc.detail)).body(), status_code=exc.status_code)
