@@ -35,6 +35,10 @@ T = TypeVar("T")
 
 _on_event_loop: ContextVar[bool] = ContextVar("on_event_loop", default=False)
 
+RAW_CONNECTION = "emulator.raw_connection"
+"""`Session.info` key: (DB-API connection, dialect) of a session whose Core statements may run on that
+connection directly (`store.plain`), inside the session's transaction."""
+
 
 class LeaveEventLoop(Exception):
     """Raised inside an inline unit of work that would have to wait: roll back and rerun it in a worker thread."""
@@ -164,10 +168,13 @@ class InlineLane:
     def __init__(self, url: str, writer_lock: _WriterLock) -> None:
         self.engine = _inline_sqlite_engine(url, writer_lock)
         self._connection: Connection | None = None
+        self._info: dict[str, Any] = {}
 
     def _open(self) -> Connection:
         if self._connection is None or self._connection.closed or self._connection.invalidated:
             self._connection = self.engine.connect()
+            raw = self._connection.connection.dbapi_connection
+            self._info = {RAW_CONNECTION: (raw, self.engine.dialect)}
         return self._connection
 
     def run(self, work: Callable[[Session], T], *, write: bool) -> T:
@@ -178,7 +185,7 @@ class InlineLane:
             transaction = connection.begin()
             try:
                 with Session(bind=connection, join_transaction_mode="rollback_only", expire_on_commit=False,
-                             autoflush=False) as session:
+                             autoflush=False, info=dict(self._info)) as session:
                     result = work(session)
                     session.commit()  # flushes; the transaction is ours to commit
                 transaction.commit()

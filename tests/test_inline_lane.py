@@ -9,16 +9,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from emulator import tokens
+from emulator import migrate, tokens
 from emulator.context import NO_SESSION, Ctx
 from emulator.db import Database, LeaveEventLoop, require_worker_thread
 from emulator.ids import IdFactory
 from emulator.settings import Settings
+from emulator.store import messages, plain, threads
 
 
 @pytest.fixture
@@ -111,3 +113,33 @@ def test_a_retry_keeps_what_the_dependencies_planned_and_forgets_the_failed_atte
     database.run_in_worker(lambda session: ctx.begin(session), write=True)
     ctx.committed()
     assert ran == ["planned by a dependency"]
+
+
+def test_plain_statements_on_the_raw_connection_read_what_sqlalchemy_reads(tmp_path: Path) -> None:
+    """On the lane, `store.plain` runs its statements on the sqlite3 connection with its own compiled form and
+    type processing; through SQLAlchemy (a worker thread's session) the same rows must come back."""
+    db = Database.connect(f"sqlite:///{tmp_path / 'plain.db'}")
+    migrate.upgrade(db.engine)
+    content = [{"type": "text", "text": {"value": "héllo", "annotations": []}}]
+
+    def create(session: Session) -> bool:
+        threads.create(session, tenant="t", thread_id="thread_1", now=100, tool_resources={}, metadata={})
+        messages.create(session, tenant="t", message_id="msg_1", thread_id="thread_1", now=100, role="user",
+                        content=content, attachments=[], metadata={"k": "v"})
+        threads.touch_by_id(session, "thread_1", 100, 160)
+        return plain.RAW_CONNECTION in session.info
+
+    try:
+        assert db.run_inline(create, write=True), "the lane's sessions carry their raw connection"
+
+        def read(session: Session) -> tuple[Any, ...]:
+            message = messages.read(session, "t", "thread_1", "msg_1")
+            thread = threads.get_ref_with_clock(session, "t", "thread_1")
+            return tuple(message), message.content, message.metadata_, tuple(thread), thread.clock_offset
+
+        on_the_lane, through_sqlalchemy = db.run_inline(read, write=False), db.run_in_worker(read, write=False)
+        assert on_the_lane == through_sqlalchemy
+        assert on_the_lane[1] == content and on_the_lane[2] == {"k": "v"}
+        assert on_the_lane[3][1] == 160, "the touch went through the raw connection too"
+    finally:
+        db.dispose()

@@ -100,7 +100,7 @@ _TOUCH = (
 def touch_by_id(session: Session, thread_id: str, last_active_at: int, now: int) -> None:
     """`touch` for a thread read as a plain row (`get_ref_with_clock`)."""
     if last_active_at < now:
-        session.connection().execute(_TOUCH, {"thread_id": thread_id, "now": now})
+        plain.execute(session, _TOUCH, {"thread_id": thread_id, "now": now})
 
 
 def update_fields(session: Session, row: ThreadRow, now: int, **fields: Any) -> ThreadRow:
