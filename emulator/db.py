@@ -15,6 +15,7 @@ document to parse) asks to leave; in each case the unit of work is rolled back a
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -50,8 +51,11 @@ def require_worker_thread(reason: str) -> None:
         raise LeaveEventLoop(reason)
 
 
-def is_busy(error: OperationalError) -> bool:
-    return "locked" in str(error.orig) or "busy" in str(error.orig)
+def is_busy(error: Exception) -> bool:
+    """SQLite's "database is locked" / "busy", raised by sqlite3 itself (a statement run on the DB-API
+    connection: `BEGIN`, `store.plain`) or wrapped by SQLAlchemy."""
+    message = str(getattr(error, "orig", error))
+    return "locked" in message or "busy" in message
 
 
 def normalize_url(url: str) -> str:
@@ -105,8 +109,9 @@ def _configure_sqlite(engine: Engine, writer_lock: _WriterLock, busy_timeout_ms:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        raw = connection.connection.dbapi_connection
         if not connection.get_execution_options().get("sqlite_immediate", False):
-            connection.exec_driver_sql("BEGIN")
+            raw.execute("BEGIN")
             return
         if _on_event_loop.get():
             if not writer_lock.try_acquire():
@@ -115,7 +120,7 @@ def _configure_sqlite(engine: Engine, writer_lock: _WriterLock, busy_timeout_ms:
             writer_lock.acquire()
         connection.info["holds_writer_lock"] = True
         try:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            raw.execute("BEGIN IMMEDIATE")
         except BaseException:
             _release(connection)
             raise
@@ -187,14 +192,14 @@ class InlineLane:
                 with Session(bind=connection, join_transaction_mode="rollback_only", expire_on_commit=False,
                              autoflush=False, info=dict(self._info)) as session:
                     result = work(session)
-                    session.commit()  # flushes; the transaction is ours to commit
+                    session.flush()  # the transaction is ours to commit, not the session's
                 transaction.commit()
                 return result
             except BaseException:
                 if transaction.is_active:
                     transaction.rollback()
                 raise
-        except OperationalError as error:
+        except (OperationalError, sqlite3.OperationalError) as error:
             if is_busy(error):
                 raise LeaveEventLoop("the database is busy") from error
             raise

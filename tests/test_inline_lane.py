@@ -6,6 +6,7 @@ assistants/threads/messages/runs request on SQLite goes through it).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -73,6 +74,20 @@ def test_a_write_leaves_the_loop_when_a_thread_holds_the_writer_lock(database: D
         release.set()
         worker.join(10)
     assert _names(database) == ["thread"]
+    assert database.run_inline(_insert("loop"), write=True) == "loop"
+
+
+def test_a_write_leaves_the_loop_when_another_process_holds_the_database(database: Database, tmp_path: Path) -> None:
+    """Another process's writer (here a second sqlite3 connection) is met as SQLite's busy error, at once."""
+    other = sqlite3.connect(tmp_path / "lane.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(LeaveEventLoop, match="busy"):
+            database.run_inline(_insert("loop"), write=True)
+        assert _names(database) == []
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
     assert database.run_inline(_insert("loop"), write=True) == "loop"
 
 
