@@ -12,16 +12,18 @@ transaction. SQLAlchemy's per-execution work costs about ten times a point read'
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Select, insert, inspect, select
+from sqlalchemy import JSON, Select, insert, inspect, select
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
 
 from emulator.db import RAW_CONNECTION
 
@@ -53,7 +55,7 @@ class _Compiled:
         self.processors: list[Callable[[Any], Any] | None] = []
         if columns is not None:
             self.row = namedtuple("PlainRow", [column.key for column in columns])  # type: ignore[misc]
-            self.processors = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+            self.processors = [_result_processor(column.type.dialect_impl(dialect), dialect) for column in columns]
         self.process_rows = any(self.processors)
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
@@ -72,6 +74,25 @@ class _Compiled:
                             for processor, value in zip(processors, values, strict=True)])
             for values in raw
         ]
+
+
+_EMPTY_JSON: dict[str, Callable[[], Any]] = {"{}": dict, "[]": list, "null": lambda: None}
+
+
+def _loads(value: str | None) -> Any:
+    """JSON text to a value; most stored metadata, attachments and details are empty."""
+    if value is None:
+        return None
+    empty = _EMPTY_JSON.get(value)
+    return empty() if empty is not None else json.loads(value)
+
+
+def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """SQLAlchemy's processor for a column of `type_`, but plain `json.loads` for JSON (the column holds what
+    the default serializer wrote; SQLAlchemy's wraps it in two more calls)."""
+    if isinstance(type_, JSON):
+        return _loads
+    return type_.result_processor(dialect, None)
 
 
 _COMPILED: weakref.WeakKeyDictionary[Executable, _Compiled] = weakref.WeakKeyDictionary()
