@@ -6,8 +6,8 @@
 Builds the app on a fresh SQLite file in a temp dir, runs its lifespan, seeds a thread with messages, then
 calls the app directly with ASGI scopes (no socket, no uvicorn) for each scenario and prints the CPU time per
 request (`time.process_time`). Next to it, the same for a bare FastAPI endpoint and for a bare Starlette
-route, so the figures show what our own code adds. `--profile message_retrieve` prints the cProfile of that
-scenario, sorted by cumulative time: where to look before changing anything. The figures are not the HTTP
+route, so the figures show what our own code adds. `--profile message_retrieve` (or `run`) prints the cProfile of
+that scenario, sorted by cumulative time: where to look before changing anything. The figures are not the HTTP
 benchmark's (uvicorn's parsing and the sockets are missing) but they move with it and are steadier.
 """
 
@@ -111,6 +111,27 @@ async def measure(app: Asgi, scenario: Scenario, count: int, rounds: int = 3) ->
     return best
 
 
+async def one_run(app: Asgi, assistant_id: str) -> None:
+    """Create a thread and run, poll it once: with zero latency the poll finishes it (the HTTP benchmark's run)."""
+    run = await api(app, "POST", "/v1/threads/runs", {"assistant_id": assistant_id, "thread": {}})
+    polled = await api(app, "GET", f"/v1/threads/{run['thread_id']}/runs/{run['id']}")
+    if polled["status"] != "completed":
+        raise SystemExit(f"run not completed after one poll: {polled['status']}")
+
+
+async def measure_runs(app: Asgi, assistant_id: str, count: int, rounds: int = 3) -> float:
+    """Microseconds of CPU per run (create + one poll), best of `rounds`."""
+    for _ in range(min(50, count)):
+        await one_run(app, assistant_id)
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.process_time()
+        for _ in range(count):
+            await one_run(app, assistant_id)
+        best = min(best, (time.process_time() - started) / count * 1e6)
+    return best
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=2000, help="per round (best of 3 rounds)")
@@ -139,9 +160,6 @@ async def run_scenarios(app: Any, args: argparse.Namespace) -> None:
     ]
     tid = thread["id"]
 
-    def run_create(i: int) -> tuple[str, str, Any, str]:
-        return ("POST", "/v1/threads/runs", {"assistant_id": assistant["id"], "thread": {}}, "")
-
     scenarios: dict[str, Scenario] = {
         "thread_create": lambda i: ("POST", "/v1/threads", {}, ""),
         "message_create": lambda i: (
@@ -149,7 +167,6 @@ async def run_scenarios(app: Any, args: argparse.Namespace) -> None:
         ),
         "message_retrieve": lambda i: ("GET", f"/v1/threads/{tid}/messages/{message_ids[i % 100]}", None, ""),
         "message_list": lambda i: ("GET", f"/v1/threads/{tid}/messages", None, "limit=20"),
-        "create_thread_and_run": run_create,
     }
     bare = bare_apps()
     print(f"{'scenario':<24} {'us CPU/request':>15}")
@@ -159,14 +176,17 @@ async def run_scenarios(app: Any, args: argparse.Namespace) -> None:
     cost = await measure(bare["fastapi"], lambda i: ("POST", "/post", {"a": 1}, ""), args.requests)
     print(f"{'bare fastapi POST':<24} {cost:>15.0f}")
     for name, scenario in scenarios.items():
-        count = args.requests // 5 if name == "create_thread_and_run" else args.requests
-        print(f"{name:<24} {await measure(app, scenario, count):>15.0f}")
+        print(f"{name:<24} {await measure(app, scenario, args.requests):>15.0f}")
+    per_run = await measure_runs(app, assistant["id"], args.requests // 10)
+    print(f"{'run (create + poll)':<24} {per_run:>15.0f}  per run")
     if args.profile:
-        scenario = scenarios[args.profile]
         profiler = cProfile.Profile()
         profiler.enable()
-        for i in range(args.requests):
-            await call(app, *scenario(i))
+        for i in range(args.requests if args.profile != "run" else args.requests // 10):
+            if args.profile == "run":
+                await one_run(app, assistant["id"])
+            else:
+                await call(app, *scenarios[args.profile](i))
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.top)
 
