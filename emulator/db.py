@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -165,6 +165,33 @@ def _session_factories(engine: Engine) -> tuple[sessionmaker[Session], sessionma
     )
 
 
+class _SessionOnFirstUse:
+    """A unit of work's session, made when first used. Most requests on the lane run only `store.plain`
+    statements, which read the session's `info` (the raw connection) and nothing else; making and closing a
+    session costs more than their two point reads."""
+
+    __slots__ = ("_connection", "_session", "info")
+
+    def __init__(self, connection: Connection, info: dict[str, Any]) -> None:
+        self._connection = connection
+        self._session: Session | None = None
+        self.info = info
+
+    def __getattr__(self, name: str) -> Any:
+        if self._session is None:
+            self._session = Session(bind=self._connection, join_transaction_mode="rollback_only",
+                                    expire_on_commit=False, autoflush=False, info=self.info)
+        return getattr(self._session, name)
+
+    def flush(self) -> None:
+        if self._session is not None:
+            self._session.flush()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+
+
 class InlineLane:
     """The event loop's SQLite connection, kept open: each unit of work is a transaction on it with a session
     joined to that transaction. Checking a connection out of a pool and binding a new session to it per request
@@ -188,11 +215,13 @@ class InlineLane:
         token = _on_event_loop.set(True)
         try:
             transaction = connection.begin()
+            session = _SessionOnFirstUse(connection, dict(self._info))
             try:
-                with Session(bind=connection, join_transaction_mode="rollback_only", expire_on_commit=False,
-                             autoflush=False, info=dict(self._info)) as session:
-                    result = work(session)
+                try:
+                    result = work(cast(Session, session))
                     session.flush()  # the transaction is ours to commit, not the session's
+                finally:
+                    session.close()
                 transaction.commit()
                 return result
             except BaseException:
