@@ -13,14 +13,17 @@ goes on to FastAPI unchanged.
 
 from __future__ import annotations
 
+import collections.abc
 import copy
 import inspect
 import json
+import typing
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from types import UnionType
+from typing import Any, Union
 
-from fastapi import FastAPI
+from fastapi import FastAPI, params
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -82,7 +85,7 @@ def _validate(field: Any, value: Any, loc: tuple[str, ...], values: Values, erro
 
 def _query_binder(field: Any) -> Binder:
     alias = field.alias
-    many = getattr(field.field_info.annotation, "__origin__", None) is list or _is_optional_list(field)
+    many = _is_list(field.field_info.annotation)
     loc = ("query", alias)
 
     async def bind(call: _Call, values: Values, errors: Errors) -> None:
@@ -95,9 +98,14 @@ def _query_binder(field: Any) -> Binder:
     return bind
 
 
-def _is_optional_list(field: Any) -> bool:
-    args = getattr(field.field_info.annotation, "__args__", ())
-    return any(getattr(arg, "__origin__", None) is list for arg in args)
+def _is_list(annotation: Any) -> bool:
+    """`list[X]` or `list[X] | None`: a repeated query parameter. Other collections FastAPI also reads as
+    repeated parameters, so a route using them is left to it."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (Union, UnionType) else (annotation,)
+    origins = {typing.get_origin(option) or option for option in options} - {type(None)}
+    if origins & {set, frozenset, tuple, collections.abc.Sequence, collections.abc.Set}:
+        raise _Unsupported("a collection other than list in the query")
+    return list in origins
 
 
 def _path_binder(field: Any) -> Binder:
@@ -110,6 +118,9 @@ def _path_binder(field: Any) -> Binder:
 
 
 def _body_binder(field: Any) -> Binder:
+    if isinstance(field.field_info, params.Form) or getattr(field.field_info, "embed", False):
+        raise _Unsupported("form and embedded bodies")
+
     async def bind(call: _Call, values: Values, errors: Errors) -> None:
         _validate(field, call.body, ("body",), values, errors)
 
@@ -228,6 +239,8 @@ class _Endpoint:
 class _Entry:
     """A route of the app, as `DirectRoutes` matches it: literal segments and named parameters, in order."""
 
+    position: int
+    """Its place in FastAPI's matching order."""
     methods: frozenset[str] | None
     segments: tuple[str | None, ...]
     names: tuple[tuple[int, str], ...]
@@ -256,8 +269,8 @@ class DirectRoutes:
         self.fastapi_app = fastapi_app
         self.table: dict[int, list[_Entry]] = {}
         self.catch_all: list[tuple[int, Any]] = []
-        """Routes matched by a regex only (a `{name:path}` parameter): (position, regex)."""
-        self.positions: dict[int, int] = {}
+        """Routes matched by a regex only (a `{name:path}` parameter, a parameter inside a segment) or not at all
+        (a mount): (position, regex or None)."""
         for position, route in enumerate(_flattened(fastapi_app.routes)):
             self._add(position, route)
 
@@ -265,13 +278,15 @@ class DirectRoutes:
         if not isinstance(route, Route) or getattr(route, "max_body_size", None) is not None:
             self.catch_all.append((position, None))
             return
-        if any(not isinstance(c, StringConvertor) for c in route.param_convertors.values()):
+        parts = route.path.split("/")
+        whole = all("{" not in part or (part.startswith("{") and part.endswith("}")) for part in parts)
+        if not whole or any(not isinstance(c, StringConvertor) for c in route.param_convertors.values()):
             self.catch_all.append((position, route.path_regex))
             return
         segments: list[str | None] = []
         names: list[tuple[int, str]] = []
-        for index, part in enumerate(route.path.split("/")):
-            if part.startswith("{") and part.endswith("}"):
+        for index, part in enumerate(parts):
+            if part.startswith("{"):
                 names.append((index, part[1:-1].split(":")[0]))
                 segments.append(None)
             else:
@@ -283,9 +298,8 @@ class DirectRoutes:
             except _Unsupported:
                 endpoint = None
         methods = frozenset(route.methods) if route.methods else None
-        entry = _Entry(methods, tuple(segments), tuple(names), endpoint)
+        entry = _Entry(position, methods, tuple(segments), tuple(names), endpoint)
         self.table.setdefault(len(segments), []).append(entry)
-        self.positions[id(entry)] = position
 
     def match(self, method: str, path: str) -> tuple[_Entry, dict[str, str]] | None:
         parts = path.split("/")
@@ -313,8 +327,7 @@ class DirectRoutes:
 
     def _shadowed(self, entry: _Entry, path: str) -> bool:
         """A route FastAPI would try first that only a regex can match (or a mount) takes the request."""
-        position = self.positions[id(entry)]
         return any(
-            earlier < position and (regex is None or regex.match(path)) for earlier, regex in self.catch_all
+            earlier < entry.position and (regex is None or regex.match(path)) for earlier, regex in self.catch_all
         )
 
