@@ -13,7 +13,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -61,7 +60,8 @@ ROUTERS = (  # matched in this order, each route in turn: the busiest first (run
 
 
 class ResponseHeaders:
-    """Adds `x-request-id`, `openai-processing-ms` and `openai-version` to every response (pure ASGI)."""
+    """Adds `x-request-id`, `openai-processing-ms` and `openai-version` to every response (pure ASGI); no
+    endpoint sets them itself, so they are appended without looking for earlier values."""
 
     def __init__(self, app: ASGIApp, ids: IdFactory) -> None:
         self.app = app
@@ -80,10 +80,13 @@ class ResponseHeaders:
             nonlocal response_started
             if message["type"] == "http.response.start":
                 response_started = True
-                headers = MutableHeaders(scope=message)
-                headers["x-request-id"] = request_id
-                headers["openai-processing-ms"] = str(int((time.perf_counter() - started) * 1000))
-                headers["openai-version"] = "2020-10-01"
+                elapsed_ms = str(int((time.perf_counter() - started) * 1000)).encode()
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode()),
+                    (b"openai-processing-ms", elapsed_ms),
+                    (b"openai-version", b"2020-10-01"),
+                ]
             await send(message)
 
         try:
