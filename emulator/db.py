@@ -211,7 +211,8 @@ class InlineLane:
 
     def run(self, work: Callable[[Session], T], *, write: bool) -> T:
         connection = self._open()
-        connection.execution_options(sqlite_immediate=write)
+        if connection.get_execution_options().get("sqlite_immediate", False) != write:
+            connection.execution_options(sqlite_immediate=write)
         token = _on_event_loop.set(True)
         try:
             transaction = connection.begin()

@@ -40,7 +40,18 @@ def runtime(request: Request) -> Runtime:
 
 
 def _tenant(request: Request) -> str:
-    """The caller's tenant, from its bearer key: 401 without one, or with one outside the allow-list."""
+    """The caller's tenant, from its bearer key: 401 without one, or with one outside the allow-list. Found once
+    per request (several dependencies ask)."""
+    found = request.scope.get(_TENANT_KEY)
+    if found is None:
+        found = request.scope[_TENANT_KEY] = _tenant_of_request(request)
+    return found
+
+
+_TENANT_KEY = "emulator.tenant"
+
+
+def _tenant_of_request(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip()
