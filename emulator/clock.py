@@ -16,7 +16,7 @@ from emulator.tables import ClockRow
 
 CLOCK_ROW_ID = 1
 
-_OFFSET = select(ClockRow.__table__.c.offset_seconds).where(ClockRow.__table__.c.id == CLOCK_ROW_ID)
+_OFFSET = plain.prepared(select(ClockRow.__table__.c.offset_seconds).where(ClockRow.__table__.c.id == CLOCK_ROW_ID))
 OFFSET_COLUMN = _OFFSET.scalar_subquery().label("clock_offset")
 """The offset as a column, so a request's first query can read the clock along with its own rows."""
 

@@ -228,6 +228,8 @@ class InlineLane:
             except BaseException:
                 if transaction.is_active:
                     transaction.rollback()
+                else:  # a failed COMMIT leaves the connection inside its transaction, holding SQLite's lock
+                    self._discard()
                 raise
         except (OperationalError, sqlite3.OperationalError) as error:
             if is_busy(error):
@@ -235,6 +237,12 @@ class InlineLane:
             raise
         finally:
             _on_event_loop.reset(token)
+
+    def _discard(self) -> None:
+        """Close the connection (SQLite rolls back what it holds); the next unit of work opens another."""
+        if self._connection is not None:
+            self._connection.invalidate()
+            self._connection = None
 
     def dispose(self) -> None:
         if self._connection is not None:

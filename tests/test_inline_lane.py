@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from emulator import migrate, tokens
@@ -158,3 +159,24 @@ def test_plain_statements_on_the_raw_connection_read_what_sqlalchemy_reads(tmp_p
         assert on_the_lane[3][1] == 160, "the touch went through the raw connection too"
     finally:
         db.dispose()
+
+
+def test_a_failed_commit_leaves_nothing_locked(database: Database) -> None:
+    """A COMMIT that fails (here a deferred foreign key) must not leave the lane's kept-open connection inside
+    its transaction: that would hold SQLite's write lock and refuse every later unit of work."""
+    database.run_in_worker(
+        lambda session: [session.execute(text(statement)) for statement in (
+            "CREATE TABLE parents (id TEXT PRIMARY KEY)",
+            "CREATE TABLE children (parent TEXT REFERENCES parents (id) DEFERRABLE INITIALLY DEFERRED)",
+        )],
+        write=True,
+    )
+
+    def orphan(session: Session) -> None:
+        session.execute(text("INSERT INTO children VALUES ('nobody')"))
+
+    with pytest.raises(IntegrityError):
+        database.run_inline(orphan, write=True)
+    assert database.run_inline(_insert("after"), write=True) == "after"
+    database.run_in_worker(_insert("worker"), write=True)
+    assert _names(database) == ["after", "worker"]

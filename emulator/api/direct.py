@@ -162,6 +162,8 @@ def _binders(dependant: Dependant, *, body_allowed: bool) -> list[Binder]:
         dependant.http_connection_param_name, dependant.response_param_name, dependant.background_tasks_param_name,
         dependant.security_scopes_param_name,
     )
+    if getattr(dependant, "concurrency", None) is not None:
+        raise _Unsupported("a dependency with a concurrency limit")
     if any(unsupported) or (dependant.body_params and not body_allowed) or len(dependant.body_params) > 1:
         raise _Unsupported("a parameter kind bound only by FastAPI")
     binders = [_dependency_binder(sub) for sub in dependant.dependencies]
@@ -194,6 +196,8 @@ class _Endpoint:
         self.endpoint = route.dependant.call
         if self.endpoint is None:
             raise _Unsupported("no endpoint")
+        if route.response_model is not None:
+            raise _Unsupported("an endpoint whose return value FastAPI serializes")
         self.is_async = inspect.iscoroutinefunction(self.endpoint)
         self.binders = _binders(route.dependant, body_allowed=True)
         self.has_body = bool(route.dependant.body_params)
@@ -210,18 +214,26 @@ class _Endpoint:
             response = http_error_response(request.method, request.url.path, exc)
         await response(scope, receive, send)
 
-    async def _respond(self, request: Request, path_params: dict[str, str]) -> Response:
-        body = _UNDEFINED
-        if self.has_body:
+    async def _body(self, request: Request) -> Any:
+        """The body as FastAPI reads it: JSON when the content type says so, else the bytes; any failure to read
+        or parse it is a 400 before a dependency runs."""
+        try:
             raw = await request.body()
-            if raw:
-                body = raw
-                if _is_json(request.headers.get("content-type"), self.strict):
-                    try:
-                        body = json.loads(raw)
-                    except json.JSONDecodeError as exc:
-                        error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
-                        raise to_invalid_request([error], exc.doc) from exc  # type: ignore[list-item]
+            if not raw:
+                return _UNDEFINED
+            if not _is_json(request.headers.get("content-type"), self.strict):
+                return raw
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
+            raise to_invalid_request([error], exc.doc) from exc  # type: ignore[list-item]
+        except HTTPException:
+            raise
+        except Exception as exc:
+            raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
+
+    async def _respond(self, request: Request, path_params: dict[str, str]) -> Response:
+        body = await self._body(request) if self.has_body else _UNDEFINED
         call = _Call(request, path_params, body)
         values: Values = {}
         errors: Errors = []

@@ -59,12 +59,12 @@ _BY_ID = select_scoped(
     MessageRow.thread_id == bindparam("thread_id"),
     MessageRow.id == bindparam("message_id"),
 )
-_READ_BY_ID = plain.select_plain(
+_READ_BY_ID = plain.prepared(plain.select_plain(
     MessageRow,
     MessageRow.tenant == bindparam("tenant"),
     MessageRow.thread_id == bindparam("thread_id"),
     MessageRow.id == bindparam("message_id"),
-)
+))
 _OF_THREAD = Listing(MessageRow, plain.select_plain(MessageRow, MessageRow.thread_id == bindparam("thread_id")))
 _OF_RUN = Listing(
     MessageRow,

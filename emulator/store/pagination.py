@@ -38,13 +38,18 @@ class Listing:
     the mapped class gives ORM objects; one that selects columns (`plain.select_plain`) gives plain rows.
     """
 
-    def __init__(self, table: Any, scoped: Select[Any]) -> None:
+    def __init__(self, table: Any, scoped: Select[Any], *, long_lived: bool = True) -> None:
         self.table = table
         self.scoped = scoped
         self.objects = scoped.column_descriptions[0].get("type") is table and len(scoped.column_descriptions) == 1
+        self.long_lived = long_lived
         columns = table.__table__.c
-        self._cursor = scoped.with_only_columns(columns.seq).where(columns.id == bindparam("cursor"))
+        self._cursor = self._prepared(scoped.with_only_columns(columns.seq).where(columns.id == bindparam("cursor")))
         self._pages: dict[tuple[bool, bool, bool], Select[Any]] = {}
+
+    def _prepared(self, statement: Select[Any]) -> Select[Any]:
+        """A long-lived listing's queries are built once, so they may run directly (`plain.prepared`)."""
+        return plain.prepared(statement) if self.long_lived else statement
 
     def _page_query(self, after: bool, before: bool, descending: bool) -> Select[Any]:
         key = (after, before, descending)
@@ -58,7 +63,7 @@ class Listing:
                 query = query.where(seq > bindparam("before_seq") if descending else seq < bindparam("before_seq"))
             walk_descending = descending != (before and not after)
             query = query.order_by(seq.desc() if walk_descending else seq.asc()).limit(bindparam("page_limit"))
-            self._pages[key] = query
+            self._pages[key] = query = self._prepared(query)
         return query
 
     def _cursor_seq(self, session: Session, params: dict[str, Any], cursor: str, param: str) -> int:
@@ -91,7 +96,7 @@ class Listing:
 
 def paginate(session: Session, table: Any, scoped: Select[Any], page: PageRequest) -> Page[Any]:
     """Return one page of `scoped` (a select of `table` already filtered to its scope)."""
-    return Listing(table, scoped).page(session, page)
+    return Listing(table, scoped, long_lived=False).page(session, page)
 
 
 def select_scoped(table: Any, *conditions: Any) -> Select[Any]:

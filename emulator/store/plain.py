@@ -16,7 +16,7 @@ import json
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, Select, insert, inspect, select
 from sqlalchemy.engine import Dialect, Row
@@ -43,12 +43,12 @@ class _Compiled:
     def __init__(self, statement: Executable, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
         if compiled.positiontup is None or compiled.literal_execute_params or compiled.post_compile_params:
-            raise TypeError("only positional statements without post-compile parameters run directly")
+            raise TypeError("only positional statements without post-compile parameters are prepared")
         self.sql = compiled.string
         self.params: list[tuple[str, Any, Callable[[Any], Any] | None]] = []
         for name in compiled.positiontup:
             bind = compiled.binds[name]
-            default = None if bind.required else bind.effective_value
+            default = _REQUIRED if bind.required else bind.effective_value
             self.params.append((name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
         columns = getattr(statement, "selected_columns", None)
         self.row: Any = None
@@ -62,6 +62,8 @@ class _Compiled:
         out = []
         for name, default, processor in self.params:
             value = params.get(name, default)
+            if value is _REQUIRED:
+                raise KeyError(f"a value is required for bind parameter {name!r}")
             out.append(processor(value) if processor is not None else value)
         return out
 
@@ -95,7 +97,19 @@ def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any
     return type_.result_processor(dialect, None)
 
 
-_COMPILED: weakref.WeakKeyDictionary[Executable, _Compiled] = weakref.WeakKeyDictionary()
+_PREPARED: weakref.WeakKeyDictionary[Executable, _Compiled | None] = weakref.WeakKeyDictionary()
+"""Statements built once (at import, or by a long-lived `Listing`) that may run on a raw connection, with their
+compiled form once made (None until the first use). A statement built per call is left to SQLAlchemy, whose
+cache suits it: compiling it here each time would cost more than it saves."""
+
+_REQUIRED: Any = object()
+S = TypeVar("S", bound=Executable)
+
+
+def prepared(statement: S) -> S:
+    """Mark a statement built once as one to run directly on the SQLite lane's connection."""
+    _PREPARED.setdefault(statement, None)
+    return statement
 
 
 def _direct(
@@ -103,11 +117,11 @@ def _direct(
 ) -> tuple[Any, _Compiled] | None:
     """The DB-API connection and compiled form to run `statement` on, or None: run it through SQLAlchemy."""
     raw = session.info.get(RAW_CONNECTION)
-    if raw is None:
+    if raw is None or statement not in _PREPARED:
         return None
-    compiled = _COMPILED.get(statement)
+    compiled = _PREPARED[statement]
     if compiled is None:
-        compiled = _COMPILED[statement] = _Compiled(statement, raw[1], column_keys)
+        compiled = _PREPARED[statement] = _Compiled(statement, raw[1], column_keys)
     return raw[0], compiled
 
 
@@ -134,7 +148,7 @@ def scalar(session: Session, statement: Select[Any], params: Mapping[str, Any]) 
 
 
 def execute(session: Session, statement: Executable, params: Mapping[str, Any]) -> int:
-    """An INSERT, UPDATE or DELETE; the number of rows it matched."""
+    """An INSERT, UPDATE or DELETE that names its values (`.values(...)`); the number of rows it matched."""
     direct = _direct(session, statement)
     if direct is None:
         return session.connection().execute(statement, params).rowcount  # type: ignore[attr-defined]
@@ -153,12 +167,16 @@ class Inserter:
     """The INSERT of a mapped table, built once; values are given by attribute name."""
 
     def __init__(self, table: Any) -> None:
-        self._statement = insert(table.__table__)
+        self._statement = prepared(insert(table.__table__))
         self._names = {attribute.key: attribute.columns[0].name for attribute in inspect(table).column_attrs}
-        self._columns = [name for key, name in self._names.items() if key != "seq"]
+        self._keys = set(self._names) - {"seq"}
+        self._columns = [self._names[key] for key in self._keys]
 
     def __call__(self, session: Session, values: dict[str, Any]) -> Record:
-        """Insert one row (every column but `seq`) and return it as the renderers read it."""
+        """Insert one row, given a value for every column but `seq` (no column default applies), and return it
+        as the renderers read it."""
+        if values.keys() != self._keys:
+            raise ValueError(f"an insert needs exactly the columns {sorted(self._keys)}")
         params = {self._names[key]: value for key, value in values.items()}
         direct = _direct(session, self._statement, self._columns)
         if direct is None:

@@ -62,10 +62,12 @@ def get_with_clock(
 
 
 _REF_COLUMNS = (ThreadRow.__table__.c.id, ThreadRow.__table__.c.last_active_at, ThreadRow.__table__.c.active_run_id)
-_REF_BY_ID = select(*_REF_COLUMNS, clock.OFFSET_COLUMN).where(
-    ThreadRow.__table__.c.tenant == bindparam("tenant"), ThreadRow.__table__.c.id == bindparam("thread_id")
+_REF_BY_ID = plain.prepared(
+    select(*_REF_COLUMNS, clock.OFFSET_COLUMN).where(
+        ThreadRow.__table__.c.tenant == bindparam("tenant"), ThreadRow.__table__.c.id == bindparam("thread_id")
+    )
 )
-_REF_BY_ID_LOCKED = _REF_BY_ID.with_for_update()
+_REF_BY_ID_LOCKED = plain.prepared(_REF_BY_ID.with_for_update())
 
 
 def get_ref_with_clock(session: Session, tenant: str, thread_id: str, *, lock: bool = False) -> Row[Any] | None:
@@ -90,7 +92,7 @@ def touch(thread: ThreadRow, now: int) -> None:
         thread.last_active_at = now
 
 
-_TOUCH = (
+_TOUCH = plain.prepared(
     update(ThreadRow.__table__)
     .where(ThreadRow.__table__.c.id == bindparam("thread_id"), ThreadRow.__table__.c.last_active_at < bindparam("now"))
     .values(last_active_at=bindparam("now"))
