@@ -52,8 +52,8 @@ OPEN_CONCURRENCY = 128
 # ----------------------------------------------------------------------------------------------------------
 
 
-def serve_bare(port: int) -> None:
-    import uvicorn
+def bare_app() -> Any:
+    """The baseline: one GET and one POST, `async def`, small JSON (also measured in process by profile_app)."""
     from fastapi import Body, FastAPI
 
     app = FastAPI()
@@ -66,7 +66,13 @@ def serve_bare(port: int) -> None:
     async def post(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
         return {"object": "bare", "ok": True, "keys": len(body)}
 
-    uvicorn.run(app, host=HOST, port=port, log_level="warning")
+    return app
+
+
+def serve_bare(port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(bare_app(), host=HOST, port=port, log_level="warning")
 
 
 def serve_sse(port: int, hold_s: float) -> None:

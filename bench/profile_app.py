@@ -71,25 +71,16 @@ async def api(app: Asgi, method: str, path: str, body: Any = None, query: str = 
 
 
 def bare_apps() -> dict[str, Asgi]:
-    from fastapi import Body, FastAPI
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    fastapi_app = FastAPI()
-
-    @fastapi_app.get("/get")
-    async def get() -> dict[str, Any]:
-        return {"object": "bare", "ok": True}
-
-    @fastapi_app.post("/post")
-    async def post(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
-        return {"object": "bare", "ok": True, "keys": len(body)}
+    from bench import bare_app
 
     async def starlette_get(_request: Any) -> JSONResponse:
         return JSONResponse({"object": "bare", "ok": True})
 
-    return {"fastapi": fastapi_app, "starlette": Starlette(routes=[Route("/get", starlette_get)])}
+    return {"fastapi": bare_app(), "starlette": Starlette(routes=[Route("/get", starlette_get)])}
 
 
 Scenario = Callable[[int], tuple[str, str, Any, str]]
