@@ -52,11 +52,12 @@ class _Compiled:
             self.params.append((name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
         columns = getattr(statement, "selected_columns", None)
         self.row: Any = None
-        self.processors: list[Callable[[Any], Any] | None] = []
+        self.processors: list[tuple[int, Callable[[Any], Any]]] = []
+        """The columns whose values need converting (JSON text, booleans), by position."""
         if columns is not None:
             self.row = namedtuple("PlainRow", [column.key for column in columns])  # type: ignore[misc]
-            self.processors = [_result_processor(column.type.dialect_impl(dialect), dialect) for column in columns]
-        self.process_rows = any(self.processors)
+            processors = [_result_processor(column.type.dialect_impl(dialect), dialect) for column in columns]
+            self.processors = [(index, processor) for index, processor in enumerate(processors) if processor]
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         out = []
@@ -68,25 +69,36 @@ class _Compiled:
         return out
 
     def rows(self, raw: Sequence[Any]) -> list[Any]:
-        if not self.process_rows:
+        if not self.processors:
             return [self.row._make(values) for values in raw]
-        processors = self.processors
-        return [
-            self.row._make([value if processor is None else processor(value)
-                            for processor, value in zip(processors, values, strict=True)])
-            for values in raw
-        ]
+        out = []
+        for values in raw:
+            converted = list(values)
+            for index, processor in self.processors:
+                converted[index] = processor(converted[index])
+            out.append(self.row._make(converted))
+        return out
 
 
 _EMPTY_JSON: dict[str, Callable[[], Any]] = {"{}": dict, "[]": list, "null": lambda: None}
 
 
+_DECODER = json.JSONDecoder()
+
+
 def _loads(value: str | None) -> Any:
-    """JSON text to a value; most stored metadata, attachments and details are empty."""
+    """JSON text, as the default serializer wrote it (no surrounding whitespace), to a value; most stored
+    metadata, attachments and details are empty."""
     if value is None:
         return None
     empty = _EMPTY_JSON.get(value)
-    return empty() if empty is not None else json.loads(value)
+    if empty is not None:
+        return empty()
+    try:
+        decoded, end = _DECODER.raw_decode(value)
+    except json.JSONDecodeError:  # leading whitespace: not written by us, but still JSON
+        return json.loads(value)
+    return decoded if end == len(value) else json.loads(value)
 
 
 def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
