@@ -35,9 +35,10 @@ def now(session: Session) -> int:
     return at(offset_seconds(session))
 
 
-def precise_now(session: Session) -> float:
-    """Emulator time with sub-second precision, for latencies."""
-    return time.time() + offset_seconds(session)
+def precise_at(offset: int | None) -> float:
+    """Emulator time with sub-second precision, for latencies, given the offset read from the database."""
+    return time.time() + (offset or 0)
+
 
 
 def advance(session: Session, seconds: int) -> int:

@@ -47,6 +47,7 @@ class Ctx:
     """Where a request's unit of work opens its transaction (`api.deps.UnitOfWorkRoute`)."""
     write: bool = True
     _now: int | None = field(default=None, repr=False)
+    _offset: int | None = field(default=None, repr=False)
     _after_commit: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _planned_before_begin: int | None = field(default=None, repr=False)
 
@@ -54,7 +55,7 @@ class Ctx:
         """Bind a new transaction: what an earlier attempt read or planned is forgotten, what the request's
         dependencies planned before the first one is kept."""
         self.session = session
-        self._now = None
+        self._now = self._offset = None
         if self._planned_before_begin is None:
             self._planned_before_begin = len(self._after_commit)
         del self._after_commit[self._planned_before_begin :]
@@ -63,14 +64,22 @@ class Ctx:
     def now(self) -> int:
         """Emulator time, read once per request so that one request sees one instant."""
         if self._now is None:
-            self._now = clock.now(self.session)
+            self._now = clock.at(self._clock_offset())
         return self._now
 
+    def _clock_offset(self) -> int:
+        """The clock's offset, read once per transaction (an advance commits in its own)."""
+        if self._offset is None:
+            self._offset = clock.offset_seconds(self.session)
+        return self._offset
+
     def clock_read(self, offset: int | None) -> None:
-        """The clock offset was read along with another query: it gives `now` without a query of its own
-        (unless the request has its instant already)."""
+        """The clock offset was read along with another query: it gives `now` and `precise_now` without a query
+        of their own (unless the request has its instant already)."""
+        if self._offset is None:
+            self._offset = offset or 0
         if self._now is None:
-            self._now = clock.at(offset)
+            self._now = clock.at(self._offset)
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run `action` once this request's transaction has committed (never if it rolls back); the request's
@@ -84,7 +93,7 @@ class Ctx:
 
     @property
     def precise_now(self) -> float:
-        return clock.precise_now(self.session)
+        return clock.precise_at(self._clock_offset())
 
     @property
     def threads_alive_since(self) -> int:

@@ -118,11 +118,24 @@ def count_fired(session: Session, rule_id: str, times: int | None) -> bool:
     return session.execute(update(FaultRuleRow).where(*condition).values(fired=FaultRuleRow.fired + 1)).rowcount == 1
 
 
+_NO_SETTINGS = "emulator.tenants_without_settings"
+"""`Session.info` key: tenants found to have no settings row in this unit of work. A row found stays in the
+session's identity map; a missing one would be looked for again by every `session.get` (a model call asks
+twice: its rate limits, its latency)."""
+
+
 def tenant_settings(session: Session, tenant: str) -> TenantSettingsRow | None:
-    return session.get(TenantSettingsRow, tenant)
+    missing = session.info.setdefault(_NO_SETTINGS, set())
+    if tenant in missing:
+        return None
+    row = session.get(TenantSettingsRow, tenant)
+    if row is None:
+        missing.add(tenant)
+    return row
 
 
 def save_tenant_settings(session: Session, tenant: str, **fields: Any) -> TenantSettingsRow:
+    session.info.get(_NO_SETTINGS, set()).discard(tenant)
     row = session.get(TenantSettingsRow, tenant, with_for_update=True)
     if row is None:
         row = TenantSettingsRow(tenant=tenant)
