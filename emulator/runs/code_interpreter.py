@@ -20,9 +20,8 @@ from emulator.runs.state import StepStatus
 from emulator.sandbox import InputFile, cleanup, run_cell
 from emulator.services.files import storage_path
 from emulator.store import files as file_store
-from emulator.store import runs as store
 from emulator.stub_model import CodeFile, CodeResult
-from emulator.tables import AssistantRow, FileRow, MessageRow, RunRow, ThreadRow
+from emulator.tables import AssistantRow, FileRow, MessageRow, RunRow, RunStepRow, ThreadRow
 
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _OUTPUTS = "code_interpreter_outputs"
@@ -90,11 +89,11 @@ def execute(ctx: Ctx, run: RunRow, code: str, call_id: str) -> dict[str, Any]:
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
 
 
-def results(ctx: Ctx, run: RunRow) -> list[CodeResult] | None:
-    """What this run's completed code calls produced, in order; None if it has run no code."""
+def results(run: RunRow, steps: list[RunStepRow]) -> list[CodeResult] | None:
+    """What the run's completed code calls (among its `steps`) produced, in order; None if it has run no code."""
     made_by_call = (run.tool_resources or {}).get(_OUTPUTS, {})
     found: list[CodeResult] | None = None
-    for step in store.steps_of(ctx.session, run.id):
+    for step in steps:
         if step.type != "tool_calls" or step.status != StepStatus.COMPLETED:
             continue
         for call in step.step_details["tool_calls"]:

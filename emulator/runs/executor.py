@@ -224,9 +224,9 @@ def _start(ctx: Ctx, run: RunRow) -> list[Event]:
     return produced
 
 
-def _tool_results(ctx: Ctx, run: RunRow) -> list[ToolResult]:
+def _tool_results(steps: list[RunStepRow]) -> list[ToolResult]:
     results = []
-    for step in store.steps_of(ctx.session, run.id):
+    for step in steps:
         if step.type != "tool_calls" or step.status != StepStatus.COMPLETED:
             continue
         for call in step.step_details["tool_calls"]:
@@ -247,10 +247,11 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
     history = store.thread_history(ctx.session, run.thread_id)
     budget = _prompt_budget(run, info.context_window)
     searchable = file_search.store_ids(ctx, run)
+    steps = store.steps_of(ctx.session, run.id)
     prompt = assemble(
-        run, history, _tool_results(ctx, run), encoding=info.encoding, budget=budget,
-        retrieved=file_search.retrieved(ctx, run), can_search=bool(searchable),
-        code_results=code_interpreter.results(ctx, run), can_run_code=code_interpreter.available(run),
+        run, history, _tool_results(steps), encoding=info.encoding, budget=budget,
+        retrieved=file_search.retrieved(steps), can_search=bool(searchable),
+        code_results=code_interpreter.results(run, steps), can_run_code=code_interpreter.available(run),
     )
     if isinstance(prompt, DoesNotFit):
         return _prompt_does_not_fit(ctx, run, prompt, info.context_window)

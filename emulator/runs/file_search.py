@@ -20,9 +20,8 @@ from emulator.runs.state import StepStatus
 from emulator.search import search_chunks
 from emulator.services import vector_stores
 from emulator.store import assistants as assistant_store
-from emulator.store import runs as store
 from emulator.stub_model import RetrievedChunk
-from emulator.tables import RunRow, ThreadRow
+from emulator.tables import RunRow, RunStepRow, ThreadRow
 
 DEFAULT_MAX_NUM_RESULTS: Final = 20
 RANKER: Final = "default_2024_08_21"
@@ -79,11 +78,12 @@ def execute(ctx: Ctx, run: RunRow, query: str, call_id: str) -> dict[str, Any]:
     }
 
 
-def retrieved(ctx: Ctx, run: RunRow) -> list[RetrievedChunk] | None:
-    """Every chunk this run's completed file_search calls found, in order; None if it has not searched."""
+def retrieved(steps: list[RunStepRow]) -> list[RetrievedChunk] | None:
+    """Every chunk the run's completed file_search calls (among its `steps`) found, in order; None if it has not
+    searched."""
     chunks: list[RetrievedChunk] | None = None
     search_number = 0
-    for step in store.steps_of(ctx.session, run.id):
+    for step in steps:
         if step.type != "tool_calls" or step.status != StepStatus.COMPLETED:
             continue
         for call in step.step_details["tool_calls"]:
