@@ -97,25 +97,20 @@ class Words:
 
 @contextlib.contextmanager
 def database(url: str | None) -> Iterator[tuple[Database, str]]:
-    if url and url.startswith("postgres"):
-        from emulator.testing import postgres_database
+    """A fresh, migrated database: a new PostgreSQL database under `url`, else a SQLite file (in a temp dir
+    unless `url` names one)."""
+    with contextlib.ExitStack() as stack:
+        if url and url.startswith("postgres"):
+            from emulator.testing import postgres_database
 
-        with postgres_database(url) as fresh:
-            db = Database.connect(fresh)
-            migrate.upgrade(db.engine)
-            try:
-                yield db, fresh
-            finally:
-                db.dispose()
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-search-") as tmp:
-        fresh = url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+            fresh = stack.enter_context(postgres_database(url))
+        else:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-search-"))
+            fresh = url or f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
         db = Database.connect(fresh)
+        stack.callback(db.dispose)
         migrate.upgrade(db.engine)
-        try:
-            yield db, fresh
-        finally:
-            db.dispose()
+        yield db, fresh
 
 
 def make_store(db: Database, store_id: str) -> VectorStoreRow:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from emulator.context import Ctx
-from emulator.runs.state import StepStatus
+from emulator.runs.prompt import completed_tool_calls
 from emulator.sandbox import InputFile, cleanup, run_cell
 from emulator.services.files import storage_path
 from emulator.store import files as file_store
@@ -92,16 +92,10 @@ def execute(ctx: Ctx, run: RunRow, code: str, call_id: str) -> dict[str, Any]:
 def results(run: RunRow, steps: list[RunStepRow]) -> list[CodeResult] | None:
     """What the run's completed code calls (among its `steps`) produced, in order; None if it has run no code."""
     made_by_call = (run.tool_resources or {}).get(_OUTPUTS, {})
-    found: list[CodeResult] | None = None
-    for step in steps:
-        if step.type != "tool_calls" or step.status != StepStatus.COMPLETED:
-            continue
-        for call in step.step_details["tool_calls"]:
-            if call["type"] != "code_interpreter":
-                continue
-            found = found or []
-            details = call["code_interpreter"]
-            logs = "".join(output["logs"] for output in details["outputs"] if output["type"] == "logs")
-            files = tuple(CodeFile(**item) for item in made_by_call.get(call["id"], []))
-            found.append(CodeResult(code=details["input"], logs=logs, files=files))
-    return found
+    found: list[CodeResult] = []
+    for call in completed_tool_calls(steps, "code_interpreter"):
+        details = call["code_interpreter"]
+        logs = "".join(output["logs"] for output in details["outputs"] if output["type"] == "logs")
+        files = tuple(CodeFile(**item) for item in made_by_call.get(call["id"], []))
+        found.append(CodeResult(code=details["input"], logs=logs, files=files))
+    return found or None

@@ -27,7 +27,7 @@ from emulator.context import Ctx
 from emulator.errors import RateLimited
 from emulator.runs import annotations, code_interpreter, events, file_search, latency
 from emulator.runs.events import Event
-from emulator.runs.prompt import DoesNotFit, assemble
+from emulator.runs.prompt import DoesNotFit, assemble, completed_tool_calls
 from emulator.runs.state import EXPIRABLE, RunStatus, StepStatus, is_terminal, step_transition, transition
 from emulator.schemas.messages import text_part
 from emulator.services import scripts
@@ -225,15 +225,10 @@ def _start(ctx: Ctx, run: RunRow) -> list[Event]:
 
 
 def _tool_results(steps: list[RunStepRow]) -> list[ToolResult]:
-    results = []
-    for step in steps:
-        if step.type != "tool_calls" or step.status != StepStatus.COMPLETED:
-            continue
-        for call in step.step_details["tool_calls"]:
-            if call["type"] == "function":
-                function = call["function"]
-                results.append(ToolResult(call["id"], function["name"], function["arguments"], function["output"]))
-    return results
+    return [
+        ToolResult(call["id"], call["function"]["name"], call["function"]["arguments"], call["function"]["output"])
+        for call in completed_tool_calls(steps, "function")
+    ]
 
 
 def _prompt_budget(run: RunRow, window: int) -> int:

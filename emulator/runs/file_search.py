@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from emulator.context import Ctx
 from emulator.errors import NotFound
-from emulator.runs.state import StepStatus
+from emulator.runs.prompt import completed_tool_calls
 from emulator.search import search_chunks
 from emulator.services import vector_stores
 from emulator.store import assistants as assistant_store
@@ -81,18 +81,13 @@ def execute(ctx: Ctx, run: RunRow, query: str, call_id: str) -> dict[str, Any]:
 def retrieved(steps: list[RunStepRow]) -> list[RetrievedChunk] | None:
     """Every chunk the run's completed file_search calls (among its `steps`) found, in order; None if it has not
     searched."""
-    chunks: list[RetrievedChunk] | None = None
-    search_number = 0
-    for step in steps:
-        if step.type != "tool_calls" or step.status != StepStatus.COMPLETED:
-            continue
-        for call in step.step_details["tool_calls"]:
-            if call["type"] != "file_search":
-                continue
-            chunks = chunks or []
-            for index, result in enumerate(call["file_search"].get("results") or []):
-                text = "".join(part["text"] for part in result.get("content") or [])
-                marker = f"【{search_number}:{index}†{result['file_name']}】"
-                chunks.append(RetrievedChunk(result["file_id"], result["file_name"], text, result["score"], marker))
-            search_number += 1
+    searches = completed_tool_calls(steps, "file_search")
+    if not searches:
+        return None
+    chunks: list[RetrievedChunk] = []
+    for search_number, call in enumerate(searches):
+        for index, result in enumerate(call["file_search"].get("results") or []):
+            text = "".join(part["text"] for part in result.get("content") or [])
+            marker = f"【{search_number}:{index}†{result['file_name']}】"
+            chunks.append(RetrievedChunk(result["file_id"], result["file_name"], text, result["score"], marker))
     return chunks

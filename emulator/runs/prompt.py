@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator import tokens
+from emulator.runs.state import StepStatus
 from emulator.stub_model import CodeResult, ModelRequest, PromptMessage, RetrievedChunk, ToolResult
-from emulator.tables import MessageRow, RunRow
+from emulator.tables import MessageRow, RunRow, RunStepRow
 
 IMAGE_TOKENS = 85
 """What one image part costs in a prompt (the real API's low-detail price)."""
@@ -108,3 +109,15 @@ def assemble(
         can_run_code=can_run_code,
     )
     return Assembled(request=request, prompt_tokens=total, dropped_messages=start + len(history) - len(messages))
+
+
+def completed_tool_calls(steps: list[RunStepRow], kind: str) -> list[dict[str, Any]]:
+    """The `kind` calls (function, file_search, code_interpreter) of the completed tool_calls steps among
+    `steps`, in order: what the run's next model call sees of its tools."""
+    return [
+        call
+        for step in steps
+        if step.type == "tool_calls" and step.status == StepStatus.COMPLETED
+        for call in step.step_details["tool_calls"]
+        if call["type"] == kind
+    ]
