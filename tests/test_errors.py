@@ -227,6 +227,8 @@ def test_bodies_that_are_not_json_objects(http: httpx.Client, thread_id: str) ->
         400,
         INVALID_JSON,
     )
+    assert_error(http.post("/threads", content=b'{"metadata": {"a": "\xff"}}', headers=json_type), 400, INVALID_JSON)
+    assert_error(http.post("/threads", content=b"[" * 100_000, headers=json_type), 400, INVALID_JSON)
 
 
 # ---- limits -------------------------------------------------------------------------------------------------

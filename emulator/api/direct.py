@@ -35,7 +35,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from emulator.api.responses import error_response, http_error_response
+from emulator.api.responses import BODY_NOT_PARSED, error_response, http_error_response
 from emulator.errors import APIError
 from emulator.validation import to_invalid_request
 
@@ -230,7 +230,7 @@ class _Endpoint:
         except HTTPException:
             raise
         except Exception as exc:
-            raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
+            raise HTTPException(status_code=400, detail=BODY_NOT_PARSED) from exc
 
     async def _respond(self, request: Request, path_params: dict[str, str]) -> Response:
         body = await self._body(request) if self.has_body else _UNDEFINED

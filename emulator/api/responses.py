@@ -9,7 +9,7 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from emulator.errors import APIError, InvalidRequest, NotFound
+from emulator.errors import INVALID_JSON_MESSAGE, APIError, InvalidRequest, NotFound
 
 
 class OpenAIJSON(Response):
@@ -39,4 +39,11 @@ def http_error_response(method: str, path: str, exc: HTTPException) -> OpenAIJSO
         return error_response(NotFound(f"Invalid URL ({method} {path})"))
     if exc.status_code == 405:
         return error_response(InvalidRequest(f"Invalid method for URL ({method} {path})"))
+    if exc.detail == BODY_NOT_PARSED:
+        return error_response(InvalidRequest(INVALID_JSON_MESSAGE))
     return OpenAIJSON(InvalidRequest(str(exc.detail)).body(), status_code=exc.status_code)
+
+
+BODY_NOT_PARSED = "There was an error parsing the body"
+"""FastAPI's detail for a body it could not read or decode (invalid UTF-8, nested too deep): to the client, like
+any body that is not JSON, the real API's invalid-JSON error."""
