@@ -40,6 +40,18 @@ RAW_CONNECTION = "emulator.raw_connection"
 """`Session.info` key: (DB-API connection, dialect) of a session whose Core statements may run on that
 connection directly (`store.plain`), inside the session's transaction."""
 
+CHANGES = "emulator.changes"
+"""`Session.info` key: the unit of work's tracked records (`store.plain.Changes`), whose changes are written
+before commit."""
+
+
+def write_changes(session: Session) -> None:
+    """Write the records changed in this unit of work: before every statement of `store.plain` and of the
+    session, and before commit."""
+    changes = session.info.get(CHANGES)
+    if changes is not None and changes.dirty:
+        changes.write(session)
+
 
 class LeaveEventLoop(Exception):
     """Raised inside an inline unit of work that would have to wait: roll back and rerun it in a worker thread."""
@@ -180,7 +192,10 @@ class _SessionOnFirstUse:
     def __getattr__(self, name: str) -> Any:
         if self._session is None:
             self._session = Session(bind=self._connection, join_transaction_mode="rollback_only",
-                                    expire_on_commit=False, autoflush=False, info=self.info)
+                                    expire_on_commit=False, autoflush=False)
+            # The same dict, not the copy `info=` would make: the unit of work's records (`CHANGES`) may be
+            # registered in it before or after the session is made.
+            self._session.__dict__["info"] = self.info
         return getattr(self._session, name)
 
     def flush(self) -> None:
@@ -220,6 +235,7 @@ class InlineLane:
             try:
                 try:
                     result = work(cast(Session, session))
+                    write_changes(cast(Session, session))
                     session.flush()  # the transaction is ours to commit, not the session's
                 finally:
                     session.close()
@@ -277,6 +293,7 @@ class Database:
         with factory() as session:
             try:
                 yield session
+                write_changes(session)
                 session.commit()
             except BaseException:
                 session.rollback()

@@ -24,19 +24,19 @@ from emulator.schemas.runs import (
 from emulator.services import runs as service
 from emulator.services import threads
 from emulator.store import runs as store
-from emulator.tables import RunRow
+from emulator.store.runs import Run
 
 router = APIRouter(prefix="/v1/threads", dependencies=[BetaHeader], route_class=UnitOfWorkRoute)
 
 Include = Annotated[list[str] | None, Query(alias="include[]")]
 
 
-def _run_response(request: Request, run: RunRow) -> OpenAIJSON:
+def _run_response(request: Request, run: Run) -> OpenAIJSON:
     return ok(render_run(run), headers={"openai-poll-after-ms": str(runtime(request).settings.poll_after_ms)})
 
 
 def _stream(
-    request: Request, ctx: Ctx, run: RunRow, opening: list[Event], include: frozenset[str] = frozenset()
+    request: Request, ctx: Ctx, run: Run, opening: list[Event], include: frozenset[str] = frozenset()
 ) -> EventSourceResponse:
     return EventSourceResponse(
         streaming.drive(runtime(request), ctx.tenant, run.id, opening, include),

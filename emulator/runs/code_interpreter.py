@@ -20,18 +20,19 @@ from emulator.runs.prompt import completed_tool_calls
 from emulator.sandbox import InputFile, cleanup, run_cell
 from emulator.services.files import storage_path
 from emulator.store import files as file_store
+from emulator.store.runs import Run, Step
 from emulator.stub_model import CodeFile, CodeResult
-from emulator.tables import AssistantRow, FileRow, MessageRow, RunRow, RunStepRow, ThreadRow
+from emulator.tables import AssistantRow, FileRow, MessageRow, ThreadRow
 
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _OUTPUTS = "code_interpreter_outputs"
 
 
-def available(run: RunRow) -> bool:
+def available(run: Run) -> bool:
     return any(tool["type"] == "code_interpreter" for tool in run.tools)
 
 
-def _input_file_ids(ctx: Ctx, run: RunRow) -> list[str]:
+def _input_file_ids(ctx: Ctx, run: Run) -> list[str]:
     ids: list[str] = []
     owners = [
         ctx.session.scalar(select(ThreadRow).where(ThreadRow.id == run.thread_id)),
@@ -47,7 +48,7 @@ def _input_file_ids(ctx: Ctx, run: RunRow) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _inputs(ctx: Ctx, run: RunRow) -> list[InputFile]:
+def _inputs(ctx: Ctx, run: Run) -> list[InputFile]:
     wanted = _input_file_ids(ctx, run)
     if not wanted:
         return []
@@ -74,7 +75,7 @@ def _keep(ctx: Ctx, made: Path) -> CodeFile:
     return CodeFile(file_id=file_id, filename=made.name, image=made.suffix.lower() in _IMAGE_SUFFIXES)
 
 
-def execute(ctx: Ctx, run: RunRow, code: str, call_id: str) -> dict[str, Any]:
+def execute(ctx: Ctx, run: Run, code: str, call_id: str) -> dict[str, Any]:
     """Run the cell; the step's code_interpreter tool call, outputs included."""
     execution = run_cell(code, _inputs(ctx, run), root=ctx.settings.data_dir / "sandbox")
     try:
@@ -89,7 +90,7 @@ def execute(ctx: Ctx, run: RunRow, code: str, call_id: str) -> dict[str, Any]:
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
 
 
-def results(run: RunRow, steps: list[RunStepRow]) -> list[CodeResult] | None:
+def results(run: Run, steps: list[Step]) -> list[CodeResult] | None:
     """What the run's completed code calls (among its `steps`) produced, in order; None if it has run no code."""
     made_by_call = (run.tool_resources or {}).get(_OUTPUTS, {})
     found: list[CodeResult] = []

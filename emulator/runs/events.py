@@ -8,7 +8,8 @@ from typing import Any
 from emulator.schemas.messages import render_message
 from emulator.schemas.runs import render_run, render_step
 from emulator.schemas.threads import render_thread
-from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
+from emulator.store.runs import Run, Step
+from emulator.tables import MessageRow, ThreadRow
 
 
 @dataclass(frozen=True)
@@ -21,16 +22,16 @@ def thread_created(row: ThreadRow) -> Event:
     return Event("thread.created", render_thread(row))
 
 
-def run_created(row: RunRow) -> Event:
+def run_created(row: Run) -> Event:
     return Event("thread.run.created", render_run(row))
 
 
-def run_status(row: RunRow) -> Event:
+def run_status(row: Run) -> Event:
     """`thread.run.<status>`: queued, in_progress, requires_action, cancelling and every terminal status."""
     return Event(f"thread.run.{row.status}", render_run(row))
 
 
-def step(kind: str, row: RunStepRow, include: frozenset[str]) -> Event:
+def step(kind: str, row: Step, include: frozenset[str]) -> Event:
     return Event(f"thread.run.step.{kind}", render_step(row, include))
 
 

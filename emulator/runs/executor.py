@@ -34,38 +34,39 @@ from emulator.services import scripts
 from emulator.store import control as control_store
 from emulator.store import messages as message_store
 from emulator.store import runs as store
+from emulator.store.messages import Message
+from emulator.store.runs import Run, Step
 from emulator.stub_model import FunctionCall, ModelTurn, ToolResult
-from emulator.tables import MessageRow, RunRow, RunStepRow
 
 LEASE_SECONDS = 30.0
 _DELTA_CHUNK = re.compile(r"\s*\S+|\s+$")
 
 
-def lease_held(run: RunRow) -> bool:
+def lease_held(run: Run) -> bool:
     return run.lease_until is not None and run.lease_until > time.time()
 
 
-def take_lease(run: RunRow) -> None:
+def take_lease(run: Run) -> None:
     run.lease_until = time.time() + LEASE_SECONDS
 
 
-def drop_lease(run: RunRow) -> None:
+def drop_lease(run: Run) -> None:
     run.lease_until = None
 
 
-def is_resting(run: RunRow) -> bool:
+def is_resting(run: Run) -> bool:
     """Nothing more happens to the run until a client acts (submits outputs) or it is terminal."""
     return is_terminal(run.status) or run.status == RunStatus.REQUIRES_ACTION
 
 
-def progression_ready(ctx: Ctx, run: RunRow) -> bool:
+def progression_ready(ctx: Ctx, run: Run) -> bool:
     policy = ctx.settings.run_progression
     if policy == "immediate":
         return True
     return run.observations >= int(policy.split(":", 1)[1])
 
 
-def observe(ctx: Ctx, run: RunRow) -> list[Event]:
+def observe(ctx: Ctx, run: Run) -> list[Event]:
     """A client looked at the run: apply expiry, then let it progress as far as the policy allows."""
     produced = expire_if_due(ctx, run)
     if produced or is_resting(run) or lease_held(run):
@@ -76,14 +77,14 @@ def observe(ctx: Ctx, run: RunRow) -> list[Event]:
     return settle(ctx, run)
 
 
-def settle(ctx: Ctx, run: RunRow) -> list[Event]:
+def settle(ctx: Ctx, run: Run) -> list[Event]:
     produced: list[Event] = []
     while phase := advance_once(ctx, run):
         produced += phase
     return produced
 
 
-def wait_seconds(ctx: Ctx, run: RunRow, *, streaming: bool) -> float:
+def wait_seconds(ctx: Ctx, run: Run, *, streaming: bool) -> float:
     """How long until the pending model answer is ready (0 when it is, or when there is none).
 
     A stream may start delivering at the first token; a polled run waits for the whole generation.
@@ -95,7 +96,7 @@ def wait_seconds(ctx: Ctx, run: RunRow, *, streaming: bool) -> float:
     return max(0.0, ready_at - ctx.precise_now)
 
 
-def advance_once(ctx: Ctx, run: RunRow, *, streaming: bool = False) -> list[Event]:
+def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
     status = RunStatus(run.status)
     if status is RunStatus.CANCELLING:
         return _finish_cancel(ctx, run)
@@ -113,7 +114,7 @@ def advance_once(ctx: Ctx, run: RunRow, *, streaming: bool = False) -> list[Even
     return []
 
 
-def expire_if_due(ctx: Ctx, run: RunRow) -> list[Event]:
+def expire_if_due(ctx: Ctx, run: Run) -> list[Event]:
     if RunStatus(run.status) not in EXPIRABLE or run.expires_at is None or ctx.now < run.expires_at:
         return []
     produced = _close_open_work(ctx, run, StepStatus.EXPIRED, "run_expired")
@@ -122,7 +123,7 @@ def expire_if_due(ctx: Ctx, run: RunRow) -> list[Event]:
     return [*produced, events.run_status(run)]
 
 
-def fail(ctx: Ctx, run: RunRow, code: str, message: str) -> list[Event]:
+def fail(ctx: Ctx, run: Run, code: str, message: str) -> list[Event]:
     """End the run `failed` with `last_error` (a model error, or an error while driving the run)."""
     produced = _close_open_work(ctx, run, StepStatus.FAILED, "run_failed")
     run.last_error = {"code": code, "message": message}
@@ -131,13 +132,13 @@ def fail(ctx: Ctx, run: RunRow, code: str, message: str) -> list[Event]:
     return [*produced, events.run_status(run)]
 
 
-def request_cancel(ctx: Ctx, run: RunRow) -> list[Event]:
+def request_cancel(ctx: Ctx, run: Run) -> list[Event]:
     _move(ctx, run, RunStatus.CANCELLING)
     run.required_action = None
     return [events.run_status(run)]
 
 
-def accept_tool_outputs(ctx: Ctx, run: RunRow, outputs: dict[str, str]) -> list[Event]:
+def accept_tool_outputs(ctx: Ctx, run: Run, outputs: dict[str, str]) -> list[Event]:
     """Record the outputs on the open tool_calls step; the run goes back to `queued`."""
     step = _open_step(ctx, run)
     assert step is not None and step.type == "tool_calls"
@@ -152,7 +153,7 @@ def accept_tool_outputs(ctx: Ctx, run: RunRow, outputs: dict[str, str]) -> list[
     return [events.run_status(run)]
 
 
-def _move(ctx: Ctx, run: RunRow, target: RunStatus) -> None:
+def _move(ctx: Ctx, run: Run, target: RunStatus) -> None:
     run.status = transition(run.status, target)
     if target is RunStatus.COMPLETED:
         run.completed_at = ctx.now
@@ -166,7 +167,7 @@ def _move(ctx: Ctx, run: RunRow, target: RunStatus) -> None:
         store.release_thread(ctx.session, run.thread_id, run.id)
 
 
-def _move_step(ctx: Ctx, step: RunStepRow, target: StepStatus) -> None:
+def _move_step(ctx: Ctx, step: Step, target: StepStatus) -> None:
     step.status = step_transition(step.status, target)
     stamp = {
         StepStatus.COMPLETED: "completed_at", StepStatus.CANCELLED: "cancelled_at",
@@ -175,11 +176,11 @@ def _move_step(ctx: Ctx, step: RunStepRow, target: StepStatus) -> None:
     setattr(step, stamp, ctx.now)
 
 
-def _open_step(ctx: Ctx, run: RunRow) -> RunStepRow | None:
+def _open_step(ctx: Ctx, run: Run) -> Step | None:
     return next((step for step in store.steps_of(ctx.session, run.id) if step.status == StepStatus.IN_PROGRESS), None)
 
 
-def _close_open_work(ctx: Ctx, run: RunRow, step_status: StepStatus, message_reason: str) -> list[Event]:
+def _close_open_work(ctx: Ctx, run: Run, step_status: StepStatus, message_reason: str) -> list[Event]:
     produced: list[Event] = []
     message = store.open_message(ctx.session, run.id)
     if message is not None:
@@ -195,7 +196,7 @@ def _close_open_work(ctx: Ctx, run: RunRow, step_status: StepStatus, message_rea
     return produced
 
 
-def _end_message(ctx: Ctx, message: MessageRow, *, incomplete_reason: str | None = None) -> None:
+def _end_message(ctx: Ctx, message: Message, *, incomplete_reason: str | None = None) -> None:
     if incomplete_reason is None:
         message.status, message.completed_at = "completed", ctx.now
     else:
@@ -203,13 +204,13 @@ def _end_message(ctx: Ctx, message: MessageRow, *, incomplete_reason: str | None
         message.incomplete_details = {"reason": incomplete_reason}
 
 
-def _finish_cancel(ctx: Ctx, run: RunRow) -> list[Event]:
+def _finish_cancel(ctx: Ctx, run: Run) -> list[Event]:
     produced = [events.run_status(run), *_close_open_work(ctx, run, StepStatus.CANCELLED, "run_cancelled")]
     _move(ctx, run, RunStatus.CANCELLED)
     return [*produced, events.run_status(run)]
 
 
-def _start(ctx: Ctx, run: RunRow) -> list[Event]:
+def _start(ctx: Ctx, run: Run) -> list[Event]:
     _move(ctx, run, RunStatus.IN_PROGRESS)
     run.started_at = run.started_at or ctx.now
     produced = [events.run_status(run)]
@@ -224,20 +225,20 @@ def _start(ctx: Ctx, run: RunRow) -> list[Event]:
     return produced
 
 
-def _tool_results(steps: list[RunStepRow]) -> list[ToolResult]:
+def _tool_results(steps: list[Step]) -> list[ToolResult]:
     return [
         ToolResult(call["id"], call["function"]["name"], call["function"]["arguments"], call["function"]["output"])
         for call in completed_tool_calls(steps, "function")
     ]
 
 
-def _prompt_budget(run: RunRow, window: int) -> int:
+def _prompt_budget(run: Run, window: int) -> int:
     if run.max_prompt_tokens is None:
         return window
     return min(window, run.max_prompt_tokens - run.prompt_tokens)
 
 
-def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
+def _call_model(ctx: Ctx, run: Run) -> list[Event]:
     info = model_catalog.info_or_fallback(run.model)
     history = store.thread_history(ctx.session, run.thread_id)
     budget = _prompt_budget(run, info.context_window)
@@ -297,7 +298,7 @@ def _call_model(ctx: Ctx, run: RunRow) -> list[Event]:
 
 
 def _builtin_tool_step(
-    ctx: Ctx, run: RunRow, usage: dict[str, int], kind: str, execute: Callable[[str], dict[str, Any]]
+    ctx: Ctx, run: Run, usage: dict[str, int], kind: str, execute: Callable[[str], dict[str, Any]]
 ) -> list[Event]:
     """file_search and code_interpreter run inside the run (no `requires_action`): the step opens, the tool runs,
     the step completes. Its one delta carries the call's id and type (and a code call's input), as on the API."""
@@ -313,7 +314,7 @@ def _builtin_tool_step(
     return produced
 
 
-def _charge_model_call(ctx: Ctx, run: RunRow, total_tokens: int) -> str | None:
+def _charge_model_call(ctx: Ctx, run: Run, total_tokens: int) -> str | None:
     """Count the call against the tenant's per-model limits; the refusal text when it goes over."""
     settings = control_store.tenant_settings(ctx.session, ctx.tenant)
     limit = ratelimits.model_limit(settings.rate_limits if settings else None, run.model)
@@ -336,7 +337,7 @@ def _completion_tokens(turn: ModelTurn, encoding: str) -> int:
     return sum(tokens.count(call.name + call.arguments, encoding) for call in turn.function_calls)
 
 
-def _prompt_does_not_fit(ctx: Ctx, run: RunRow, prompt: DoesNotFit, window: int) -> list[Event]:
+def _prompt_does_not_fit(ctx: Ctx, run: Run, prompt: DoesNotFit, window: int) -> list[Event]:
     if run.max_prompt_tokens is not None and prompt.budget < window:
         return _end_incomplete(ctx, run, "max_prompt_tokens")
     run.last_error = {
@@ -348,13 +349,13 @@ def _prompt_does_not_fit(ctx: Ctx, run: RunRow, prompt: DoesNotFit, window: int)
     return [events.run_status(run)]
 
 
-def _end_incomplete(ctx: Ctx, run: RunRow, reason: str) -> list[Event]:
+def _end_incomplete(ctx: Ctx, run: Run, reason: str) -> list[Event]:
     run.incomplete_details = {"reason": reason}
     _move(ctx, run, RunStatus.INCOMPLETE)
     return [events.run_status(run)]
 
 
-def _new_step(ctx: Ctx, run: RunRow, kind: str, details: dict[str, Any]) -> RunStepRow:
+def _new_step(ctx: Ctx, run: Run, kind: str, details: dict[str, Any]) -> Step:
     return store.create_step(
         ctx.session, id=ctx.ids.new("step"), tenant=run.tenant, run_id=run.id, thread_id=run.thread_id,
         assistant_id=run.assistant_id, created_at=ctx.now, type=kind, status=StepStatus.IN_PROGRESS.value,
@@ -363,7 +364,7 @@ def _new_step(ctx: Ctx, run: RunRow, kind: str, details: dict[str, Any]) -> RunS
 
 
 def _open_message_step(
-    ctx: Ctx, run: RunRow, text: str, truncated: bool, usage: dict[str, int], timing: dict[str, Any]
+    ctx: Ctx, run: Run, text: str, truncated: bool, usage: dict[str, int], timing: dict[str, Any]
 ) -> list[Event]:
     message_id = ctx.ids.new("message")
     step = _new_step(ctx, run, "message_creation",
@@ -373,7 +374,6 @@ def _open_message_step(
         role="assistant", content=[], attachments=[], metadata={}, status="in_progress",
         assistant_id=run.assistant_id, run_id=run.id,
     )
-    ctx.session.flush()
     run.pending_turn = {"kind": "text", "text": text, "truncated": truncated, "usage": usage,
                         "message_id": message_id, "step_id": step.id, **timing}
     return [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include),
@@ -381,7 +381,7 @@ def _open_message_step(
 
 
 def _open_tool_calls_step(
-    ctx: Ctx, run: RunRow, calls: tuple[FunctionCall, ...], usage: dict[str, int], timing: dict[str, Any]
+    ctx: Ctx, run: Run, calls: tuple[FunctionCall, ...], usage: dict[str, int], timing: dict[str, Any]
 ) -> list[Event]:
     tool_calls = [
         {"id": ctx.ids.new("call"), "type": "function",
@@ -398,7 +398,7 @@ def _open_tool_calls_step(
     return produced
 
 
-def _deliver_text(ctx: Ctx, run: RunRow, turn: dict[str, Any]) -> list[Event]:
+def _deliver_text(ctx: Ctx, run: Run, turn: dict[str, Any]) -> list[Event]:
     message = message_store.get(ctx.session, run.tenant, run.thread_id, turn["message_id"])
     step = store.get_step(ctx.session, run.id, turn["step_id"])
     text: str = turn["text"]
@@ -437,7 +437,7 @@ def _text_deltas(message_id: str, chunks: list[str], found: list[dict[str, Any]]
     return produced
 
 
-def _request_action(ctx: Ctx, run: RunRow) -> list[Event]:
+def _request_action(ctx: Ctx, run: Run) -> list[Event]:
     step = _open_step(ctx, run)
     assert step is not None
     run.required_action = {

@@ -20,18 +20,19 @@ from emulator.runs.prompt import completed_tool_calls
 from emulator.search import search_chunks
 from emulator.services import vector_stores
 from emulator.store import assistants as assistant_store
+from emulator.store.runs import Run, Step
 from emulator.stub_model import RetrievedChunk
-from emulator.tables import RunRow, RunStepRow, ThreadRow
+from emulator.tables import ThreadRow
 
 DEFAULT_MAX_NUM_RESULTS: Final = 20
 RANKER: Final = "default_2024_08_21"
 
 
-def _tool(run: RunRow) -> dict[str, Any] | None:
+def _tool(run: Run) -> dict[str, Any] | None:
     return next((tool for tool in run.tools if tool["type"] == "file_search"), None)
 
 
-def store_ids(ctx: Ctx, run: RunRow) -> list[str]:
+def store_ids(ctx: Ctx, run: Run) -> list[str]:
     """The vector stores a run searches: its thread's, then its assistant's (none without the tool)."""
     if _tool(run) is None:
         return []
@@ -47,7 +48,7 @@ def store_ids(ctx: Ctx, run: RunRow) -> list[str]:
     return ids
 
 
-def execute(ctx: Ctx, run: RunRow, query: str, call_id: str) -> dict[str, Any]:
+def execute(ctx: Ctx, run: Run, query: str, call_id: str) -> dict[str, Any]:
     """Search the run's stores for `query`; the step's file_search tool call, results included."""
     settings = (_tool(run) or {}).get("file_search") or {}
     ranking = settings.get("ranking_options") or {}
@@ -78,7 +79,7 @@ def execute(ctx: Ctx, run: RunRow, query: str, call_id: str) -> dict[str, Any]:
     }
 
 
-def retrieved(steps: list[RunStepRow]) -> list[RetrievedChunk] | None:
+def retrieved(steps: list[Step]) -> list[RetrievedChunk] | None:
     """Every chunk the run's completed file_search calls (among its `steps`) found, in order; None if it has not
     searched."""
     searches = completed_tool_calls(steps, "file_search")

@@ -13,8 +13,9 @@ from typing import Any
 
 from emulator import tokens
 from emulator.runs.state import StepStatus
+from emulator.store.runs import Run, Step
 from emulator.stub_model import CodeResult, ModelRequest, PromptMessage, RetrievedChunk, ToolResult
-from emulator.tables import MessageRow, RunRow, RunStepRow
+from emulator.tables import MessageRow
 
 IMAGE_TOKENS = 85
 """What one image part costs in a prompt (the real API's low-detail price)."""
@@ -41,7 +42,7 @@ def _image_parts(content: list[dict[str, Any]]) -> int:
     return sum(1 for part in content if part.get("type") in ("image_file", "image_url"))
 
 
-def _system_text(run: RunRow) -> str:
+def _system_text(run: Run) -> str:
     tools = json.dumps(run.tools, separators=(",", ":"), sort_keys=True) if run.tools else ""
     return "\n".join(part for part in (run.instructions, tools) if part)
 
@@ -53,7 +54,7 @@ def _code_text(result: CodeResult) -> str:
 
 
 def assemble(
-    run: RunRow,
+    run: Run,
     history: Sequence[MessageRow],
     tool_results: Sequence[ToolResult],
     *,
@@ -111,7 +112,7 @@ def assemble(
     return Assembled(request=request, prompt_tokens=total, dropped_messages=start + len(history) - len(messages))
 
 
-def completed_tool_calls(steps: list[RunStepRow], kind: str) -> list[dict[str, Any]]:
+def completed_tool_calls(steps: list[Step], kind: str) -> list[dict[str, Any]]:
     """The `kind` calls (function, file_search, code_interpreter) of the completed tool_calls steps among
     `steps`, in order: what the run's next model call sees of its tools."""
     return [

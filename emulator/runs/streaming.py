@@ -45,7 +45,7 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
             include=include,
         )
-        run = store.get_by_id(session, run_id, lock=True)
+        run = store.get_by_id(session, run_id)
         if run is None:
             return _Phase([], True, 0.0, 0.0)
         executor.take_lease(run)
@@ -60,7 +60,7 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
 
 def _release(runtime: Runtime, run_id: str) -> None:
     with runtime.db.transaction() as session:
-        run = store.get_by_id(session, run_id, lock=True)
+        run = store.get_by_id(session, run_id)
         if run is not None:
             executor.drop_lease(run)
 
@@ -71,7 +71,7 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
             include=include,
         )
-        run = store.get_by_id(session, run_id, lock=True)
+        run = store.get_by_id(session, run_id)
         if run is None or executor.is_resting(run):
             return []
         return executor.fail(ctx, run, "server_error", _SERVER_ERROR)

@@ -9,12 +9,13 @@ from sqlalchemy.engine import Row
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.schemas.messages import CreateMessage, ModifyMessage
-from emulator.store import files, plain, threads
+from emulator.store import files, threads
 from emulator.store import messages as store
-from emulator.tables import MessageRow, ThreadRow
+from emulator.store.messages import Message
+from emulator.store.threads import Thread
 
 
-def add(ctx: Ctx, thread: ThreadRow | Row[Any], body: CreateMessage, *, param_prefix: str = "") -> plain.Record:
+def add(ctx: Ctx, thread: Thread | Row[Any], body: CreateMessage, *, param_prefix: str = "") -> Message:
     for file_ids, param in (
         (body.attachment_file_ids(), f"{param_prefix}attachments"),
         (body.image_file_ids(), f"{param_prefix}content"),
@@ -35,13 +36,13 @@ def add(ctx: Ctx, thread: ThreadRow | Row[Any], body: CreateMessage, *, param_pr
     return row
 
 
-def create(ctx: Ctx, thread: Row[Any], body: CreateMessage) -> plain.Record:
+def create(ctx: Ctx, thread: Row[Any], body: CreateMessage) -> Message:
     if thread.active_run_id is not None:
         raise InvalidRequest(f"Can't add messages to {thread.id} while a run {thread.active_run_id} is active.")
     return add(ctx, thread, body)
 
 
-def update(ctx: Ctx, thread_id: str, message_id: str, body: ModifyMessage) -> MessageRow:
+def update(ctx: Ctx, thread_id: str, message_id: str, body: ModifyMessage) -> Message:
     row = store.get(ctx.session, ctx.tenant, thread_id, message_id)
     if "metadata" in body.model_fields_set:
         row.metadata_ = body.metadata or {}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.engine import Row
+
 from emulator import limits
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
@@ -18,7 +20,8 @@ from emulator.services.assistants import require_known_model
 from emulator.store import assistants
 from emulator.store import runs as store
 from emulator.store import threads as thread_store
-from emulator.tables import AssistantRow, RunRow, ThreadRow
+from emulator.store.runs import Run
+from emulator.store.threads import Thread
 
 ALLOWED_INCLUDE = frozenset({FILE_SEARCH_CONTENT})
 
@@ -55,26 +58,25 @@ def _check_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> None:
         )
 
 
-def release_expired_holder(ctx: Ctx, thread: ThreadRow) -> None:
+def release_expired_holder(ctx: Ctx, thread: Thread) -> None:
     """A run that expired unobserved still holds its thread; looking at it frees the thread."""
     if thread.active_run_id is None:
         return
-    holder = store.get_by_id(ctx.session, thread.active_run_id, lock=True)
+    holder = store.get_by_id(ctx.session, thread.active_run_id)
     if holder is None:
         store.release_thread(ctx.session, thread.id, thread.active_run_id)
     else:
         executor.expire_if_due(ctx, holder)
-    ctx.session.refresh(thread)
 
 
-def _require_searchable_stores(ctx: Ctx, thread: ThreadRow, assistant: AssistantRow) -> None:
+def _require_searchable_stores(ctx: Ctx, thread: Thread, assistant: Row[Any]) -> None:
     """An expired vector store cannot be used by a run (400), whether the thread's or the assistant's."""
     for owner in (thread, assistant):
         ids = (owner.tool_resources.get("file_search") or {}).get("vector_store_ids", [])
         vector_stores.require_usable(ctx, ids, "tool_resources.file_search.vector_store_ids")
 
 
-def _new_run(ctx: Ctx, thread: ThreadRow, assistant: AssistantRow, body: RunOptions, instructions: str) -> RunRow:
+def _new_run(ctx: Ctx, thread: Thread, assistant: Row[Any], body: RunOptions, instructions: str) -> Run:
     if body.model is not None:
         require_known_model(ctx, body.model)
     tools = dump_tools(body.tools) if body.tools is not None else assistant.tools
@@ -109,14 +111,14 @@ def _new_run(ctx: Ctx, thread: ThreadRow, assistant: AssistantRow, body: RunOpti
     return run
 
 
-def _instructions(assistant: AssistantRow, body: RunOptions, additional: str | None) -> str:
+def _instructions(assistant: Row[Any], body: RunOptions, additional: str | None) -> str:
     base = body.instructions if body.instructions is not None else (assistant.instructions or "")
     return f"{base}\n{additional}" if additional else base
 
 
-def create(ctx: Ctx, thread_id: str, body: CreateRun, *, stream: bool) -> tuple[RunRow, list[Event]]:
+def create(ctx: Ctx, thread_id: str, body: CreateRun, *, stream: bool) -> tuple[Run, list[Event]]:
     thread = threads.get_live(ctx, thread_id, lock=True)
-    assistant = assistants.get(ctx.session, ctx.tenant, body.assistant_id)
+    assistant = assistants.read(ctx.session, ctx.tenant, body.assistant_id)
     for index, message in enumerate(body.additional_messages or []):
         messages.add(ctx, thread, message, param_prefix=f"additional_messages[{index}].")
     run = _new_run(ctx, thread, assistant, body, _instructions(assistant, body, body.additional_instructions))
@@ -126,8 +128,8 @@ def create(ctx: Ctx, thread_id: str, body: CreateRun, *, stream: bool) -> tuple[
     return run, [events.run_created(run), events.run_status(run)]
 
 
-def create_thread_and_run(ctx: Ctx, body: CreateThreadAndRun, *, stream: bool) -> tuple[RunRow, list[Event]]:
-    assistant = assistants.get(ctx.session, ctx.tenant, body.assistant_id)
+def create_thread_and_run(ctx: Ctx, body: CreateThreadAndRun, *, stream: bool) -> tuple[Run, list[Event]]:
+    assistant = assistants.read(ctx.session, ctx.tenant, body.assistant_id)
     thread_body = body.thread or CreateThread()
     if body.tool_resources is not None and thread_body.tool_resources is None:
         thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})
@@ -138,26 +140,25 @@ def create_thread_and_run(ctx: Ctx, body: CreateThreadAndRun, *, stream: bool) -
     return run, [events.thread_created(thread), events.run_created(run), events.run_status(run)]
 
 
-def observed(ctx: Ctx, thread_id: str, run_id: str) -> RunRow:
+def observed(ctx: Ctx, thread_id: str, run_id: str) -> Run:
     """The run as a client sees it now: expiry applied and progressed per the policy."""
-    threads.get_live(ctx, thread_id)
+    threads.get_live_ref(ctx, thread_id)
     run = store.get(ctx.session, ctx.tenant, thread_id, run_id, lock=True)
     executor.observe(ctx, run)
     return run
 
 
-def observe_active(ctx: Ctx, thread: ThreadRow) -> None:
+def observe_active(ctx: Ctx, thread: Thread) -> None:
     """Let the thread's active run (if any) progress before the thread is read or written."""
     if thread.active_run_id is None:
         return
-    run = store.get_by_id(ctx.session, thread.active_run_id, lock=True)
+    run = store.get_by_id(ctx.session, thread.active_run_id)
     if run is not None:
         executor.observe(ctx, run)
-        ctx.session.refresh(thread)
 
 
-def cancel(ctx: Ctx, thread_id: str, run_id: str) -> RunRow:
-    threads.get_live(ctx, thread_id)
+def cancel(ctx: Ctx, thread_id: str, run_id: str) -> Run:
+    threads.get_live_ref(ctx, thread_id)
     run = store.get(ctx.session, ctx.tenant, thread_id, run_id, lock=True)
     executor.expire_if_due(ctx, run)
     refusal = cancel_refusal(run.status)
@@ -169,7 +170,7 @@ def cancel(ctx: Ctx, thread_id: str, run_id: str) -> RunRow:
 
 def submit_tool_outputs(
     ctx: Ctx, thread_id: str, run_id: str, body: SubmitToolOutputs, *, stream: bool
-) -> tuple[RunRow, list[Event]]:
+) -> tuple[Run, list[Event]]:
     thread = threads.get_live(ctx, thread_id, lock=True)
     run = store.get(ctx.session, ctx.tenant, thread_id, run_id, lock=True)
     executor.expire_if_due(ctx, run)
@@ -184,7 +185,7 @@ def submit_tool_outputs(
     return run, produced
 
 
-def _match_outputs(run: RunRow, body: SubmitToolOutputs) -> dict[str, str]:
+def _match_outputs(run: Run, body: SubmitToolOutputs) -> dict[str, str]:
     expected = [call["id"] for call in run.required_action["submit_tool_outputs"]["tool_calls"]]  # type: ignore[index]
     given: dict[str, str] = {}
     for index, item in enumerate(body.tool_outputs):

@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 from emulator.context import Ctx
 from emulator.schemas.control import AddTurns
 from emulator.store import control as store
+from emulator.store.runs import Run
 from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn
-from emulator.tables import RunRow, ScriptedTurnRow
+from emulator.tables import ScriptedTurnRow
 
 GLOBAL_TENANT = "*"
 """Turns loaded at startup (`--script FILE`) play for every tenant (each once), after each tenant's own turns."""
@@ -55,7 +56,7 @@ def render(row: ScriptedTurnRow) -> dict[str, Any]:
     }
 
 
-def fits(match: dict[str, Any], run: RunRow, request: ModelRequest) -> bool:
+def fits(match: dict[str, Any], run: Run, request: ModelRequest) -> bool:
     if match.get("assistant_id") not in (None, run.assistant_id):
         return False
     if match.get("thread_id") not in (None, run.thread_id):
@@ -103,7 +104,7 @@ class Pick:
     """The pending turns this call plays (delays included), consumed only once the call goes ahead."""
 
 
-def pick(ctx: Ctx, run: RunRow, request: ModelRequest) -> Pick:
+def pick(ctx: Ctx, run: Run, request: ModelRequest) -> Pick:
     """The turns this model call would play: the tenant's own first, then the startup file's (`--script`)."""
     delay, rows = 0.0, []
     candidates = [
@@ -121,7 +122,7 @@ def pick(ctx: Ctx, run: RunRow, request: ModelRequest) -> Pick:
     return Pick(None, delay, tuple(rows))
 
 
-def consume(ctx: Ctx, run: RunRow, chosen: Pick, snapshot: dict[str, Any]) -> None:
+def consume(ctx: Ctx, run: Run, chosen: Pick, snapshot: dict[str, Any]) -> None:
     """Record that `run` played the picked turns, with what the model was asked.
 
     A turn of the startup file is played by every tenant once: each tenant's playback is a consumed copy in

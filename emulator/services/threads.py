@@ -11,10 +11,10 @@ from emulator.schemas.threads import CreateThread, ModifyThread
 from emulator.services import messages
 from emulator.services.tool_resources import resolve_tool_resources
 from emulator.store import threads as store
-from emulator.tables import ThreadRow
+from emulator.store.threads import Thread
 
 
-def get_live(ctx: Ctx, thread_id: str, *, lock: bool = False) -> ThreadRow:
+def get_live(ctx: Ctx, thread_id: str, *, lock: bool = False) -> Thread:
     row, clock_offset = store.get_with_clock(ctx.session, ctx.tenant, thread_id, lock=lock)
     if row is not None:
         ctx.clock_read(clock_offset)
@@ -30,7 +30,7 @@ def get_live_ref(ctx: Ctx, thread_id: str, *, lock: bool = False) -> Row[Any]:
     return store.require_alive(row, thread_id, alive_since=ctx.threads_alive_since)
 
 
-def create(ctx: Ctx, body: CreateThread) -> ThreadRow:
+def create(ctx: Ctx, body: CreateThread) -> Thread:
     row = store.create(
         ctx.session,
         tenant=ctx.tenant,
@@ -44,14 +44,14 @@ def create(ctx: Ctx, body: CreateThread) -> ThreadRow:
     return row
 
 
-def update(ctx: Ctx, thread_id: str, body: ModifyThread) -> ThreadRow:
+def update(ctx: Ctx, thread_id: str, body: ModifyThread) -> Thread:
     row = get_live(ctx, thread_id, lock=True)
     changes: dict[str, object] = {}
     if "tool_resources" in body.model_fields_set:
         changes["tool_resources"] = resolve_tool_resources(ctx, body.tool_resources, owner="thread")
     if "metadata" in body.model_fields_set:
         changes["metadata_"] = body.metadata or {}
-    return store.update_fields(ctx.session, row, ctx.now, **changes)
+    return store.update_fields(row, ctx.now, **changes)
 
 
 def delete(ctx: Ctx, thread_id: str) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
+from emulator.store import plain
 from emulator.store.pagination import Page, PageRequest, paginate, select_scoped
 from emulator.tables import AssistantRow
 
@@ -25,6 +27,19 @@ def get(session: Session, tenant: str, assistant_id: str) -> AssistantRow:
     row = session.scalar(
         select_scoped(AssistantRow, AssistantRow.tenant == tenant, AssistantRow.id == assistant_id)
     )
+    if row is None:
+        raise NotFound.object("assistant", assistant_id)
+    return row
+
+
+_READ = plain.prepared(
+    plain.select_plain(AssistantRow, AssistantRow.tenant == bindparam("tenant"), AssistantRow.id == bindparam("id"))
+)
+
+
+def read(session: Session, tenant: str, assistant_id: str) -> Row[Any]:
+    """`get` as a plain row, only to read (a run takes its defaults from it)."""
+    row = plain.first(session, _READ, {"tenant": tenant, "id": assistant_id})
     if row is None:
         raise NotFound.object("assistant", assistant_id)
     return row

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from emulator.store import plain
 from emulator.tables import FaultRuleRow, RateCounterRow, ScriptedTurnRow, TenantSettingsRow
 
 
@@ -38,13 +40,18 @@ def add_turn(
     return row
 
 
-def pending_turns(session: Session, tenant: str, *, lock: bool = False) -> list[ScriptedTurnRow]:
-    query = (
-        select(ScriptedTurnRow)
-        .where(ScriptedTurnRow.tenant == tenant, ScriptedTurnRow.consumed_at.is_(None))
-        .order_by(ScriptedTurnRow.seq)
-    )
-    return list(session.scalars(query.with_for_update() if lock else query))
+SCRIPTED_TURNS = plain.Table(ScriptedTurnRow)
+_PENDING = plain.prepared(
+    plain.select_plain(
+        ScriptedTurnRow, ScriptedTurnRow.tenant == bindparam("tenant"), ScriptedTurnRow.consumed_at.is_(None)
+    ).order_by(ScriptedTurnRow.seq)
+)
+_PENDING_LOCKED = plain.prepared(_PENDING.with_for_update())
+
+
+def pending_turns(session: Session, tenant: str, *, lock: bool = False) -> list[plain.Tracked]:
+    """The tenant's turns not played yet, in order, as records (playing one sets its `consumed_*`)."""
+    return SCRIPTED_TURNS.load_all(session, _PENDING_LOCKED if lock else _PENDING, {"tenant": tenant})
 
 
 def global_copy_id(turn_id: str, tenant: str) -> str:
@@ -52,7 +59,7 @@ def global_copy_id(turn_id: str, tenant: str) -> str:
     return f"{turn_id}.{tenant}"
 
 
-def pending_global_turns(session: Session, global_tenant: str, tenant: str) -> list[ScriptedTurnRow]:
+def pending_global_turns(session: Session, global_tenant: str, tenant: str) -> list[plain.Tracked]:
     """The turns of every tenant (locked, in order) that `tenant` has not played yet."""
     rows = pending_turns(session, global_tenant, lock=True)
     if not rows:
@@ -118,24 +125,21 @@ def count_fired(session: Session, rule_id: str, times: int | None) -> bool:
     return session.execute(update(FaultRuleRow).where(*condition).values(fired=FaultRuleRow.fired + 1)).rowcount == 1
 
 
-_NO_SETTINGS = "emulator.tenants_without_settings"
-"""`Session.info` key: tenants found to have no settings row in this unit of work. A row found stays in the
-session's identity map; a missing one would be looked for again by every `session.get` (a model call asks
-twice: its rate limits, its latency)."""
+_SETTINGS = "emulator.tenant_settings"
+"""`Session.info` key: the settings rows (or None) already read in this unit of work, by tenant (a model call
+asks twice: its rate limits, its latency)."""
+_SETTINGS_OF = plain.prepared(plain.select_plain(TenantSettingsRow, TenantSettingsRow.tenant == bindparam("tenant")))
 
 
-def tenant_settings(session: Session, tenant: str) -> TenantSettingsRow | None:
-    missing = session.info.setdefault(_NO_SETTINGS, set())
-    if tenant in missing:
-        return None
-    row = session.get(TenantSettingsRow, tenant)
-    if row is None:
-        missing.add(tenant)
-    return row
+def tenant_settings(session: Session, tenant: str) -> Row[Any] | None:
+    known: dict[str, Row[Any] | None] = session.info.setdefault(_SETTINGS, {})
+    if tenant not in known:
+        known[tenant] = plain.first(session, _SETTINGS_OF, {"tenant": tenant})
+    return known[tenant]
 
 
 def save_tenant_settings(session: Session, tenant: str, **fields: Any) -> TenantSettingsRow:
-    session.info.get(_NO_SETTINGS, set()).discard(tenant)
+    session.info.get(_SETTINGS, {}).pop(tenant, None)
     row = session.get(TenantSettingsRow, tenant, with_for_update=True)
     if row is None:
         row = TenantSettingsRow(tenant=tenant)

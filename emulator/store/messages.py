@@ -10,10 +10,12 @@ from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
 from emulator.store import plain
-from emulator.store.pagination import Listing, Page, PageRequest, select_scoped
+from emulator.store.pagination import Listing, Page, PageRequest
 from emulator.tables import MessageRow
 
-_INSERT = plain.Inserter(MessageRow)
+MESSAGES = plain.Table(MessageRow)
+Message = plain.Tracked
+"""A message's record, with `MessageRow`'s attributes."""
 
 
 def create(
@@ -30,9 +32,9 @@ def create(
     status: str = "completed",
     assistant_id: str | None = None,
     run_id: str | None = None,
-) -> plain.Record:
-    """Insert a message; to change it later, load it with `get`."""
-    return _INSERT(
+) -> Message:
+    """Insert a message, as the unit of work's record of it."""
+    return MESSAGES.insert(
         session,
         {
             "id": message_id,
@@ -53,12 +55,6 @@ def create(
     )
 
 
-_BY_ID = select_scoped(
-    MessageRow,
-    MessageRow.tenant == bindparam("tenant"),
-    MessageRow.thread_id == bindparam("thread_id"),
-    MessageRow.id == bindparam("message_id"),
-)
 _READ_BY_ID = plain.prepared(plain.select_plain(
     MessageRow,
     MessageRow.tenant == bindparam("tenant"),
@@ -74,15 +70,16 @@ _OF_RUN = Listing(
 )
 
 
-def get(session: Session, tenant: str, thread_id: str, message_id: str) -> MessageRow:
-    row = session.scalar(_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
+def get(session: Session, tenant: str, thread_id: str, message_id: str) -> Message:
+    """The message, to change (its record is written by the unit of work)."""
+    row = MESSAGES.load(session, _READ_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
     if row is None:
         raise NotFound.object("message", message_id)
     return row
 
 
 def read(session: Session, tenant: str, thread_id: str, message_id: str) -> Row[Any]:
-    """`get` as a plain row, to render."""
+    """`get` as a plain row, only to render."""
     row = plain.first(session, _READ_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
     if row is None:
         raise NotFound.object("message", message_id)

@@ -18,14 +18,14 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import JSON, Select, insert, inspect, select
+from sqlalchemy import JSON, Select, bindparam, event, insert, inspect, select, update
 from sqlalchemy.engine import Dialect, Row
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
-from emulator.db import RAW_CONNECTION
+from emulator.db import CHANGES, RAW_CONNECTION, write_changes
 
 
 def columns(table: Any) -> list[ColumnElement[Any]]:
@@ -137,21 +137,31 @@ def _direct(
     return raw[0], compiled
 
 
-def first(session: Session, statement: Select[Any], params: Mapping[str, Any]) -> Row[Any] | None:
-    direct = _direct(session, statement)
+def _run(
+    session: Session, statement: Executable, params: Mapping[str, Any], column_keys: Sequence[str] | None = None
+) -> tuple[Any, _Compiled | None]:
+    """Execute on the raw connection when the statement is prepared and the session has one, else through
+    SQLAlchemy: (the cursor, the compiled form) or (SQLAlchemy's result, None)."""
+    direct = _direct(session, statement, column_keys)
     if direct is None:
-        return session.connection().execute(statement, params).first()
+        return session.connection().execute(statement, params), None
     connection, compiled = direct
-    found = connection.execute(compiled.sql, compiled.arguments(params)).fetchone()
+    return connection.execute(compiled.sql, compiled.arguments(params)), compiled
+
+
+def first(session: Session, statement: Select[Any], params: Mapping[str, Any]) -> Row[Any] | None:
+    write_changes(session)
+    result, compiled = _run(session, statement, params)
+    if compiled is None:
+        return result.first()
+    found = result.fetchone()
     return None if found is None else compiled.rows([found])[0]
 
 
 def all_rows(session: Session, statement: Select[Any], params: Mapping[str, Any]) -> Sequence[Row[Any]]:
-    direct = _direct(session, statement)
-    if direct is None:
-        return session.connection().execute(statement, params).all()
-    connection, compiled = direct
-    return compiled.rows(connection.execute(compiled.sql, compiled.arguments(params)).fetchall())
+    write_changes(session)
+    result, compiled = _run(session, statement, params)
+    return result.all() if compiled is None else compiled.rows(result.fetchall())
 
 
 def scalar(session: Session, statement: Select[Any], params: Mapping[str, Any]) -> Any:
@@ -161,39 +171,129 @@ def scalar(session: Session, statement: Select[Any], params: Mapping[str, Any]) 
 
 def execute(session: Session, statement: Executable, params: Mapping[str, Any]) -> int:
     """An INSERT, UPDATE or DELETE that names its values (`.values(...)`); the number of rows it matched."""
-    direct = _direct(session, statement)
-    if direct is None:
-        return session.connection().execute(statement, params).rowcount  # type: ignore[attr-defined]
-    connection, compiled = direct
-    return connection.execute(compiled.sql, compiled.arguments(params)).rowcount
+    write_changes(session)
+    result, _compiled = _run(session, statement, params)
+    return result.rowcount  # type: ignore[no-any-return]
 
 
 class Record:
-    """An inserted row as the renderers read it: its values as attributes."""
+    """A row as plain attributes, as the renderers read it (they take ORM objects and rows alike)."""
 
     def __init__(self, values: Mapping[str, Any]) -> None:
         self.__dict__.update(values)
 
 
-class Inserter:
-    """The INSERT of a mapped table, built once; values are given by attribute name."""
+class Tracked(Record):
+    """A row loaded or inserted through a `Table` in this unit of work: setting one of its column attributes
+    marks it changed, and the unit of work's `Changes` writes it (one UPDATE by id, of the changed columns only)
+    before the session's next statement and before commit: the ORM's autoflush, without its cost."""
 
-    def __init__(self, table: Any) -> None:
-        self._statement = prepared(insert(table.__table__))
-        self._names = {attribute.key: attribute.columns[0].name for attribute in inspect(table).column_attrs}
-        self._keys = set(self._names) - {"seq"}
-        self._columns = [self._names[key] for key in self._keys]
+    def __init__(self, table: Table, changes: Changes, values: Mapping[str, Any]) -> None:
+        state = self.__dict__
+        state.update(values)
+        state["_table"], state["_changes"], state["_changed"] = table, changes, set()
 
-    def __call__(self, session: Session, values: dict[str, Any]) -> Record:
-        """Insert one row, given a value for every column but `seq` (no column default applies), and return it
-        as the renderers read it."""
-        if values.keys() != self._keys:
-            raise ValueError(f"an insert needs exactly the columns {sorted(self._keys)}")
-        params = {self._names[key]: value for key, value in values.items()}
-        direct = _direct(session, self._statement, self._columns)
-        if direct is None:
-            session.connection().execute(self._statement, params)
-        else:
-            connection, compiled = direct
-            connection.execute(compiled.sql, compiled.arguments(params))
-        return Record(values)
+    def __setattr__(self, name: str, value: Any) -> None:
+        state = self.__dict__
+        if name not in state["_table"].keys:
+            raise AttributeError(f"{state['_table'].name} has no column attribute {name!r}")
+        state[name] = value
+        changed: set[str] = state["_changed"]
+        if not changed:
+            state["_changes"].dirty.append(self)
+        changed.add(name)
+
+
+class Changes:
+    """A unit of work's tracked records: one per row (by table and id, as the ORM's identity map) and those
+    changed since the last write."""
+
+    __slots__ = ("dirty", "loaded")
+
+    def __init__(self) -> None:
+        self.loaded: dict[tuple[str, str], Tracked] = {}
+        self.dirty: list[Tracked] = []
+
+    def write(self, session: Session) -> None:
+        dirty, self.dirty = self.dirty, []
+        for record in dirty:
+            record.__dict__["_table"].write(session, record)
+
+
+def _changes(session: Session) -> Changes:
+    changes: Changes | None = session.info.get(CHANGES)
+    if changes is None:
+        changes = session.info[CHANGES] = Changes()
+    return changes
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_changes_first(state: ORMExecuteState) -> None:
+    write_changes(state.session)
+
+
+class Table:
+    """Plain access to one mapped table: insert and load rows as `Tracked` records, write their changes."""
+
+    def __init__(self, mapped: Any) -> None:
+        self.name: str = mapped.__tablename__
+        self._table = mapped.__table__
+        self._names = {attribute.key: attribute.columns[0].name for attribute in inspect(mapped).column_attrs}
+        self.keys = frozenset(self._names) - {"seq"}
+        """The attributes a record may set (`seq` is the database's)."""
+        self._insert = prepared(insert(self._table))
+        self._insert_columns = [self._names[key] for key in self.keys]
+        self._updates: dict[frozenset[str], Executable] = {}
+
+    def insert(self, session: Session, values: dict[str, Any]) -> Tracked:
+        """Insert one row, given a value for every column but `seq` (no column default applies)."""
+        if values.keys() != self.keys:
+            raise ValueError(f"an insert into {self.name} needs exactly the columns {sorted(self.keys)}")
+        write_changes(session)
+        _run(session, self._insert, {self._names[key]: value for key, value in values.items()}, self._insert_columns)
+        changes = _changes(session)
+        record = changes.loaded[(self.name, values["id"])] = Tracked(self, changes, values)
+        return record
+
+    def load(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> Tracked | None:
+        """The first row of `statement` (which selects this table's columns by attribute name, and maybe
+        more), as the unit of work's record of that row."""
+        row = first(session, statement, params)
+        return None if row is None else self._record(_changes(session), row)
+
+    def load_all(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> list[Tracked]:
+        changes = _changes(session)
+        return [self._record(changes, row) for row in all_rows(session, statement, params)]
+
+    def _record(self, changes: Changes, row: Any) -> Tracked:
+        key = (self.name, row.id)
+        record = changes.loaded.get(key)
+        if record is None:
+            record = changes.loaded[key] = Tracked(self, changes, row._asdict())
+        return record
+
+    def synchronize(self, session: Session, row_id: str, **values: Any) -> None:
+        """A statement changed the row in the database (a conditional UPDATE): the loaded record follows,
+        without being written again."""
+        changes: Changes | None = session.info.get(CHANGES)
+        record = None if changes is None else changes.loaded.get((self.name, row_id))
+        if record is not None:
+            record.__dict__.update(values)
+
+    def write(self, session: Session, record: Tracked) -> None:
+        changed: set[str] = record.__dict__["_changed"]
+        names = frozenset(changed)
+        changed.clear()
+        statement = self._updates.get(names)
+        if statement is None:
+            statement = self._updates[names] = self._update_of(names)
+        params = {f"new_{key}": record.__dict__[key] for key in names}
+        params["row_id"] = record.id
+        _run(session, statement, params)
+
+    def _update_of(self, names: frozenset[str]) -> Executable:
+        columns = self._table.c
+        values = {
+            self._names[key]: bindparam(f"new_{key}", type_=columns[self._names[key]].type) for key in sorted(names)
+        }
+        return prepared(update(self._table).where(columns.id == bindparam("row_id")).values(values))

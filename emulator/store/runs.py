@@ -1,93 +1,145 @@
-"""Runs and run steps, and the thread's active-run claim that keeps one active run per thread."""
+"""Runs and run steps, and the thread's active-run claim that keeps one active run per thread.
+
+Runs, steps and the messages a run writes are `plain.Tracked` records: the executor changes their attributes
+and the unit of work writes the changed columns (a run's phases are the emulator's busiest writes).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
-from emulator.store.pagination import Page, PageRequest, paginate, select_scoped
+from emulator.store import plain
+from emulator.store.messages import MESSAGES, Message
+from emulator.store.pagination import Listing, Page, PageRequest
+from emulator.store.threads import THREADS
 from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
+
+RUNS = plain.Table(RunRow)
+STEPS = plain.Table(RunStepRow)
+Run = plain.Tracked
+"""A run's record, with `RunRow`'s attributes."""
+Step = plain.Tracked
+"""A run step's record, with `RunStepRow`'s attributes."""
+
+_threads = ThreadRow.__table__.c
+_CLAIM = plain.prepared(
+    update(ThreadRow.__table__)
+    .where(_threads.id == bindparam("thread_id"), _threads.active_run_id.is_(None))
+    .values(active_run_id=bindparam("run_id"))
+)
+_RELEASE = plain.prepared(
+    update(ThreadRow.__table__)
+    .where(_threads.id == bindparam("thread_id"), _threads.active_run_id == bindparam("run_id"))
+    .values(active_run_id=None)
+)
 
 
 def claim_thread(session: Session, thread_id: str, run_id: str) -> bool:
     """Make `run_id` the thread's active run, atomically; False when another run already holds it."""
-    result = session.execute(
-        update(ThreadRow)
-        .where(ThreadRow.id == thread_id, ThreadRow.active_run_id.is_(None))
-        .values(active_run_id=run_id)
-    )
-    return result.rowcount == 1
+    if plain.execute(session, _CLAIM, {"thread_id": thread_id, "run_id": run_id}) != 1:
+        return False
+    THREADS.synchronize(session, thread_id, active_run_id=run_id)
+    return True
 
 
 def release_thread(session: Session, thread_id: str, run_id: str) -> None:
-    session.execute(
-        update(ThreadRow)
-        .where(ThreadRow.id == thread_id, ThreadRow.active_run_id == run_id)
-        .values(active_run_id=None)
+    if plain.execute(session, _RELEASE, {"thread_id": thread_id, "run_id": run_id}) == 1:
+        THREADS.synchronize(session, thread_id, active_run_id=None)
+
+
+_RUN_STARTS_WITHOUT = dict.fromkeys(
+    ("started_at", "cancelled_at", "failed_at", "completed_at", "required_action", "last_error",
+     "incomplete_details", "pending_turn", "lease_until")
+)
+
+
+def create(session: Session, **fields: Any) -> Run:
+    """Insert a run: `fields` gives every column but those a queued run has not reached yet."""
+    return RUNS.insert(session, {**_RUN_STARTS_WITHOUT, **fields})
+
+
+_BY_ID = plain.prepared(
+    plain.select_plain(
+        RunRow, RunRow.tenant == bindparam("tenant"), RunRow.thread_id == bindparam("thread_id"),
+        RunRow.id == bindparam("run_id"),
     )
+)
+_BY_ID_LOCKED = plain.prepared(_BY_ID.with_for_update())
+_ANY_BY_ID = plain.prepared(plain.select_plain(RunRow, RunRow.id == bindparam("run_id")).with_for_update())
 
 
-def create(session: Session, **fields: Any) -> RunRow:
-    row = RunRow(**fields)
-    session.add(row)
-    session.flush()
-    return row
-
-
-def get(session: Session, tenant: str, thread_id: str, run_id: str, *, lock: bool = False) -> RunRow:
-    query = select_scoped(RunRow, RunRow.tenant == tenant, RunRow.thread_id == thread_id, RunRow.id == run_id)
-    row = session.scalar(query.with_for_update() if lock else query)
+def get(session: Session, tenant: str, thread_id: str, run_id: str, *, lock: bool = False) -> Run:
+    params = {"tenant": tenant, "thread_id": thread_id, "run_id": run_id}
+    row = RUNS.load(session, _BY_ID_LOCKED if lock else _BY_ID, params)
     if row is None:
         raise NotFound.object("run", run_id)
     return row
 
 
-def get_by_id(session: Session, run_id: str, *, lock: bool = False) -> RunRow | None:
-    query = select(RunRow).where(RunRow.id == run_id)
-    return session.scalar(query.with_for_update() if lock else query)
+def get_by_id(session: Session, run_id: str) -> Run | None:
+    """Any tenant's run, locked (PostgreSQL): for code that already knows the run (a stream, a thread's holder)."""
+    return RUNS.load(session, _ANY_BY_ID, {"run_id": run_id})
 
 
-def list_page(session: Session, thread_id: str, page: PageRequest) -> Page[RunRow]:
-    return paginate(session, RunRow, select_scoped(RunRow, RunRow.thread_id == thread_id), page)
+_OF_THREAD = Listing(RunRow, plain.select_plain(RunRow, RunRow.thread_id == bindparam("thread_id")))
 
 
-def create_step(session: Session, **fields: Any) -> RunStepRow:
-    row = RunStepRow(**fields)
-    session.add(row)
-    session.flush()
-    return row
+def list_page(session: Session, thread_id: str, page: PageRequest) -> Page[Any]:
+    return _OF_THREAD.page(session, page, {"thread_id": thread_id})
 
 
-def get_step(session: Session, run_id: str, step_id: str) -> RunStepRow:
-    row = session.scalar(select_scoped(RunStepRow, RunStepRow.run_id == run_id, RunStepRow.id == step_id))
+_STEP_STARTS_WITHOUT = dict.fromkeys(
+    ("last_error", "usage", "cancelled_at", "completed_at", "expired_at", "failed_at")
+)
+
+
+def create_step(session: Session, **fields: Any) -> Step:
+    """Insert a step: `fields` gives every column but those an open step has not reached yet."""
+    return STEPS.insert(session, {**_STEP_STARTS_WITHOUT, **fields})
+
+
+_STEP = plain.prepared(
+    plain.select_plain(RunStepRow, RunStepRow.run_id == bindparam("run_id"), RunStepRow.id == bindparam("step_id"))
+)
+_STEPS_OF_RUN = plain.prepared(
+    plain.select_plain(RunStepRow, RunStepRow.run_id == bindparam("run_id")).order_by(RunStepRow.seq)
+)
+_STEPS_LISTING = Listing(RunStepRow, plain.select_plain(RunStepRow, RunStepRow.run_id == bindparam("run_id")))
+
+
+def get_step(session: Session, run_id: str, step_id: str) -> Step:
+    row = STEPS.load(session, _STEP, {"run_id": run_id, "step_id": step_id})
     if row is None:
         raise NotFound.object("run step", step_id)
     return row
 
 
-def steps_of(session: Session, run_id: str) -> list[RunStepRow]:
-    return list(session.scalars(select(RunStepRow).where(RunStepRow.run_id == run_id).order_by(RunStepRow.seq)))
+def steps_of(session: Session, run_id: str) -> list[Step]:
+    return STEPS.load_all(session, _STEPS_OF_RUN, {"run_id": run_id})
 
 
-def list_steps(session: Session, run_id: str, page: PageRequest) -> Page[RunStepRow]:
-    return paginate(session, RunStepRow, select_scoped(RunStepRow, RunStepRow.run_id == run_id), page)
+def list_steps(session: Session, run_id: str, page: PageRequest) -> Page[Any]:
+    return _STEPS_LISTING.page(session, page, {"run_id": run_id})
 
 
-def thread_history(session: Session, thread_id: str) -> list[MessageRow]:
+_HISTORY = plain.prepared(
+    plain.select_plain(
+        MessageRow, MessageRow.thread_id == bindparam("thread_id"), MessageRow.status != "in_progress"
+    ).order_by(MessageRow.seq)
+)
+_OPEN_MESSAGE = plain.prepared(
+    plain.select_plain(MessageRow, MessageRow.run_id == bindparam("run_id"), MessageRow.status == "in_progress")
+)
+
+
+def thread_history(session: Session, thread_id: str) -> list[Any]:
     """Every finished message of the thread, oldest first: what a model call may see."""
-    return list(
-        session.scalars(
-            select(MessageRow)
-            .where(MessageRow.thread_id == thread_id, MessageRow.status != "in_progress")
-            .order_by(MessageRow.seq)
-        )
-    )
+    return list(plain.all_rows(session, _HISTORY, {"thread_id": thread_id}))
 
 
-def open_message(session: Session, run_id: str) -> MessageRow | None:
-    return session.scalar(
-        select(MessageRow).where(MessageRow.run_id == run_id, MessageRow.status == "in_progress")
-    )
+def open_message(session: Session, run_id: str) -> Message | None:
+    return MESSAGES.load(session, _OPEN_MESSAGE, {"run_id": run_id})

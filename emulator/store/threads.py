@@ -20,6 +20,11 @@ from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
 T = TypeVar("T")
 
 
+THREADS = plain.Table(ThreadRow)
+Thread = plain.Tracked
+"""A thread's record, with `ThreadRow`'s attributes."""
+
+
 def create(
     session: Session,
     *,
@@ -28,37 +33,40 @@ def create(
     now: int,
     tool_resources: dict[str, Any],
     metadata: dict[str, str],
-) -> ThreadRow:
-    row = ThreadRow(
-        id=thread_id,
-        tenant=tenant,
-        created_at=now,
-        last_active_at=now,
-        tool_resources=tool_resources,
-        metadata_=metadata,
+) -> Thread:
+    return THREADS.insert(
+        session,
+        {
+            "id": thread_id,
+            "tenant": tenant,
+            "created_at": now,
+            "last_active_at": now,
+            "tool_resources": tool_resources,
+            "metadata_": metadata,
+            "active_run_id": None,
+        },
     )
-    session.add(row)
-    session.flush()
-    return row
 
 
-_BY_ID = select(ThreadRow, clock.OFFSET_COLUMN).where(
-    ThreadRow.tenant == bindparam("tenant"), ThreadRow.id == bindparam("thread_id")
+_BY_ID = plain.prepared(
+    select(*plain.columns(ThreadRow), clock.OFFSET_COLUMN).where(
+        ThreadRow.tenant == bindparam("tenant"), ThreadRow.id == bindparam("thread_id")
+    )
 )
-_BY_ID_LOCKED = _BY_ID.with_for_update()
+_BY_ID_LOCKED = plain.prepared(_BY_ID.with_for_update())
 
 
 def get_with_clock(
     session: Session, tenant: str, thread_id: str, *, lock: bool = False
-) -> tuple[ThreadRow | None, int | None]:
+) -> tuple[Thread | None, int | None]:
     """The thread of this tenant (None if there is none, whatever its activity), and the clock offset read in
     the same statement: the retention check needs the time, and this is the first query of most requests.
 
     `lock` takes the row lock (PostgreSQL) that serializes everything that checks the thread's active run;
     SQLite needs none, its write transactions are already serialized by `BEGIN IMMEDIATE`.
     """
-    found = session.execute(_BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id}).first()
-    return (None, None) if found is None else (found[0], found[1])
+    row = THREADS.load(session, _BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id})
+    return (None, None) if row is None else (row, row.clock_offset)
 
 
 _REF_COLUMNS = (ThreadRow.__table__.c.id, ThreadRow.__table__.c.last_active_at, ThreadRow.__table__.c.active_run_id)
@@ -83,10 +91,11 @@ def require_alive(row: T | None, thread_id: str, *, alive_since: int) -> T:
     return row
 
 
-def touch(thread: ThreadRow, now: int) -> None:
+def touch(thread: Thread, now: int) -> None:
     """Record activity (a message, a run, an update): it restarts the retention period.
 
-    Set on the loaded row, so the write happens at flush and only when the second has changed.
+    Set on the loaded record, so it is written with the unit of work's changes, and only when the second has
+    changed.
     """
     if thread.last_active_at < now:
         thread.last_active_at = now
@@ -101,19 +110,18 @@ _TOUCH = plain.prepared(
 
 def touch_by_id(session: Session, thread_id: str, last_active_at: int, now: int) -> None:
     """`touch` for a thread read as a plain row (`get_ref_with_clock`)."""
-    if last_active_at < now:
-        plain.execute(session, _TOUCH, {"thread_id": thread_id, "now": now})
+    if last_active_at < now and plain.execute(session, _TOUCH, {"thread_id": thread_id, "now": now}):
+        THREADS.synchronize(session, thread_id, last_active_at=now)
 
 
-def update_fields(session: Session, row: ThreadRow, now: int, **fields: Any) -> ThreadRow:
+def update_fields(row: Thread, now: int, **fields: Any) -> Thread:
     for name, value in fields.items():
         setattr(row, name, value)
     row.last_active_at = now
-    session.flush()
     return row
 
 
-def remove(session: Session, row: ThreadRow) -> None:
+def remove(session: Session, row: Thread) -> None:
     delete_ids(session, [row.id])
 
 
