@@ -12,17 +12,15 @@ from __future__ import annotations
 import contextlib
 from typing import Any, Final
 
-from sqlalchemy import select
-
 from emulator.context import Ctx
 from emulator.errors import NotFound
 from emulator.runs.prompt import completed_tool_calls
 from emulator.search import search_chunks
 from emulator.services import vector_stores
 from emulator.store import assistants as assistant_store
+from emulator.store import threads as thread_store
 from emulator.store.runs import Run, Step
 from emulator.stub_model import RetrievedChunk
-from emulator.tables import ThreadRow
 
 DEFAULT_MAX_NUM_RESULTS: Final = 20
 RANKER: Final = "default_2024_08_21"
@@ -37,10 +35,9 @@ def store_ids(ctx: Ctx, run: Run) -> list[str]:
     if _tool(run) is None:
         return []
     ids: list[str] = []
-    thread = ctx.session.scalar(select(ThreadRow).where(ThreadRow.id == run.thread_id))
-    sources = [thread.tool_resources if thread is not None else {}]
+    sources = [thread_store.tool_resources_of(ctx.session, run.thread_id)]
     with contextlib.suppress(NotFound):  # a deleted assistant leaves its runs without its stores
-        sources.append(assistant_store.get(ctx.session, run.tenant, run.assistant_id).tool_resources)
+        sources.append(assistant_store.read(ctx.session, run.tenant, run.assistant_id).tool_resources)
     for resources in sources:
         for store_id in (resources.get("file_search") or {}).get("vector_store_ids", []):
             if store_id not in ids:

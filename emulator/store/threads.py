@@ -84,6 +84,14 @@ def get_ref_with_clock(session: Session, tenant: str, thread_id: str, *, lock: b
     return plain.first(session, _REF_BY_ID_LOCKED if lock else _REF_BY_ID, {"tenant": tenant, "thread_id": thread_id})
 
 
+_TOOL_RESOURCES = plain.prepared(select(ThreadRow.tool_resources).where(ThreadRow.id == bindparam("thread_id")))
+
+
+def tool_resources_of(session: Session, thread_id: str) -> dict[str, Any]:
+    """The thread's `tool_resources` (empty if it is gone): what a run's built-in tools may use."""
+    return plain.scalar(session, _TOOL_RESOURCES, {"thread_id": thread_id}) or {}
+
+
 def require_alive(row: T | None, thread_id: str, *, alive_since: int) -> T:
     """The thread, if it exists and was active at or after `alive_since`."""
     if row is None or row.last_active_at < alive_since:

@@ -1,0 +1,168 @@
+"""Tracked records (`store.plain.Table`): the runs' storage without the ORM must keep the ORM's guarantees.
+
+A unit of work sees its own changes (written before its next statement, plain or ORM), commits them, loses
+them when it fails, holds one record per row, and writes only the columns it changed, so a conditional UPDATE
+made meanwhile (the thread's active-run claim) is never overwritten by a stale copy.
+
+On SQLite each test runs on the event-loop lane (statements on the raw sqlite3 connection) and in a worker
+thread (through SQLAlchemy); with `EMULATOR_TEST_DATABASE_URL` set, on a fresh PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from emulator import migrate
+from emulator.db import Database
+from emulator.store import messages, plain, runs, threads
+from emulator.tables import MessageRow
+from tests.server import postgres_database
+
+T = TypeVar("T")
+Unit = Callable[[Callable[[Session], T]], T]
+
+_POSTGRES = os.environ.get("EMULATOR_TEST_DATABASE_URL")
+MODES = ["postgresql"] if _POSTGRES else ["sqlite-lane", "sqlite-worker"]
+
+
+@pytest.fixture(params=MODES)
+def unit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Unit[Any]]:
+    """Runs a function as one unit of work (committed on success) in the mode under test."""
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres_database(_POSTGRES)) if _POSTGRES else f"sqlite:///{tmp_path / 'r.db'}"
+        database = Database.connect(url)
+        stack.callback(database.dispose)
+        migrate.upgrade(database.engine)
+        if request.param == "sqlite-lane":
+            yield lambda work: database.run_inline(work, write=True)
+        else:
+            yield lambda work: database.run_in_worker(work, write=True)
+
+
+def _thread(session: Session, thread_id: str = "thread_1") -> threads.Thread:
+    return threads.create(session, tenant="t", thread_id=thread_id, now=100, tool_resources={}, metadata={})
+
+
+def _message(session: Session, message_id: str = "msg_1", status: str = "in_progress") -> messages.Message:
+    return messages.create(
+        session, tenant="t", message_id=message_id, thread_id="thread_1", now=100, role="assistant",
+        content=[], attachments=[], metadata={}, status=status, run_id="run_1",
+    )
+
+
+def _run(session: Session) -> runs.Run:
+    return runs.create(
+        session, id="run_1", tenant="t", thread_id="thread_1", assistant_id="asst_1", created_at=100,
+        status="queued", model="gpt-4o", instructions="", tools=[], tool_resources={}, metadata_={},
+        temperature=None, top_p=None, max_prompt_tokens=None, max_completion_tokens=None,
+        truncation_strategy={"type": "auto", "last_messages": None}, tool_choice="auto", parallel_tool_calls=True,
+        response_format="auto", reasoning_effort=None, expires_at=700, observations=0, prompt_tokens=0,
+        completion_tokens=0,
+    )
+
+
+def _status_of(session: Session, message_id: str) -> str:
+    return messages.read(session, "t", "thread_1", message_id).status
+
+
+def test_a_change_is_seen_by_the_next_statement_and_committed(unit: Unit[Any]) -> None:
+    def work(session: Session) -> tuple[str, str]:
+        _thread(session)
+        message = _message(session)
+        message.status = "completed"
+        seen_by_plain = _status_of(session, "msg_1")
+        message.status = "incomplete"
+        seen_by_orm = session.scalar(select(MessageRow.status).where(MessageRow.id == "msg_1"))
+        message.status, message.completed_at = "completed", 160  # written at commit: no statement follows
+        return seen_by_plain, seen_by_orm
+
+    assert unit(work) == ("completed", "incomplete")
+    committed = unit(lambda session: messages.read(session, "t", "thread_1", "msg_1"))
+    assert (committed.status, committed.completed_at) == ("completed", 160)
+
+
+def test_a_failed_unit_of_work_writes_none_of_its_changes(unit: Unit[Any]) -> None:
+    unit(lambda session: (_thread(session), _message(session)))
+
+    def fails(session: Session) -> None:
+        messages.get(session, "t", "thread_1", "msg_1").status = "completed"
+        raise RuntimeError("the endpoint failed after changing a record")
+
+    with pytest.raises(RuntimeError):
+        unit(fails)
+    assert unit(lambda session: _status_of(session, "msg_1")) == "in_progress"
+
+
+def test_one_record_per_row_in_a_unit_of_work(unit: Unit[Any]) -> None:
+    def work(session: Session) -> None:
+        _thread(session)
+        created = _run(session)
+        assert runs.get(session, "t", "thread_1", "run_1", lock=True) is created
+        assert runs.get_by_id(session, "run_1") is created
+        step = runs.create_step(
+            session, id="step_1", tenant="t", run_id="run_1", thread_id="thread_1", assistant_id="asst_1",
+            created_at=100, type="message_creation", status="in_progress", step_details={}, metadata_={},
+        )
+        step.status = "completed"
+        assert runs.steps_of(session, "run_1") == [step]
+        assert runs.get_step(session, "run_1", "step_1") is step
+        message = _message(session)
+        assert runs.open_message(session, "run_1") is message
+
+    unit(work)
+    loaded = unit(lambda session: (runs.get(session, "t", "thread_1", "run_1"), runs.steps_of(session, "run_1")))
+    assert loaded[0].status == "queued" and [step.status for step in loaded[1]] == ["completed"]
+
+
+def test_only_changed_columns_are_written_so_a_claim_made_meanwhile_stays(unit: Unit[Any]) -> None:
+    """A record loaded before another statement claimed the thread must not write the claim away."""
+    unit(_thread)
+
+    def work(session: Session) -> str | None:
+        thread, _offset = threads.get_with_clock(session, "t", "thread_1", lock=True)
+        assert thread is not None and thread.active_run_id is None
+        session.execute(text("UPDATE threads SET active_run_id = 'run_other' WHERE id = 'thread_1'"))
+        thread.metadata_ = {"changed": "after the claim"}
+        return thread.active_run_id  # the stale copy: the raw UPDATE did not go through `runs.claim_thread`
+
+    assert unit(work) is None
+    thread, _offset = unit(lambda session: threads.get_with_clock(session, "t", "thread_1"))
+    assert thread is not None
+    assert (thread.active_run_id, thread.metadata_) == ("run_other", {"changed": "after the claim"})
+
+
+def test_the_active_run_claim_and_release_keep_the_loaded_thread_in_step(unit: Unit[Any]) -> None:
+    unit(_thread)
+
+    def work(session: Session) -> list[Any]:
+        thread, _offset = threads.get_with_clock(session, "t", "thread_1", lock=True)
+        assert thread is not None
+        seen = [runs.claim_thread(session, "thread_1", "run_1"), thread.active_run_id]
+        seen += [runs.claim_thread(session, "thread_1", "run_2"), thread.active_run_id]
+        runs.release_thread(session, "thread_1", "run_2")  # not the holder: nothing changes
+        seen.append(thread.active_run_id)
+        runs.release_thread(session, "thread_1", "run_1")
+        seen.append(thread.active_run_id)
+        return seen
+
+    assert unit(work) == [True, "run_1", False, "run_1", "run_1", None]
+
+
+def test_a_record_refuses_what_is_not_a_column(unit: Unit[Any]) -> None:
+    def work(session: Session) -> None:
+        thread = _thread(session)
+        with pytest.raises(AttributeError, match="threads has no column attribute 'title'"):
+            thread.title = "not a column"
+        with pytest.raises(ValueError, match="needs exactly the columns"):
+            threads.THREADS.insert(session, {"id": "thread_2", "tenant": "t"})
+        assert isinstance(thread, plain.Tracked)
+
+    unit(work)
