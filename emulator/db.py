@@ -192,10 +192,8 @@ class _SessionOnFirstUse:
     def __getattr__(self, name: str) -> Any:
         if self._session is None:
             self._session = Session(bind=self._connection, join_transaction_mode="rollback_only",
-                                    expire_on_commit=False, autoflush=False)
-            # The same dict, not the copy `info=` would make: the unit of work's records (`CHANGES`) may be
-            # registered in it before or after the session is made.
-            self._session.__dict__["info"] = self.info
+                                    expire_on_commit=False, autoflush=False, info=self.info)
+            self.info = self._session.info  # the session copied it: one dict from now on (`CHANGES` lives there)
         return getattr(self._session, name)
 
     def flush(self) -> None:

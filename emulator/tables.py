@@ -18,6 +18,10 @@ SeqType = BigInteger().with_variant(Integer(), "sqlite")
 Json = dict[str, Any]
 
 
+NullableJson = JSON(none_as_null=True)
+"""A JSON column that may be empty: Python None is SQL NULL (plain JSON would store the text 'null')."""
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {Json: JSON, list[Any]: JSON}
 
@@ -53,7 +57,7 @@ class AssistantRow(ObjectRow):
     metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
     temperature: Mapped[float | None]
     top_p: Mapped[float | None]
-    response_format: Mapped[Any] = mapped_column(JSON, nullable=True)
+    response_format: Mapped[Any] = mapped_column(NullableJson, nullable=True)
     reasoning_effort: Mapped[str | None] = mapped_column(String(16))
 
 
@@ -85,7 +89,7 @@ class MessageRow(ObjectRow):
     run_id: Mapped[str | None] = mapped_column(String(64))
     completed_at: Mapped[int | None] = mapped_column(BigInteger)
     incomplete_at: Mapped[int | None] = mapped_column(BigInteger)
-    incomplete_details: Mapped[Json | None] = mapped_column(JSON)
+    incomplete_details: Mapped[Json | None] = mapped_column(NullableJson)
 
 
 class FileRow(ObjectRow):
@@ -117,21 +121,21 @@ class RunRow(ObjectRow):
     max_prompt_tokens: Mapped[int | None]
     max_completion_tokens: Mapped[int | None]
     truncation_strategy: Mapped[Json] = mapped_column(JSON)
-    tool_choice: Mapped[Any] = mapped_column(JSON, nullable=True)
+    tool_choice: Mapped[Any] = mapped_column(NullableJson, nullable=True)
     parallel_tool_calls: Mapped[bool]
-    response_format: Mapped[Any] = mapped_column(JSON, nullable=True)
+    response_format: Mapped[Any] = mapped_column(NullableJson, nullable=True)
     reasoning_effort: Mapped[str | None] = mapped_column(String(16))
     started_at: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
     cancelled_at: Mapped[int | None] = mapped_column(BigInteger)
     failed_at: Mapped[int | None] = mapped_column(BigInteger)
     completed_at: Mapped[int | None] = mapped_column(BigInteger)
-    required_action: Mapped[Json | None] = mapped_column(JSON)
-    last_error: Mapped[Json | None] = mapped_column(JSON)
-    incomplete_details: Mapped[Json | None] = mapped_column(JSON)
+    required_action: Mapped[Json | None] = mapped_column(NullableJson)
+    last_error: Mapped[Json | None] = mapped_column(NullableJson)
+    incomplete_details: Mapped[Json | None] = mapped_column(NullableJson)
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
-    pending_turn: Mapped[Json | None] = mapped_column(JSON)
+    pending_turn: Mapped[Json | None] = mapped_column(NullableJson)
     """The stub model's answer not yet fully delivered (so a poll can finish what a stream started)."""
     observations: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[float | None]
@@ -148,8 +152,8 @@ class RunStepRow(ObjectRow):
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     step_details: Mapped[Json] = mapped_column(JSON)
-    last_error: Mapped[Json | None] = mapped_column(JSON)
-    usage: Mapped[Json | None] = mapped_column(JSON)
+    last_error: Mapped[Json | None] = mapped_column(NullableJson)
+    usage: Mapped[Json | None] = mapped_column(NullableJson)
     metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
     cancelled_at: Mapped[int | None] = mapped_column(BigInteger)
     completed_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -167,7 +171,7 @@ class ScriptedTurnRow(ObjectRow):
     turn: Mapped[Json] = mapped_column(JSON)
     consumed_at: Mapped[int | None] = mapped_column(BigInteger)
     consumed_by_run: Mapped[str | None] = mapped_column(String(64))
-    request: Mapped[Json | None] = mapped_column(JSON)
+    request: Mapped[Json | None] = mapped_column(NullableJson)
     """What the model was asked when it played this turn: prompt messages, tools, truncation result."""
 
 
@@ -187,8 +191,8 @@ class TenantSettingsRow(Base):
     __tablename__ = "tenant_settings"
 
     tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
-    rate_limits: Mapped[Json | None] = mapped_column(JSON)
-    latency: Mapped[Json | None] = mapped_column(JSON)
+    rate_limits: Mapped[Json | None] = mapped_column(NullableJson)
+    latency: Mapped[Json | None] = mapped_column(NullableJson)
 
 
 class RateCounterRow(Base):
@@ -212,7 +216,7 @@ class VectorStoreRow(ObjectRow):
     name: Mapped[str | None] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
     metadata_: Mapped[Json] = mapped_column("metadata", JSON, default=dict)
-    expires_after: Mapped[Json | None] = mapped_column(JSON)
+    expires_after: Mapped[Json | None] = mapped_column(NullableJson)
     last_active_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int | None] = mapped_column(BigInteger)
     expired_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -246,7 +250,7 @@ class VectorStoreFileRow(Base):
     batch_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16))
-    last_error: Mapped[Json | None] = mapped_column(JSON)
+    last_error: Mapped[Json | None] = mapped_column(NullableJson)
     chunking_strategy: Mapped[Json] = mapped_column(JSON)
     attributes: Mapped[Json] = mapped_column(JSON, default=dict)
     filename: Mapped[str] = mapped_column(Text)

@@ -180,3 +180,32 @@ def test_a_failed_commit_leaves_nothing_locked(database: Database) -> None:
     assert database.run_inline(_insert("after"), write=True) == "after"
     database.run_in_worker(_insert("worker"), write=True)
     assert _names(database) == ["after", "worker"]
+
+
+def test_changes_written_before_leaving_the_loop_are_rolled_back_and_made_once(tmp_path: Path) -> None:
+    """A unit of work whose record changes were already written (a statement followed them) and that then has to
+    leave the loop (a code_interpreter cell) is rolled back and run again in a worker thread: its changes land
+    once."""
+    db = Database.connect(f"sqlite:///{tmp_path / 'leave.db'}")
+    migrate.upgrade(db.engine)
+    db.run_inline(
+        lambda session: threads.create(session, tenant="t", thread_id="thread_1", now=100, tool_resources={},
+                                       metadata={}),
+        write=True,
+    )
+
+    def work(session: Session) -> None:
+        thread, _offset = threads.get_with_clock(session, "t", "thread_1", lock=True)
+        assert thread is not None
+        thread.metadata_ = {"visits": str(int(thread.metadata_.get("visits", "0")) + 1)}
+        threads.get_ref_with_clock(session, "t", "thread_1")  # a statement: the change is written now
+        require_worker_thread("a code_interpreter cell")
+
+    try:
+        with pytest.raises(LeaveEventLoop):
+            db.run_inline(work, write=True)
+        db.run_in_worker(work, write=True)  # not on the loop: require_worker_thread lets it through
+        thread, _offset = db.run_inline(lambda session: threads.get_with_clock(session, "t", "thread_1"), write=False)
+        assert thread is not None and thread.metadata_ == {"visits": "1"}
+    finally:
+        db.dispose()

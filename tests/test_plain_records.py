@@ -21,7 +21,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from emulator import migrate
-from emulator.db import Database
+from emulator.db import Database, write_changes
 from emulator.store import messages, plain, runs, threads
 from emulator.tables import MessageRow
 from tests.server import postgres_database
@@ -105,7 +105,7 @@ def test_one_record_per_row_in_a_unit_of_work(unit: Unit[Any]) -> None:
     def work(session: Session) -> None:
         _thread(session)
         created = _run(session)
-        assert runs.get(session, "t", "thread_1", "run_1", lock=True) is created
+        assert runs.get(session, "t", "thread_1", "run_1") is created
         assert runs.get_by_id(session, "run_1") is created
         step = runs.create_step(
             session, id="step_1", tenant="t", run_id="run_1", thread_id="thread_1", assistant_id="asst_1",
@@ -159,10 +159,59 @@ def test_the_active_run_claim_and_release_keep_the_loaded_thread_in_step(unit: U
 def test_a_record_refuses_what_is_not_a_column(unit: Unit[Any]) -> None:
     def work(session: Session) -> None:
         thread = _thread(session)
-        with pytest.raises(AttributeError, match="threads has no column attribute 'title'"):
+        with pytest.raises(AttributeError, match="'title' is not a column that a record of threads may change"):
             thread.title = "not a column"
+        with pytest.raises(AttributeError, match="'id' is not a column"):
+            thread.id = "thread_renamed"  # its changes are written by id
         with pytest.raises(ValueError, match="needs exactly the columns"):
             threads.THREADS.insert(session, {"id": "thread_2", "tenant": "t"})
         assert isinstance(thread, plain.Tracked)
 
     unit(work)
+
+
+def test_an_absent_json_value_is_sql_null(unit: Unit[Any]) -> None:
+    """`None` in a JSON column is SQL NULL (not the JSON text 'null'), whether inserted or written back."""
+
+    def work(session: Session) -> list[Any]:
+        _thread(session)
+        run = _run(session)
+        run.pending_turn = {"kind": "text"}
+        write_changes(session)
+        run.pending_turn = None
+        return list(session.execute(text(
+            "SELECT last_error IS NULL, required_action IS NULL, pending_turn IS NULL FROM runs WHERE id = 'run_1'"
+        )).one())
+
+    assert unit(work) == [True, True, True]
+
+
+def test_a_write_that_fails_at_commit_commits_nothing(unit: Unit[Any]) -> None:
+    def work(session: Session) -> None:
+        _thread(session)
+        _message(session).role = None  # NOT NULL: refused when written, at commit
+
+    with pytest.raises(Exception, match=r"NOT NULL|not-null"):
+        unit(work)
+    assert unit(lambda session: threads.get_with_clock(session, "t", "thread_1")) == (None, None)
+
+
+def test_a_change_to_a_row_that_is_gone_is_an_error_not_a_silent_loss(unit: Unit[Any]) -> None:
+    unit(lambda session: (_thread(session), _message(session)))
+
+    def work(session: Session) -> None:
+        message = messages.get(session, "t", "thread_1", "msg_1")
+        session.execute(text("DELETE FROM messages WHERE id = 'msg_1'"))
+        message.status = "completed"
+
+    with pytest.raises(LookupError, match="messages row 'msg_1' is gone"):
+        unit(work)
+
+
+def test_a_thread_inserted_in_the_unit_of_work_reads_back_with_the_clock(unit: Unit[Any]) -> None:
+    def work(session: Session) -> tuple[bool, int | None]:
+        created = _thread(session)
+        thread, offset = threads.get_with_clock(session, "t", "thread_1", lock=True)
+        return thread is created, offset
+
+    assert unit(work) == (True, 0)

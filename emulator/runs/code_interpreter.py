@@ -9,7 +9,6 @@ the list (in its internal tool state) so the next model call can link or show th
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,11 @@ from typing import Any
 from sqlalchemy import select
 
 from emulator.context import Ctx
-from emulator.errors import NotFound
 from emulator.runs.prompt import completed_tool_calls
 from emulator.sandbox import InputFile, cleanup, run_cell
+from emulator.services import tool_resources
 from emulator.services.files import storage_path
-from emulator.store import assistants as assistant_store
 from emulator.store import files as file_store
-from emulator.store import threads as thread_store
 from emulator.store.runs import Run, Step
 from emulator.stub_model import CodeFile, CodeResult
 from emulator.tables import FileRow, MessageRow
@@ -38,10 +35,7 @@ def available(run: Run) -> bool:
 
 def _input_file_ids(ctx: Ctx, run: Run) -> list[str]:
     ids: list[str] = []
-    resources = [thread_store.tool_resources_of(ctx.session, run.thread_id)]
-    with contextlib.suppress(NotFound):  # a deleted assistant leaves its runs without its files
-        resources.append(assistant_store.read(ctx.session, run.tenant, run.assistant_id).tool_resources)
-    for owned in resources:
+    for owned in tool_resources.of_run(ctx, run.thread_id, run.assistant_id):
         ids += (owned.get("code_interpreter") or {}).get("file_ids", [])
     for attachments in ctx.session.scalars(select(MessageRow.attachments).where(MessageRow.thread_id == run.thread_id)):
         for attachment in attachments or []:

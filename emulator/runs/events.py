@@ -8,8 +8,9 @@ from typing import Any
 from emulator.schemas.messages import render_message
 from emulator.schemas.runs import render_run, render_step
 from emulator.schemas.threads import render_thread
+from emulator.store.messages import Message
 from emulator.store.runs import Run, Step
-from emulator.tables import MessageRow, ThreadRow
+from emulator.store.threads import Thread
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class Event:
     data: dict[str, Any]
 
 
-def thread_created(row: ThreadRow) -> Event:
+def thread_created(row: Thread) -> Event:
     return Event("thread.created", render_thread(row))
 
 
@@ -35,7 +36,7 @@ def step(kind: str, row: Step, include: frozenset[str]) -> Event:
     return Event(f"thread.run.step.{kind}", render_step(row, include))
 
 
-def message(kind: str, row: MessageRow) -> Event:
+def message(kind: str, row: Message) -> Event:
     return Event(f"thread.message.{kind}", render_message(row))
 
 

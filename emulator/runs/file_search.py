@@ -9,16 +9,12 @@ becomes a `file_citation` annotation whose `start_index`..`end_index` is exactly
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Final
 
 from emulator.context import Ctx
-from emulator.errors import NotFound
 from emulator.runs.prompt import completed_tool_calls
 from emulator.search import search_chunks
-from emulator.services import vector_stores
-from emulator.store import assistants as assistant_store
-from emulator.store import threads as thread_store
+from emulator.services import tool_resources, vector_stores
 from emulator.store.runs import Run, Step
 from emulator.stub_model import RetrievedChunk
 
@@ -35,10 +31,7 @@ def store_ids(ctx: Ctx, run: Run) -> list[str]:
     if _tool(run) is None:
         return []
     ids: list[str] = []
-    sources = [thread_store.tool_resources_of(ctx.session, run.thread_id)]
-    with contextlib.suppress(NotFound):  # a deleted assistant leaves its runs without its stores
-        sources.append(assistant_store.read(ctx.session, run.tenant, run.assistant_id).tool_resources)
-    for resources in sources:
+    for resources in tool_resources.of_run(ctx, run.thread_id, run.assistant_id):
         for store_id in (resources.get("file_search") or {}).get("vector_store_ids", []):
             if store_id not in ids:
                 ids.append(store_id)

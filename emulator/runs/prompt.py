@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.engine import Row
+
 from emulator import tokens
 from emulator.runs.state import StepStatus
 from emulator.store.runs import Run, Step
 from emulator.stub_model import CodeResult, ModelRequest, PromptMessage, RetrievedChunk, ToolResult
-from emulator.tables import MessageRow
 
 IMAGE_TOKENS = 85
 """What one image part costs in a prompt (the real API's low-detail price)."""
@@ -55,7 +56,7 @@ def _code_text(result: CodeResult) -> str:
 
 def assemble(
     run: Run,
-    history: Sequence[MessageRow],
+    history: Sequence[Row[Any]],
     tool_results: Sequence[ToolResult],
     *,
     encoding: str,

@@ -13,7 +13,7 @@ from emulator.tables import MessageRow
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
 
-    from emulator.store.plain import Record
+    from emulator.store.plain import Tracked
 
 ImageDetail = Literal["auto", "low", "high"]
 
@@ -103,7 +103,7 @@ def text_part(value: str, annotations: list[dict[str, Any]] | None = None) -> di
     return {"type": "text", "text": {"value": value, "annotations": annotations or []}}
 
 
-def render_message(row: MessageRow | Record | Row[Any]) -> dict[str, Any]:
+def render_message(row: MessageRow | Tracked | Row[Any]) -> dict[str, Any]:
     """From the ORM object or a plain row (`store.plain`): they read alike."""
     return {
         "id": row.id,

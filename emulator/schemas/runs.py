@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -21,6 +21,11 @@ from emulator.schemas.common import (
 from emulator.schemas.messages import CreateMessage
 from emulator.schemas.threads import CreateThread
 from emulator.tables import RunRow, RunStepRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Row
+
+    from emulator.store.plain import Tracked
 
 TokenBound = Annotated[int | None, Field(ge=limits.RUN_MIN_TOKEN_BOUND)]
 RunTools = Annotated[list[Tool] | None, Field(max_length=limits.RUN_MAX_TOOLS_OVERRIDE)]
@@ -95,7 +100,7 @@ def render_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def render_run(row: RunRow) -> dict[str, Any]:
+def render_run(row: RunRow | Tracked | Row[Any]) -> dict[str, Any]:
     terminal = RunStatus(row.status) in TERMINAL
     return {
         "id": row.id,
@@ -131,7 +136,7 @@ def render_run(row: RunRow) -> dict[str, Any]:
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
-def render_step(row: RunStepRow, include: frozenset[str] = frozenset()) -> dict[str, Any]:
+def render_step(row: RunStepRow | Tracked | Row[Any], include: frozenset[str] = frozenset()) -> dict[str, Any]:
     details = row.step_details
     if FILE_SEARCH_CONTENT not in include and details.get("type") == "tool_calls":
         details = _without_file_search_content(details)

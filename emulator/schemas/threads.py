@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emulator.schemas.common import Metadata, StrictModel, ToolResources
 from emulator.schemas.messages import CreateMessage
 from emulator.tables import ThreadRow
+
+if TYPE_CHECKING:
+    from emulator.store.plain import Tracked
 
 
 class ModifyThread(StrictModel):
@@ -18,7 +21,7 @@ class CreateThread(ModifyThread):
     messages: list[CreateMessage] | None = None
 
 
-def render_thread(row: ThreadRow) -> dict[str, Any]:
+def render_thread(row: ThreadRow | Tracked) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "thread",

@@ -12,7 +12,7 @@ from emulator import clock
 from emulator.context import Ctx
 from emulator.schemas.control import AddFaults, Latency, RateLimits
 from emulator.store import control as control_store
-from emulator.store import retention
+from emulator.store import plain, retention
 from emulator.store import vector_stores as vector_store_store
 from emulator.tables import (
     AssistantRow,
@@ -60,7 +60,7 @@ def remove_paths(paths: list[Path]) -> None:
             os.unlink(path)
 
 
-def pending_turns(ctx: Ctx) -> list[ScriptedTurnRow]:
+def pending_turns(ctx: Ctx) -> list[plain.Tracked]:
     return control_store.pending_turns(ctx.session, ctx.tenant)
 
 

@@ -143,7 +143,7 @@ def create_thread_and_run(ctx: Ctx, body: CreateThreadAndRun, *, stream: bool) -
 def observed(ctx: Ctx, thread_id: str, run_id: str) -> Run:
     """The run as a client sees it now: expiry applied and progressed per the policy."""
     threads.get_live_ref(ctx, thread_id)
-    run = store.get(ctx.session, ctx.tenant, thread_id, run_id, lock=True)
+    run = store.get(ctx.session, ctx.tenant, thread_id, run_id)
     executor.observe(ctx, run)
     return run
 
@@ -159,7 +159,7 @@ def observe_active(ctx: Ctx, thread: Thread) -> None:
 
 def cancel(ctx: Ctx, thread_id: str, run_id: str) -> Run:
     threads.get_live_ref(ctx, thread_id)
-    run = store.get(ctx.session, ctx.tenant, thread_id, run_id, lock=True)
+    run = store.get(ctx.session, ctx.tenant, thread_id, run_id)
     executor.expire_if_due(ctx, run)
     refusal = cancel_refusal(run.status)
     if refusal is not None:
@@ -172,7 +172,7 @@ def submit_tool_outputs(
     ctx: Ctx, thread_id: str, run_id: str, body: SubmitToolOutputs, *, stream: bool
 ) -> tuple[Run, list[Event]]:
     thread = threads.get_live(ctx, thread_id, lock=True)
-    run = store.get(ctx.session, ctx.tenant, thread_id, run_id, lock=True)
+    run = store.get(ctx.session, ctx.tenant, thread_id, run_id)
     executor.expire_if_due(ctx, run)
     refusal = tool_outputs_refusal(run.status)
     if refusal is not None:

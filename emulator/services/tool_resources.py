@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal
 
 from emulator import limits
 from emulator.context import Ctx
-from emulator.errors import InvalidRequest
+from emulator.errors import InvalidRequest, NotFound
 from emulator.schemas.common import ToolResources
 from emulator.services import vector_stores
-from emulator.store import files
+from emulator.store import assistants, files, threads
 
 _MAX_VECTOR_STORES = {
     "assistant": limits.ASSISTANT_MAX_VECTOR_STORES,
@@ -45,3 +46,12 @@ def resolve_tool_resources(
         store_ids += [vector_stores.create_for_tool_resources(ctx, spec, i).id for i, spec in enumerate(helpers)]
         rendered["file_search"] = {"vector_store_ids": store_ids}
     return rendered
+
+
+def of_run(ctx: Ctx, thread_id: str, assistant_id: str) -> list[dict[str, Any]]:
+    """The `tool_resources` a run's built-in tools use: its thread's, then its assistant's (a deleted assistant
+    leaves its runs without its resources)."""
+    owned = [threads.tool_resources_of(ctx.session, thread_id)]
+    with contextlib.suppress(NotFound):
+        owned.append(assistants.read(ctx.session, ctx.tenant, assistant_id).tool_resources)
+    return owned

@@ -180,6 +180,7 @@ def model_tokens_in_window(session: Session, tenant: str, window_start: int) -> 
 
 
 def delete_tenant(session: Session, tenant: str) -> None:
+    session.info.get(_SETTINGS, {}).pop(tenant, None)
     for table in (ScriptedTurnRow, FaultRuleRow):
         session.execute(delete(table).where(table.tenant == tenant))
     session.execute(delete(TenantSettingsRow).where(TenantSettingsRow.tenant == tenant))

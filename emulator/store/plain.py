@@ -1,15 +1,17 @@
-"""Plain rows: SQLAlchemy Core statements on the session's connection, for the hottest reads and inserts.
+"""Plain rows and tracked records: SQLAlchemy Core statements on the session's connection, without the ORM.
 
-The ORM's unit of work and identity map cost several times the SQL they run; a request that only renders rows,
-or inserts one it never changes again, does not need them. Rows read here are named like the ORM attributes
-(`metadata_`), so the same renderers take either.
+The ORM's unit of work and identity map cost several times the SQL they run (they were 70% of a run's CPU).
+Here a request reads plain rows to render them, and the rows it changes are `Tracked` records of a `Table`: one
+per row in a unit of work (the identity map), their changed columns written by id before the unit of work's
+next statement (plain or through the session) and before commit (the autoflush). Rows and records are named
+like the ORM attributes (`metadata_`), so the same renderers take either.
 
 On the SQLite event-loop lane (`db.InlineLane`) the session carries its DB-API connection, and the statements
-here skip SQLAlchemy's execution path too: each is compiled once for the dialect (its SQL, the order of its
-parameters, the type processors of its parameters and columns) and run on the sqlite3 connection, in the same
-transaction. SQLAlchemy's per-execution work costs about ten times a point read's own.
+marked `prepared` skip SQLAlchemy's execution path too: each is compiled once for the dialect (its SQL, the
+order of its parameters, the type processors of its parameters and columns) and run on the sqlite3 connection,
+in the same transaction. SQLAlchemy's per-execution work costs about ten times a point read's own. Elsewhere
+(PostgreSQL, worker threads) the same statements go through SQLAlchemy Core.
 """
-
 from __future__ import annotations
 
 import json
@@ -176,14 +178,7 @@ def execute(session: Session, statement: Executable, params: Mapping[str, Any]) 
     return result.rowcount  # type: ignore[no-any-return]
 
 
-class Record:
-    """A row as plain attributes, as the renderers read it (they take ORM objects and rows alike)."""
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        self.__dict__.update(values)
-
-
-class Tracked(Record):
+class Tracked:
     """A row loaded or inserted through a `Table` in this unit of work: setting one of its column attributes
     marks it changed, and the unit of work's `Changes` writes it (one UPDATE by id, of the changed columns only)
     before the session's next statement and before commit: the ORM's autoflush, without its cost."""
@@ -196,7 +191,7 @@ class Tracked(Record):
     def __setattr__(self, name: str, value: Any) -> None:
         state = self.__dict__
         if name not in state["_table"].keys:
-            raise AttributeError(f"{state['_table'].name} has no column attribute {name!r}")
+            raise AttributeError(f"{name!r} is not a column that a record of {state['_table'].name} may change")
         state[name] = value
         changed: set[str] = state["_changed"]
         if not changed:
@@ -215,9 +210,11 @@ class Changes:
         self.dirty: list[Tracked] = []
 
     def write(self, session: Session) -> None:
-        dirty, self.dirty = self.dirty, []
-        for record in dirty:
+        """Write the changed records in the order they changed; one that fails stays changed, as do the rest."""
+        while self.dirty:
+            record = self.dirty[0]
             record.__dict__["_table"].write(session, record)
+            del self.dirty[0]
 
 
 def _changes(session: Session) -> Changes:
@@ -239,16 +236,18 @@ class Table:
         self.name: str = mapped.__tablename__
         self._table = mapped.__table__
         self._names = {attribute.key: attribute.columns[0].name for attribute in inspect(mapped).column_attrs}
-        self.keys = frozenset(self._names) - {"seq"}
-        """The attributes a record may set (`seq` is the database's)."""
+        self.columns = frozenset(self._names) - {"seq"}
+        """The attributes an insert gives (`seq` is the database's)."""
+        self.keys = self.columns - {"id"}
+        """The attributes a record may change (its changes are written by `id`)."""
         self._insert = prepared(insert(self._table))
-        self._insert_columns = [self._names[key] for key in self.keys]
+        self._insert_columns = [self._names[key] for key in self.columns]
         self._updates: dict[frozenset[str], Executable] = {}
 
     def insert(self, session: Session, values: dict[str, Any]) -> Tracked:
         """Insert one row, given a value for every column but `seq` (no column default applies)."""
-        if values.keys() != self.keys:
-            raise ValueError(f"an insert into {self.name} needs exactly the columns {sorted(self.keys)}")
+        if values.keys() != self.columns:
+            raise ValueError(f"an insert into {self.name} needs exactly the columns {sorted(self.columns)}")
         write_changes(session)
         _run(session, self._insert, {self._names[key]: value for key, value in values.items()}, self._insert_columns)
         changes = _changes(session)
@@ -256,20 +255,23 @@ class Table:
         return record
 
     def load(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> Tracked | None:
-        """The first row of `statement` (which selects this table's columns by attribute name, and maybe
-        more), as the unit of work's record of that row."""
+        """The first row of `statement` (which selects this table's columns by attribute name), as the unit of
+        work's record of that row."""
         row = first(session, statement, params)
-        return None if row is None else self._record(_changes(session), row)
+        return None if row is None else self.track(session, row)
 
     def load_all(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> list[Tracked]:
-        changes = _changes(session)
-        return [self._record(changes, row) for row in all_rows(session, statement, params)]
+        return [self.track(session, row) for row in all_rows(session, statement, params)]
 
-    def _record(self, changes: Changes, row: Any) -> Tracked:
+    def track(self, session: Session, row: Row[Any]) -> Tracked:
+        """The unit of work's record of `row`: the one already loaded or inserted (whose values may be newer,
+        as with the ORM's identity map), else a new record of the row's column values."""
+        changes = _changes(session)
         key = (self.name, row.id)
         record = changes.loaded.get(key)
         if record is None:
-            record = changes.loaded[key] = Tracked(self, changes, row._asdict())
+            values = {name: value for name, value in row._asdict().items() if name in self.columns or name == "seq"}
+            record = changes.loaded[key] = Tracked(self, changes, values)
         return record
 
     def synchronize(self, session: Session, row_id: str, **values: Any) -> None:
@@ -281,15 +283,19 @@ class Table:
             record.__dict__.update(values)
 
     def write(self, session: Session, record: Tracked) -> None:
+        """UPDATE the record's changed columns; its row must still be there (as the ORM, which raises
+        StaleDataError): a run's rows are locked while it changes, so a missing one is a bug, not a race."""
         changed: set[str] = record.__dict__["_changed"]
         names = frozenset(changed)
-        changed.clear()
         statement = self._updates.get(names)
         if statement is None:
             statement = self._updates[names] = self._update_of(names)
         params = {f"new_{key}": record.__dict__[key] for key in names}
         params["row_id"] = record.id
-        _run(session, statement, params)
+        result, _compiled = _run(session, statement, params)
+        if result.rowcount != 1:
+            raise LookupError(f"{self.name} row {record.id!r} is gone: its changes {sorted(names)} cannot be written")
+        changed.clear()
 
     def _update_of(self, names: frozenset[str]) -> Executable:
         columns = self._table.c

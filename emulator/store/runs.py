@@ -66,15 +66,15 @@ _BY_ID = plain.prepared(
     plain.select_plain(
         RunRow, RunRow.tenant == bindparam("tenant"), RunRow.thread_id == bindparam("thread_id"),
         RunRow.id == bindparam("run_id"),
-    )
+    ).with_for_update()
 )
-_BY_ID_LOCKED = plain.prepared(_BY_ID.with_for_update())
 _ANY_BY_ID = plain.prepared(plain.select_plain(RunRow, RunRow.id == bindparam("run_id")).with_for_update())
 
 
-def get(session: Session, tenant: str, thread_id: str, run_id: str, *, lock: bool = False) -> Run:
+def get(session: Session, tenant: str, thread_id: str, run_id: str) -> Run:
+    """The run, locked (PostgreSQL): every read of a run may move it (`executor.observe`)."""
     params = {"tenant": tenant, "thread_id": thread_id, "run_id": run_id}
-    row = RUNS.load(session, _BY_ID_LOCKED if lock else _BY_ID, params)
+    row = RUNS.load(session, _BY_ID, params)
     if row is None:
         raise NotFound.object("run", run_id)
     return row

@@ -65,8 +65,8 @@ def get_with_clock(
     `lock` takes the row lock (PostgreSQL) that serializes everything that checks the thread's active run;
     SQLite needs none, its write transactions are already serialized by `BEGIN IMMEDIATE`.
     """
-    row = THREADS.load(session, _BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id})
-    return (None, None) if row is None else (row, row.clock_offset)
+    row = plain.first(session, _BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id})
+    return (None, None) if row is None else (THREADS.track(session, row), row.clock_offset)
 
 
 _REF_COLUMNS = (ThreadRow.__table__.c.id, ThreadRow.__table__.c.last_active_at, ThreadRow.__table__.c.active_run_id)
