@@ -283,8 +283,8 @@ class Table:
             record.__dict__.update(values)
 
     def write(self, session: Session, record: Tracked) -> None:
-        """UPDATE the record's changed columns; its row must still be there (as the ORM, which raises
-        StaleDataError): a run's rows are locked while it changes, so a missing one is a bug, not a race."""
+        """UPDATE the record's changed columns. A row that is gone (deleted under the unit of work, e.g. by a
+        concurrent thread delete on PostgreSQL) is an error, as the ORM's StaleDataError, not a change dropped."""
         changed: set[str] = record.__dict__["_changed"]
         names = frozenset(changed)
         statement = self._updates.get(names)
