@@ -19,9 +19,9 @@ router = APIRouter(prefix="/v1/threads/{thread_id}/messages", dependencies=[Beta
 @router.post("")
 def create_message(thread_id: str, body: CreateMessage, ctx: WriteCtx) -> OpenAIJSON:
     thread = get_live_ref(ctx, thread_id, lock=True)
-    if thread.active_run_id is not None:
-        runs.release_expired_holder(ctx, get_live(ctx, thread_id, lock=True))
-        thread = get_live_ref(ctx, thread_id, lock=True)
+    if thread.active_run_id is not None:  # a run that expired unobserved still holds it: looking frees it
+        thread = get_live(ctx, thread_id, lock=True)
+        runs.release_expired_holder(ctx, thread)
     return ok(render_message(service.create(ctx, thread, body)))
 
 

@@ -36,7 +36,7 @@ def add(ctx: Ctx, thread: Thread | Row[Any], body: CreateMessage, *, param_prefi
     return row
 
 
-def create(ctx: Ctx, thread: Row[Any], body: CreateMessage) -> Message:
+def create(ctx: Ctx, thread: Thread | Row[Any], body: CreateMessage) -> Message:
     if thread.active_run_id is not None:
         raise InvalidRequest(f"Can't add messages to {thread.id} while a run {thread.active_run_id} is active.")
     return add(ctx, thread, body)
