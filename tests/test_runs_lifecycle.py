@@ -271,6 +271,15 @@ def test_a_queued_run_expires_and_frees_its_thread(slow: tuple[OpenAI, httpx.Cli
     assert runs.retrieve(unobserved.id, thread_id=unobserved.thread_id).status == "expired"
 
 
+
+def test_a_message_to_a_thread_whose_run_expired_unobserved_is_taken(slow: tuple[OpenAI, httpx.Client]) -> None:
+    sdk, clock = slow
+    run = queued_run(sdk)
+    advance(clock, 601)
+    message = sdk.beta.threads.messages.create(run.thread_id, role="user", content="after the expiry")
+    assert message.content[0].text.value == "after the expiry"  # type: ignore[union-attr]
+    assert sdk.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id).status == "expired"
+
 def test_cancel_a_queued_run(slow: tuple[OpenAI, httpx.Client]) -> None:
     sdk, _ = slow
     run = queued_run(sdk)
