@@ -8,9 +8,9 @@ The default behaviour, documented in the README:
 - tool results present (outputs were just submitted): a text answer that quotes each output;
 - `tool_choice` "none", or no function tools: a text answer;
 - a named function: one call to it;
-- "required": a call to every function named in the last user message (all functions if none is
-  named), or only the first of those when `parallel_tool_calls` is false;
-- "auto": like "required" when the last user message names a function, otherwise a text answer.
+- "required": a call to every function the last user message asks for (all functions if it asks for none),
+  or only the first of those when `parallel_tool_calls` is false;
+- "auto": like "required" when the last user message asks for a function, otherwise a text answer.
 - file_search: when the run has the file_search tool and vector stores, and `tool_choice` is "auto",
   "required" or file_search, the model first searches them for the last user message; the next call answers
   `According to the files: <first sentence of a chunk>【i:j†filename】 …` citing up to 3 chunks (or
@@ -19,6 +19,20 @@ The default behaviour, documented in the README:
   message (with `tool_choice` code_interpreter and no block, it runs `print(<the message>)`); the next call
   answers `The code ran. Output:` and the cell's output, links `[name](sandbox:/mnt/data/name)` to the files it
   made (`file_path` annotations) and shows the images it made as `image_file` parts.
+
+The last user message asks for a function when it contains the function's name (`get_weather`, or with spaces
+for `_`/`-`: `get weather`), or a word of that name. The name is split on `_`, `-` and camelCase humps
+(`getWeather`, `get-stock-price`); its words with fewer than 4 letters never count (`get`, `set`, `by`; digits
+are not letters). The message is split the same way (any character but a letter or digit ends a word); words
+compare case-insensitively, whole words only, with one final `s` ignored on both sides (`orders` ~ `order`).
+So "What's the weather like in Paris today?" calls `get_weather`, "stock prices?" calls `get-stock-price`,
+"any orders?" calls `lookupOrders`, and "weatherman" calls nothing. Consequences of a word rule: a common word
+of 4+ letters in a name (`what_is_new`, `search_with_filters`, `get_user_info`) calls that function whenever a
+message uses it ("what", "with", "user", "info"); functions sharing a word (`get_weather`, `weather_alerts`) are
+called together; and as the final `s` goes on both sides, a 4-letter word ending in `s` also answers to its
+3-letter singular (`latest-news` to "new"). Name functions by what they do, or choose exactly with a named
+`tool_choice` or a scripted turn.
+
 A text answer is `You said: <last user message>`; with `json_object` it is `{"answer": <that text>}`,
 with `json_schema` a deterministic instance of the schema. Function arguments are deterministic
 instances of each function's JSON Schema (strict mode fills every property). JSON is written as a model
@@ -164,10 +178,39 @@ def _first_sentence(text: str) -> str:
     return sentence[:_SNIPPET_CHARS]
 
 
+_WORD = re.compile(r"[^\W_]+")
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_MIN_TRIGGER_LETTERS = 4
+
+
 def _mentions(text: str, name: str) -> bool:
     spaced = name.replace("_", " ").replace("-", " ")
     pattern = rf"(?<![A-Za-z0-9_-])({re.escape(name)}|{re.escape(spaced)})(?![A-Za-z0-9_-])"
     return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+def _words(text: str) -> list[str]:
+    """Runs of letters and digits, split at `_`, `-`, any other non-word character and camelCase humps
+    (`getHTTPStatus` -> get, http, status), lowercased."""
+    return [part.lower() for token in _WORD.findall(text) for part in _CAMEL_HUMP.split(token) if part]
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if word.endswith("s") else word
+
+
+def trigger_words(name: str) -> frozenset[str]:
+    """The words of a function's name that call it when a user message contains them (singular forms)."""
+    return frozenset(
+        _singular(word) for word in _words(name) if sum(char.isalpha() for char in word) >= _MIN_TRIGGER_LETTERS
+    )
+
+
+def asks_for(text: str, name: str) -> bool:
+    """Whether a user message asks for the function `name` (the rule in the module docstring)."""
+    if _mentions(text, name):
+        return True
+    return not trigger_words(name).isdisjoint(_singular(word) for word in _words(text))
 
 
 class StubModel:
@@ -245,7 +288,7 @@ class StubModel:
                 return []
             wanted = choice["function"]["name"]
             return [function for function in functions if function["name"] == wanted]
-        named = [function for function in functions if _mentions(request.last_user_text, function["name"])]
+        named = [function for function in functions if asks_for(request.last_user_text, function["name"])]
         if choice == "required" and not named:
             named = functions
         return named if request.parallel_tool_calls else named[:1]

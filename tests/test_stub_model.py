@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn, PromptMessage, StubModel, ToolResult
+from emulator.stub_model import (
+    FunctionCall,
+    ModelRequest,
+    ModelTurn,
+    PromptMessage,
+    StubModel,
+    ToolResult,
+    asks_for,
+    trigger_words,
+)
 
 WEATHER = {
     "type": "function",
@@ -64,7 +73,9 @@ def test_a_text_answer_echoes_the_last_user_message() -> None:
         ("please GET WEATHER for me", ["get_weather"]),
         ("call get_time and get_weather", ["get_weather", "get_time"]),
         ("latest news please", ["latest-news"]),
-        ("forget_weather and get_weathers are other words", []),
+        ("the weatherman gets the timetable", []),
+        ("What's the weather like in Paris today?", ["get_weather"]),
+        ("What TIME is it, and any news?", ["get_time", "latest-news"]),
     ],
 )
 def test_auto_calls_the_functions_the_last_user_message_names(text: str, expected: list[str]) -> None:
@@ -73,6 +84,73 @@ def test_auto_calls_the_functions_the_last_user_message_names(text: str, expecte
         assert names(turn) == expected, "in the order of the tools"
     else:
         assert turn.text == f"You said: {text}"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "asked"),
+    [
+        ("get_weather", "What's the weather like in Paris today?", True),
+        ("get_weather", "WEATHER?!", True),
+        ("get_weather", "Weathers, please.", True),
+        ("get_weather", "(weather)", True),
+        ("get_weather", "forget_weather", True),
+        ("get_weather", "the weatherman", False),
+        ("get_weather", "get the forecast", False),
+        ("get_weather", "Can you get it?", False),
+        ("get_weather", "get_weather", True),
+        ("get_weather", "Get Weather", True),
+        ("getWeather", "how is the weather?", True),
+        ("getWeather", "call getWeather", True),
+        ("getWeather", "get whether", False),
+        ("get-stock-price", "ACME stock prices", True),
+        ("get-stock-price", "What's the PRICE?", True),
+        ("get-stock-price", "Stocks.", True),
+        ("get-stock-price", "get the pricey stockings", False),
+        ("lookupOrders", "any orders today?", True),
+        ("lookupOrders", "one order", True),
+        ("lookupOrders", "a lookup", True),
+        ("lookupOrders", "look up my orders", True),
+        ("lookupOrders", "look up my ordering", False),
+        ("lookup_orders", "LOOKUPS", True),
+        ("getHTTPStatus", "the status of http", True),
+        ("get_id", "get the id", False),
+        ("get_id", "use get_id", True),
+        ("get_id", "use get id", True),
+        ("set_the_tab", "the tab", False),
+        ("get_2024_report", "2024", False),
+        ("get_2024_report", "the reports", True),
+        ("latest-news", "what's new?", True),
+        ("what_is_new", "What is it?", True),
+        ("what_is_new", "Is it new?", False),
+    ],
+)
+def test_a_message_asks_for_a_function_by_a_word_of_its_name(name: str, text: str, asked: bool) -> None:
+    assert asks_for(text, name) is asked
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("get_weather", {"weather"}),
+        ("getWeather", {"weather"}),
+        ("get-stock-price", {"stock", "price"}),
+        ("lookupOrders", {"lookup", "order"}),
+        ("getHTTPStatus", {"http", "statu"}),
+        ("set_the_tab", set()),
+        ("get_2024_report", {"report"}),
+    ],
+)
+def test_the_trigger_words_of_a_name(name: str, words: set[str]) -> None:
+    assert trigger_words(name) == words
+
+
+def test_only_words_of_four_or_more_letters_trigger() -> None:
+    short = ("get_the_map", "do-it", "setABC")
+    tools = tuple({"type": "function", "function": {"name": name}} for name in (*short, "find-shop"))
+    for text in ("Get me the map", "do that, then it", "set ABC", "GET A MAP. DO THE SET. IT IS ABC!"):
+        assert respond(text, tools=tools, tool_choice="auto").text == f"You said: {text}"
+    assert names(respond("get_the_map", tools=tools, tool_choice="auto")) == ["get_the_map"], "the exact name"
+    assert names(respond("Get me the map of a shop", tools=tools, tool_choice="auto")) == ["find-shop"]
 
 
 def test_only_the_last_user_message_counts() -> None:
@@ -91,6 +169,8 @@ def test_none_never_calls_a_function() -> None:
 
 def test_required_calls_the_named_functions_or_every_function() -> None:
     assert names(respond("get_time please", tools=TOOLS, tool_choice="required")) == ["get_time"]
+    assert names(respond("What time is it?", tools=TOOLS, tool_choice="required")) == ["get_time"], "a word"
+    assert names(respond("weather and news", tools=TOOLS, tool_choice="required")) == ["get_weather", "latest-news"]
     assert names(respond("anything", tools=TOOLS, tool_choice="required")) == ["get_weather", "get_time", "latest-news"]
 
 
