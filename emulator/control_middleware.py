@@ -1,4 +1,4 @@
-"""Applies each tenant's fault rules and management rate limit to `/v1` requests (pure ASGI middleware)."""
+"""Applies each tenant's fault rules and management rate limits to `/v1` requests (pure ASGI middleware)."""
 
 from __future__ import annotations
 
@@ -29,17 +29,14 @@ def _fires(runtime: Runtime, rule_id: str, rule: dict) -> bool | None:  # type: 
         return store.count_fired(session, rule_id, rule.get("times"))
 
 
-def _charge(runtime: Runtime, tenant: str, control: TenantControl) -> dict[str, str]:
-    """Count the request against the management limit; the `x-ratelimit-*` headers for its response."""
+def _charge(runtime: Runtime, tenant: str, control: TenantControl, method: str, path: str) -> dict[str, str]:
+    """Count the request against the management limits; the `x-ratelimit-*` headers for its response."""
     if not control.rate_limits:
         return {}
-    limit = ratelimits.management_limit(control.rate_limits)
     with runtime.db.transaction() as session:
         now = clock.now(session)
         out = ratelimits.token_headers(session, tenant, control.rate_limits, now)
-        if limit is not None:
-            out |= ratelimits.charge(session, tenant, ratelimits.MANAGEMENT_BUCKET, limit, now)
-        return out
+        return out | ratelimits.charge_management(session, tenant, control.rate_limits, method, path, now)
 
 
 class ControlMiddleware:
@@ -87,7 +84,7 @@ class ControlMiddleware:
                 else:
                     cut_after = effect["after_events"]
             break
-        extra = await run_in_threadpool(_charge, runtime, tenant, control)
+        extra = await run_in_threadpool(_charge, runtime, tenant, control, method, path)
         await self.app(scope, receive, _wrap_send(send, extra, cut_after))
 
 

@@ -49,16 +49,28 @@ RUN_MIN_TOKEN_BOUND: Final = 256
 # Retention
 THREAD_RETENTION_DAYS: Final = 60
 
-# Rate-limit presets per usage tier: management requests per minute, and per model call requests and tokens
-# per minute (the published gpt-4o figures, applied to every model unless configured per model).
+# Rate limits (SPEC.md "Rate limits and cost"). The management endpoints (assistants, threads, messages, runs,
+# steps, vector stores and their files and batches; not files, not models) were limited by method, independent
+# of tier; creating a run also counted against its own limit.
+MANAGEMENT_RATE_LIMITS: Final = {"get": 1_000, "post": 300, "delete": 300, "create_run": 200}
+# Presets per usage tier: those management limits, and per model call requests and tokens per minute (the
+# published gpt-4o figures, applied to every model unless configured per model).
 RATE_LIMIT_TIERS: Final = {
-    "free": {"requests_per_minute": 200, "model_requests_per_minute": 3, "model_tokens_per_minute": 30_000},
-    "tier-1": {"requests_per_minute": 3_000, "model_requests_per_minute": 500, "model_tokens_per_minute": 30_000},
-    "tier-2": {"requests_per_minute": 5_000, "model_requests_per_minute": 5_000, "model_tokens_per_minute": 450_000},
-    "tier-3": {"requests_per_minute": 5_000, "model_requests_per_minute": 5_000, "model_tokens_per_minute": 800_000},
-    "tier-4": {"requests_per_minute": 5_000, "model_requests_per_minute": 10_000, "model_tokens_per_minute": 2_000_000},
+    "free": {"management": MANAGEMENT_RATE_LIMITS, "model_requests_per_minute": 3, "model_tokens_per_minute": 30_000},
+    "tier-1": {
+        "management": MANAGEMENT_RATE_LIMITS, "model_requests_per_minute": 500, "model_tokens_per_minute": 30_000
+    },
+    "tier-2": {
+        "management": MANAGEMENT_RATE_LIMITS, "model_requests_per_minute": 5_000, "model_tokens_per_minute": 450_000
+    },
+    "tier-3": {
+        "management": MANAGEMENT_RATE_LIMITS, "model_requests_per_minute": 5_000, "model_tokens_per_minute": 800_000
+    },
+    "tier-4": {
+        "management": MANAGEMENT_RATE_LIMITS, "model_requests_per_minute": 10_000, "model_tokens_per_minute": 2_000_000
+    },
     "tier-5": {
-        "requests_per_minute": 5_000, "model_requests_per_minute": 10_000, "model_tokens_per_minute": 30_000_000
+        "management": MANAGEMENT_RATE_LIMITS, "model_requests_per_minute": 10_000, "model_tokens_per_minute": 30_000_000
     },
 }
 RATE_LIMIT_WINDOW_SECONDS: Final = 60

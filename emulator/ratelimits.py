@@ -1,5 +1,10 @@
 """Rate limits by the emulator clock: fixed one-minute windows per tenant, for management requests and for
 each model's calls (requests and tokens). Off unless a tenant configures them (`POST /_emulator/rate_limits`).
+
+Management limits count only the Assistants endpoints (assistants, threads, messages, runs, steps, vector
+stores and their files and batches), per method as the hosted API did (GET, POST, DELETE); creating a run
+(`createRun`, `createThreadAndRun`) counts against both the POST limit and the run-creation limit, all or
+nothing: a request refused by one of them is counted by neither.
 """
 
 from __future__ import annotations
@@ -11,9 +16,18 @@ from sqlalchemy.orm import Session
 
 from emulator import limits
 from emulator.errors import RateLimited
+from emulator.operations import operation_of
 from emulator.store import control as store
 
-MANAGEMENT_BUCKET = "requests"
+ASSISTANTS_PATHS = ("/v1/assistants", "/v1/threads", "/v1/vector_stores")
+RUN_CREATIONS = frozenset({"createRun", "createThreadAndRun"})
+MANAGEMENT_LIMIT_NAMES = {
+    "get": "GET requests",
+    "post": "POST requests",
+    "delete": "DELETE requests",
+    "create_run": "runs created",
+}
+"""Each management limit's key (in the config, the presets and the bucket) and its name in a 429's message."""
 
 
 @dataclass(frozen=True)
@@ -22,12 +36,16 @@ class Limit:
     tokens: int | None
 
 
-def management_limit(config: dict[str, Any] | None) -> Limit | None:
-    if not config:
-        return None
-    preset = limits.RATE_LIMIT_TIERS.get(config.get("tier") or "", {})
-    rpm = config.get("requests_per_minute") or preset.get("requests_per_minute")
-    return Limit(requests=rpm, tokens=None) if rpm else None
+def management_limits(config: dict[str, Any] | None, method: str, path: str) -> dict[str, int]:
+    """The management limits (key -> requests per minute) a request counts against: its method's on an
+    Assistants endpoint, and the run-creation limit when it creates a run; those configured or in the tier."""
+    if not config or not any(path == root or path.startswith(root + "/") for root in ASSISTANTS_PATHS):
+        return {}
+    preset: dict[str, int] = limits.RATE_LIMIT_TIERS.get(config.get("tier") or "", {}).get("management", {})
+    numbers = {**preset, **(config.get("management") or {})}
+    keys = ["create_run"] if operation_of(method, path) in RUN_CREATIONS else []
+    keys.append(method.lower())
+    return {key: numbers[key] for key in keys if numbers.get(key)}
 
 
 def model_limit(config: dict[str, Any] | None, model: str) -> Limit | None:
@@ -79,6 +97,39 @@ def headers(limit: Limit, used_requests: int, used_tokens: int, now: int) -> dic
     return out
 
 
+def charge_management(
+    session: Session, tenant: str, config: dict[str, Any] | None, method: str, path: str, now: int
+) -> dict[str, str]:
+    """Count an Assistants request against every management limit it falls under; 429 `RateLimited` naming the
+    first one it would exceed (run creation before the method), counting it against none.
+
+    The windows are locked in key order until the caller's transaction ends (no deadlock between a run creation
+    and a plain POST). Returns the `x-ratelimit-*-requests` headers of the limit with the fewest requests left.
+    """
+    applicable = management_limits(config, method, path)
+    if not applicable:
+        return {}
+    start = window_start(now)
+    windows = {key: store.lock_window(session, tenant, f"management:{key}", start) for key in sorted(applicable)}
+    for key, limit in applicable.items():
+        used = windows[key].requests
+        if used + 1 > limit:
+            raise _refusal(
+                f"{MANAGEMENT_LIMIT_NAMES[key]} per min (RPM) on the Assistants endpoints",
+                "requests",
+                limit,
+                used,
+                1,
+                start + limits.RATE_LIMIT_WINDOW_SECONDS - now,
+                headers(Limit(requests=limit, tokens=None), used, 0, now),
+            )
+    for window in windows.values():
+        window.requests += 1
+    session.flush()
+    tightest = min(applicable, key=lambda key: applicable[key] - windows[key].requests)
+    return headers(Limit(requests=applicable[tightest], tokens=None), windows[tightest].requests, 0, now)
+
+
 def charge(
     session: Session, tenant: str, bucket: str, limit: Limit, now: int, *, requests: int = 1, tokens: int = 0
 ) -> dict[str, str]:
@@ -93,8 +144,8 @@ def charge(
     retry_after = start + limits.RATE_LIMIT_WINDOW_SECONDS - now
     if limit.requests and used_requests + requests > limit.requests:
         raise _refusal(
+            "requests per min (RPM)",
             "requests",
-            "RPM",
             limit.requests,
             used_requests,
             requests,
@@ -103,8 +154,8 @@ def charge(
         )
     if limit.tokens and used_tokens + tokens > limit.tokens:
         raise _refusal(
+            "tokens per min (TPM)",
             "tokens",
-            "TPM",
             limit.tokens,
             used_tokens,
             tokens,
@@ -118,10 +169,11 @@ def charge(
 
 
 def _refusal(
-    kind: str, unit: str, limit: int, used: int, requested: int, retry_after: int, extra: dict[str, str]
+    subject: str, kind: str, limit: int, used: int, requested: int, retry_after: int, extra: dict[str, str]
 ) -> RateLimited:
+    """The 429: `subject` names the limit (`requests per min (RPM)`), `kind` is the error's type."""
     return RateLimited(
-        f"Rate limit reached for {kind} per min ({unit}): Limit {limit}, Used {used}, Requested {requested}. "
+        f"Rate limit reached for {subject}: Limit {limit}, Used {used}, Requested {requested}. "
         f"Please try again in {retry_after}s.",
         code="rate_limit_exceeded",
         headers={**extra, "retry-after": str(retry_after), "retry-after-ms": str(retry_after * 1000)},

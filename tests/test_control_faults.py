@@ -288,14 +288,15 @@ def test_invalid_rules_are_400(control: httpx.Client, rule: dict, param: str) ->
 def test_reset_clears_scripts_faults_and_limits(client: OpenAI, http: httpx.Client, control: httpx.Client) -> None:
     script(control, {"type": "text", "text": "pending"})
     _faults(control, {"match": {"operation": "listModels"}, "effect": {"type": "error", "status": 500}})
-    assert control.post("/rate_limits", json={"requests_per_minute": 1000}).status_code == 200
+    assert control.post("/rate_limits", json={"management": {"get": 1000}}).status_code == 200
+    assert http.get("/assistants").headers["x-ratelimit-limit-requests"] == "1000"
     assert http.get("/models").status_code == 500
     assert control.post("/reset").json() == {"reset": True}
     assert control.get("/script").json()["data"] == []
     assert _listed(control) == []
     response = http.get("/models")
     assert response.status_code == 200
-    assert not [name for name in response.headers if name.startswith("x-ratelimit-")]
+    assert not [name for name in http.get("/assistants").headers if name.startswith("x-ratelimit-")]
     assistant = client.beta.assistants.create(model="gpt-5.5")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
     client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)

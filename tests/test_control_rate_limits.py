@@ -1,6 +1,6 @@
-"""Rate limits (`/_emulator/rate_limits`): off by default; management RPM with `x-ratelimit-*` headers and 429s;
-tier presets; per-model RPM/TPM on model calls (a refused call fails its run and counts nothing); windows by
-the emulator clock."""
+"""Rate limits (`/_emulator/rate_limits`): off by default; management RPM with `x-ratelimit-*` headers and 429s
+(per method and run creation: tests/test_control_management_limits.py); tier presets; per-model RPM/TPM on model
+calls (a refused call fails its run and counts nothing); windows by the emulator clock."""
 
 from __future__ import annotations
 
@@ -45,10 +45,10 @@ def test_rate_limits_are_off_by_default(http: httpx.Client) -> None:
 
 def test_management_rpm_headers_429_and_window_reset(client: OpenAI, http: httpx.Client, control: httpx.Client) -> None:
     fresh_window(control)
-    assert _limits(control, requests_per_minute=3) == {"requests_per_minute": 3}
+    assert _limits(control, management={"get": 3}) == {"management": {"get": 3}}
     remaining = []
     for _ in range(3):
-        response = http.get("/models")
+        response = http.get("/assistants")
         assert response.status_code == 200
         headers = _ratelimit_headers(response)
         assert headers["x-ratelimit-limit-requests"] == "3"
@@ -56,15 +56,15 @@ def test_management_rpm_headers_429_and_window_reset(client: OpenAI, http: httpx
         remaining.append(int(headers["x-ratelimit-remaining-requests"]))
     assert remaining == [2, 1, 0]
 
-    refused = http.post("/assistants", json={"model": "gpt-5.5"})
+    refused = http.get("/vector_stores")
     assert refused.status_code == 429
     error = refused.json()["error"]
     assert (error["type"], error["code"], error["param"]) == ("requests", "rate_limit_exceeded", None)
     retry_after = int(refused.headers["retry-after"])
     assert 0 < retry_after <= 60 and refused.headers["retry-after-ms"] == str(retry_after * 1000)
     assert error["message"] == (
-        f"Rate limit reached for requests per min (RPM): Limit 3, Used 3, Requested 1. "
-        f"Please try again in {retry_after}s."
+        f"Rate limit reached for GET requests per min (RPM) on the Assistants endpoints: Limit 3, Used 3, "
+        f"Requested 1. Please try again in {retry_after}s."
     )
     assert _ratelimit_headers(refused)["x-ratelimit-remaining-requests"] == "0"
     assert refused.headers["x-request-id"].startswith("req_")
@@ -78,16 +78,16 @@ def test_management_rpm_headers_429_and_window_reset(client: OpenAI, http: httpx
     assert _ratelimit_headers(response)["x-ratelimit-remaining-requests"] == "2", "a new window"
 
     assert control.delete("/rate_limits").json() == {"rate_limits": None}
-    assert _ratelimit_headers(http.get("/models")) == {}
+    assert _ratelimit_headers(http.get("/assistants")) == {}
 
 
 def test_concurrent_requests_never_exceed_the_limit(server: RunningServer, api_key: str, control: httpx.Client) -> None:
     fresh_window(control)
-    _limits(control, requests_per_minute=10)
+    _limits(control, management={"get": 10})
 
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=server.base_url, headers=beta_headers(api_key), timeout=30) as http:
-            return await asyncio.gather(*(http.get("/models") for _ in range(30)))
+            return await asyncio.gather(*(http.get("/assistants") for _ in range(30)))
 
     statuses = Counter(response.status_code for response in asyncio.run(burst()))
     assert statuses == {200: 10, 429: 20}
@@ -95,7 +95,7 @@ def test_concurrent_requests_never_exceed_the_limit(server: RunningServer, api_k
 
 def test_the_control_plane_is_not_rate_limited(control: httpx.Client) -> None:
     fresh_window(control)
-    _limits(control, requests_per_minute=1)
+    _limits(control, management={"get": 1})
     assert all(control.get("/script").status_code == 200 for _ in range(5))
 
 
@@ -103,17 +103,18 @@ def test_the_control_plane_is_not_rate_limited(control: httpx.Client) -> None:
 def test_tier_presets_give_the_preset_numbers(http: httpx.Client, control: httpx.Client, tier: str) -> None:
     fresh_window(control)
     assert _limits(control, tier=tier) == {"tier": tier}
-    headers = _ratelimit_headers(http.get("/models"))
-    expected = limits.RATE_LIMIT_TIERS[tier]["requests_per_minute"]
+    headers = _ratelimit_headers(http.get("/assistants"))
+    expected = limits.RATE_LIMIT_TIERS[tier]["management"]["get"]
     assert headers["x-ratelimit-limit-requests"] == str(expected)
     assert headers["x-ratelimit-remaining-requests"] == str(expected - 1)
 
 
 def test_explicit_numbers_override_the_tier(http: httpx.Client, control: httpx.Client) -> None:
     fresh_window(control)
-    _limits(control, tier="tier-1", requests_per_minute=2)
-    assert _ratelimit_headers(http.get("/models"))["x-ratelimit-limit-requests"] == "2"
-    assert [http.get("/models").status_code for _ in range(2)] == [200, 429]
+    _limits(control, tier="tier-1", management={"get": 2})
+    assert _ratelimit_headers(http.get("/assistants"))["x-ratelimit-limit-requests"] == "2"
+    assert [http.get("/assistants").status_code for _ in range(2)] == [200, 429]
+    assert _ratelimit_headers(http.post("/threads"))["x-ratelimit-limit-requests"] == "300", "the tier's POST limit"
 
 
 def test_the_free_tier_allows_three_model_calls_a_minute(client: OpenAI, control: httpx.Client) -> None:
@@ -212,7 +213,8 @@ def test_a_refused_model_call_ends_a_stream_with_run_failed(client: OpenAI, cont
     ("body", "param"),
     [
         ({"tier": "tier-9"}, "tier"),
-        ({"requests_per_minute": 0}, "requests_per_minute"),
+        ({"management": {"post": 0}}, "management.post"),
+        ({"requests_per_minute": 5}, "requests_per_minute"),
         ({"models": {"gpt-5.5": {"tokens_per_minute": -1}}}, "models.gpt-5.5.tokens_per_minute"),
     ],
 )

@@ -143,11 +143,33 @@ class ModelLimits(StrictModel):
     tokens_per_minute: Annotated[int | None, Field(ge=1)] = None
 
 
+class ManagementLimits(StrictModel):
+    """Requests per minute on the Assistants endpoints, per method, and for creating runs."""
+
+    get: Annotated[int | None, Field(ge=1)] = None
+    post: Annotated[int | None, Field(ge=1)] = None
+    delete: Annotated[int | None, Field(ge=1)] = None
+    create_run: Annotated[int | None, Field(ge=1)] = None
+
+
+def _replaced_by_management(value: int | None) -> int | None:
+    if value is not None:
+        raise openai_error(
+            "'requests_per_minute' is replaced by 'management': requests per minute on the Assistants endpoints "
+            "by method ('get', 'post', 'delete') and for creating runs ('create_run'), as the hosted API limited "
+            "them."
+        )
+    return value
+
+
 class RateLimits(StrictModel):
     tier: Literal["free", "tier-1", "tier-2", "tier-3", "tier-4", "tier-5"] | None = None
     """A preset; explicit numbers below override it."""
-    requests_per_minute: Annotated[int | None, Field(ge=1)] = None
-    """Management endpoints (every `/v1` request)."""
+    management: ManagementLimits | None = None
+    """The Assistants endpoints (not files, not models); every preset has the published GET 1,000, POST 300,
+    DELETE 300 and run creation 200 per minute."""
+    requests_per_minute: Annotated[int | None, AfterValidator(_replaced_by_management)] = None
+    """The former single management limit: refused with a pointer to `management`."""
     models: dict[str, ModelLimits] | None = None
     """Model calls of runs, per model; `"*"` applies to every model without its own entry."""
 
