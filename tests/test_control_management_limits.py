@@ -67,6 +67,13 @@ def test_every_tier_has_the_published_management_limits(http: httpx.Client, cont
 
 def test_files_and_models_are_not_counted(client: OpenAI, http: httpx.Client, control: httpx.Client) -> None:
     fresh_window(control)
+    _limits(control, tier="tier-1")
+    upload = http.post("/files", files={"file": ("a.txt", b"a")}, data={"purpose": "assistants"})
+    for response in (http.get("/models"), upload, http.get(f"/files/{upload.json()['id']}")):
+        assert response.status_code == 200 and "x-ratelimit-limit-requests" not in response.headers, response.headers
+    assert _request_headers(http.get("/assistants")) == ("1000", "999")
+
+    fresh_window(control)
     _limits(control, management={"get": 1, "post": 1, "delete": 1})
     for _ in range(3):
         listed = http.get("/models")
