@@ -101,6 +101,8 @@ def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
     if status is RunStatus.CANCELLING:
         return _finish_cancel(ctx, run)
     if status is RunStatus.QUEUED:
+        if file_search.waits_for_thread_files(ctx, run, streaming=streaming):
+            return []
         return _start(ctx, run)
     if status is RunStatus.IN_PROGRESS:
         turn = run.pending_turn
