@@ -240,7 +240,7 @@ def test_a_kind_file_search_does_not_read_is_refused_and_nothing_is_stored(clien
         assert response.status_code == 400
         assert response.json()["error"] == {
             "message": f"Files with extensions [{shown}] are not supported for retrieval. See "
-            "https://platform.openai.com/docs/assistants/tools/file-search#supported-files",
+            "https://platform.openai.com/docs/assistants/tools/file-search/supported-files",
             "type": "invalid_request_error",
             "param": "attachments",
             "code": "unsupported_file",

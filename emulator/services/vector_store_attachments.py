@@ -25,7 +25,7 @@ from emulator.store import threads as thread_store
 from emulator.store import vector_stores as store
 from emulator.tables import FileRow, VectorStoreRow
 
-_SUPPORTED_FILES_URL = "https://platform.openai.com/docs/assistants/tools/file-search#supported-files"
+_SUPPORTED_FILES_URL = "https://platform.openai.com/docs/assistants/tools/file-search/supported-files"
 
 
 def add_from_message(ctx: Ctx, thread_id: str, body: CreateMessage, param: str) -> None:
