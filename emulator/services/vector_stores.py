@@ -145,19 +145,23 @@ def require_usable(ctx: Ctx, store_ids: Sequence[str], param: str) -> None:
         row = found.get(store_id)
         if row is None:
             raise InvalidRequest(f"Invalid '{param}': no vector store found with id '{store_id}'.", param=param)
-        _expire_if_due(ctx, row)
-        if row.expired_at is not None:
-            raise InvalidRequest(
-                f"Invalid '{param}': vector store '{store_id}' has expired and can no longer be used.", param=param
-            )
+        _refuse_expired(ctx, row, param)
 
 
 def find_usable(ctx: Ctx, store_id: str, param: str) -> VectorStoreRow | None:
     """The tenant's store, None if there is none (deleted), 400 if it has expired."""
     row = store.find_stores(ctx.session, ctx.tenant, [store_id]).get(store_id)
     if row is not None:
-        require_usable(ctx, [store_id], param)
+        _refuse_expired(ctx, row, param)
     return row
+
+
+def _refuse_expired(ctx: Ctx, row: VectorStoreRow, param: str) -> None:
+    _expire_if_due(ctx, row)
+    if row.expired_at is not None:
+        raise InvalidRequest(
+            f"Invalid '{param}': vector store '{row.id}' has expired and can no longer be used.", param=param
+        )
 
 
 def progress_pending(ctx: Ctx, store_ids: Sequence[str], *, until_done: bool) -> bool:
