@@ -184,6 +184,11 @@ def pptx_text(data: bytes) -> str:
     return "\n".join(parts)
 
 
+DOCUMENTED_EXTENSIONS = frozenset({*TEXT_EXTENSIONS, *HTML_EXTENSIONS, ".pdf", ".doc", ".docx", ".pptx"})
+"""Every kind the real file_search documents as readable (.doc included, though it fails here at ingestion): a
+message attachment for file_search must be one of them."""
+
+
 _PARSERS: dict[str, Callable[[bytes], str]] = {
     **{extension: decode_text for extension in TEXT_EXTENSIONS},
     **{extension: html_text for extension in HTML_EXTENSIONS},

@@ -3,7 +3,8 @@
 A run moves in phases; each phase is one call of `advance_once` inside one transaction with the run row
 locked, and returns the stream events it produced:
 
-    queued        -> in_progress (completing a tool_calls step whose outputs were submitted)
+    queued        -> in_progress (completing a tool_calls step whose outputs were submitted); before the first
+                     model call, a run with file_search stays queued while its thread's files are processed
     in_progress   -> model call: a message_creation step and an in_progress message, or a tool_calls step
     in_progress   -> the text delivered (message deltas), step completed, run completed / incomplete
     in_progress   -> requires_action (after a tool_calls step)
@@ -101,6 +102,8 @@ def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
     if status is RunStatus.CANCELLING:
         return _finish_cancel(ctx, run)
     if status is RunStatus.QUEUED:
+        if file_search.waits_for_thread_files(ctx, run, streaming=streaming):
+            return []
         return _start(ctx, run)
     if status is RunStatus.IN_PROGRESS:
         turn = run.pending_turn

@@ -5,6 +5,12 @@ the thread and the assistant (`tool_resources.file_search.vector_store_ids`), st
 (their `content` is shown only with `include[]`), and the next model call sees the chunks in its prompt. The
 answer cites chunks with markers `【<search>:<result>†<filename>】`; each marker found whole in the final text
 becomes a `file_citation` annotation whose `start_index`..`end_index` is exactly the marker.
+
+Before its first model call, a run with the tool waits for the files of its thread's vector store still being
+processed (message attachments, typically), as the hosted API did for up to 60 s; the assistant's stores are not
+waited for. Here the wait follows the files' own progression (`EMULATOR_RUN_PROGRESSION`, as in
+`vector_store_ingest`): each advance of the waiting run observes them once, and the run stays `queued` while any
+is in progress; a stream observes them until they are done. After 60 s of emulator time the run goes on anyway.
 """
 
 from __future__ import annotations
@@ -15,11 +21,13 @@ from emulator.context import Ctx
 from emulator.runs.prompt import completed_tool_calls
 from emulator.search import search_chunks
 from emulator.services import tool_resources, vector_stores
+from emulator.store import threads
 from emulator.store.runs import Run, Step
 from emulator.stub_model import RetrievedChunk
 
 DEFAULT_MAX_NUM_RESULTS: Final = 20
 RANKER: Final = "default_2024_08_21"
+THREAD_FILES_MAX_WAIT_SECONDS: Final = 60
 
 
 def _tool(run: Run) -> dict[str, Any] | None:
@@ -36,6 +44,16 @@ def store_ids(ctx: Ctx, run: Run) -> list[str]:
             if store_id not in ids:
                 ids.append(store_id)
     return ids
+
+
+def waits_for_thread_files(ctx: Ctx, run: Run, *, streaming: bool) -> bool:
+    """Whether the run, not started yet, must still wait for its thread's files (observing them once, or until
+    they are done when a stream drives it)."""
+    if _tool(run) is None or run.started_at is not None or ctx.now >= run.created_at + THREAD_FILES_MAX_WAIT_SECONDS:
+        return False
+    resources = threads.tool_resources_of(ctx.session, run.thread_id)
+    store_ids = (resources.get("file_search") or {}).get("vector_store_ids", [])
+    return bool(store_ids) and vector_stores.progress_pending(ctx, store_ids, until_done=streaming)
 
 
 def execute(ctx: Ctx, run: Run, query: str, call_id: str) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Messages: a thread takes no new message while one of its runs is active."""
+"""Messages: a thread takes no new message while one of its runs is active; files attached for file_search join
+the thread's vector store (`vector_store_attachments`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from sqlalchemy.engine import Row
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.schemas.messages import CreateMessage, ModifyMessage
+from emulator.services import vector_store_attachments
 from emulator.store import files, threads
 from emulator.store import messages as store
 from emulator.store.messages import Message
@@ -21,6 +23,7 @@ def add(ctx: Ctx, thread: Thread | Row[Any], body: CreateMessage, *, param_prefi
         (body.image_file_ids(), f"{param_prefix}content"),
     ):
         files.require_existing(ctx.session, ctx.tenant, file_ids, param=param, now=ctx.now)
+    vector_store_attachments.add_from_message(ctx, thread.id, body, f"{param_prefix}attachments")
     row = store.create(
         ctx.session,
         tenant=ctx.tenant,

@@ -43,7 +43,11 @@ def resolve_tool_resources(
                     code="array_above_max_length",
                 )
         vector_stores.require_usable(ctx, store_ids, "tool_resources.file_search.vector_store_ids")
-        store_ids += [vector_stores.create_for_tool_resources(ctx, spec, i).id for i, spec in enumerate(helpers)]
+        expiry = vector_stores.THREAD_STORE_EXPIRES_AFTER if owner == "thread" else None
+        store_ids += [
+            vector_stores.create_for_tool_resources(ctx, spec, i, expires_after=expiry).id
+            for i, spec in enumerate(helpers)
+        ]
         rendered["file_search"] = {"vector_store_ids": store_ids}
     return rendered
 

@@ -99,6 +99,22 @@ def observe(ctx: Ctx, vector_store: VectorStoreRow, *, batch_id: str | None = No
     ctx.session.flush()
 
 
+def progress_pending(ctx: Ctx, vector_store: VectorStoreRow, *, until_done: bool) -> bool:
+    """For a run waiting on its thread's files: observe the store's in-progress files once, or (a run driven by
+    a stream, which watches without pause) as many times as the policy needs to finish them. True while any is
+    still in progress."""
+    pending = False
+    for row in store.in_progress_files(ctx.session, store_id=vector_store.id):
+        row.observations += 1
+        while until_done and not progression_ready(ctx, row.observations):
+            row.observations += 1
+        if progression_ready(ctx, row.observations):
+            ingest(ctx, row)
+        pending = pending or row.status == "in_progress"
+    ctx.session.flush()
+    return pending
+
+
 def _fail(row: VectorStoreFileRow, code: str, message: str) -> None:
     row.status = "failed"
     row.last_error = {"code": code, "message": message}

@@ -9,11 +9,17 @@ listed, modified and deleted, but not searched, given files or attached to an as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
-from emulator.schemas.vector_stores import CreateVectorStore, SearchVectorStore, StoreView, UpdateVectorStore
+from emulator.schemas.vector_stores import (
+    CreateVectorStore,
+    ExpiresAfter,
+    SearchVectorStore,
+    StoreView,
+    UpdateVectorStore,
+)
 from emulator.search import Hit, search_chunks, terms
 from emulator.services import vector_store_ingest as files
 from emulator.store import vector_stores as store
@@ -21,6 +27,10 @@ from emulator.store.pagination import Page, PageRequest
 from emulator.tables import VectorStoreRow
 
 _SECONDS_PER_DAY = 86_400
+
+THREAD_STORE_EXPIRES_AFTER: Final = ExpiresAfter(anchor="last_active_at", days=7)
+"""The expiry of a store made for a thread (its `tool_resources.file_search.vector_stores` helper, or the
+file_search attachments of its messages), as on the hosted API; a store made for an assistant has none."""
 
 
 def _expire_if_due(ctx: Ctx, row: VectorStoreRow) -> None:
@@ -87,13 +97,15 @@ def create(ctx: Ctx, body: CreateVectorStore, *, file_ids_param: str = "file_ids
     return row
 
 
-def create_for_tool_resources(ctx: Ctx, spec: Any, index: int = 0) -> VectorStoreRow:
+def create_for_tool_resources(
+    ctx: Ctx, spec: Any, index: int = 0, *, expires_after: ExpiresAfter | None = None
+) -> VectorStoreRow:
     """The `tool_resources.file_search.vector_stores[index]` helper of assistant and thread creation."""
     body = CreateVectorStore.model_construct(
         name=None,
         description=None,
         file_ids=spec.file_ids,
-        expires_after=None,
+        expires_after=expires_after,
         chunking_strategy=spec.chunking_strategy,
         metadata=spec.metadata,
     )
@@ -133,11 +145,34 @@ def require_usable(ctx: Ctx, store_ids: Sequence[str], param: str) -> None:
         row = found.get(store_id)
         if row is None:
             raise InvalidRequest(f"Invalid '{param}': no vector store found with id '{store_id}'.", param=param)
+        _refuse_expired(ctx, row, param)
+
+
+def find_usable(ctx: Ctx, store_id: str, param: str) -> VectorStoreRow | None:
+    """The tenant's store, None if there is none (deleted), 400 if it has expired."""
+    row = store.find_stores(ctx.session, ctx.tenant, [store_id]).get(store_id)
+    if row is not None:
+        _refuse_expired(ctx, row, param)
+    return row
+
+
+def _refuse_expired(ctx: Ctx, row: VectorStoreRow, param: str) -> None:
+    _expire_if_due(ctx, row)
+    if row.expired_at is not None:
+        raise InvalidRequest(
+            f"Invalid '{param}': vector store '{row.id}' has expired and can no longer be used.", param=param
+        )
+
+
+def progress_pending(ctx: Ctx, store_ids: Sequence[str], *, until_done: bool) -> bool:
+    """Observe the in-progress files of these stores (those that exist and have not expired) once, or until
+    they are done; True while any is still in progress."""
+    pending = False
+    for row in store.find_stores(ctx.session, ctx.tenant, store_ids).values():
         _expire_if_due(ctx, row)
-        if row.expired_at is not None:
-            raise InvalidRequest(
-                f"Invalid '{param}': vector store '{store_id}' has expired and can no longer be used.", param=param
-            )
+        if row.expired_at is None:
+            pending = files.progress_pending(ctx, row, until_done=until_done) or pending
+    return pending
 
 
 def prepare_for_search(ctx: Ctx, store_ids: Sequence[str]) -> list[str]:
