@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import __version__, clock, migrate, tokens
+from emulator import __version__, clock, logs, migrate, tokens
 from emulator.api import (
     assistants,
     control,
@@ -177,4 +177,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(DirectRoutes, fastapi_app=app)
     app.add_middleware(ControlMiddleware)
     app.add_middleware(ResponseHeaders, ids=ids)
+    app.add_middleware(logs.AccessLog)
+    logs.configure(settings.log_level)
     return app
