@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -13,10 +14,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
+from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import __version__, clock, logs, migrate, tokens
+from emulator import __version__, clock, logs, migrate, openapi, tokens
 from emulator.api import (
     assistants,
     control,
@@ -138,6 +141,10 @@ def _load_script(db: Database, settings: Settings) -> None:
     log.info("loaded %d scripted turns from %s", added, settings.script)
 
 
+async def _docs_moved() -> RedirectResponse:
+    return RedirectResponse("/docs", status_code=308)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -162,14 +169,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db.dispose()
 
     ids = IdFactory(settings.seed)
-    app = FastAPI(
+    # Swagger UI's script and styles come from the fastapi-offline package, served under /docs/assets:
+    # the docs work with no network (FastAPI's own page loads them from a CDN).
+    app = FastAPIOffline(
         title="OpenAI Assistants API v2 emulator",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/_emulator/docs",
+        docs_url="/docs",
         redoc_url=None,
+        static_url="/docs/assets",
         openapi_url="/_emulator/openapi.json",
+        generate_unique_id_function=openapi.operation_id,
     )
+    app.openapi = functools.partial(openapi.describe, app)  # type: ignore[method-assign]
+    app.add_api_route("/_emulator/docs", _docs_moved, include_in_schema=False)
     for router in ROUTERS:
         app.include_router(router)
     _install_error_handlers(app)
