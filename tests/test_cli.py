@@ -129,3 +129,13 @@ def test_the_banner_names_the_default_data_dir_as_holding_the_database(tmp_path:
     lines = banner(Settings(data_dir=tmp_path, host="0.0.0.0", port=8123))
     assert f"  data dir:      {tmp_path.resolve()}  (database and uploaded files)" in lines
     assert "  base URL:      http://127.0.0.1:8123/v1  (any API key; each key is its own tenant)" in lines
+
+
+def test_docker_compose_publishes_its_ports_on_the_loopback_only() -> None:
+    """A server that accepts any key must not face the network by default."""
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[1] / "docker-compose.yml").read_text())
+    published = [port for service in compose["services"].values() for port in service.get("ports", [])]
+    assert published, "the emulators publish their ports"
+    assert [port for port in published if not str(port).startswith("127.0.0.1:")] == []
