@@ -14,12 +14,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
-from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import __version__, clock, logs, migrate, openapi, tokens
+from emulator import __version__, clock, docs, logs, migrate, openapi, tokens
 from emulator.api import (
     assistants,
     control,
@@ -141,10 +139,6 @@ def _load_script(db: Database, settings: Settings) -> None:
     log.info("loaded %d scripted turns from %s", added, settings.script)
 
 
-async def _docs_moved() -> RedirectResponse:
-    return RedirectResponse("/docs", status_code=308)
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -169,22 +163,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             db.dispose()
 
     ids = IdFactory(settings.seed)
-    # Swagger UI's script and styles come from the fastapi-offline package, served under /docs/assets:
-    # the docs work with no network (FastAPI's own page loads them from a CDN).
-    app = FastAPIOffline(
+    app = FastAPI(
         title="OpenAI Assistants API v2 emulator",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # emulator.docs serves them without a CDN
         redoc_url=None,
-        static_url="/docs/assets",
         openapi_url="/_emulator/openapi.json",
         generate_unique_id_function=openapi.operation_id,
     )
     app.openapi = functools.partial(openapi.describe, app)  # type: ignore[method-assign]
-    app.add_api_route("/_emulator/docs", _docs_moved, include_in_schema=False)
     for router in ROUTERS:
         app.include_router(router)
+    docs.install(app)
     _install_error_handlers(app)
     if settings.direct_routes:
         app.add_middleware(DirectRoutes, fastapi_app=app)
