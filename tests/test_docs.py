@@ -147,3 +147,19 @@ def test_the_docs_add_no_catch_all_route(tmp_path: Path) -> None:
     ]
     assert all(regex is not None for _position, regex in direct.catch_all), "no mount"
     assert direct.match("GET", "/docs/assets/swagger-ui.css") is not None
+
+
+def test_every_documented_operation_id_is_one_a_fault_rule_accepts(server: RunningServer, api_key: str) -> None:
+    """Fault rules match on operation ids: the ones the docs show are the ones the control plane takes."""
+    documented = sorted(
+        operation["operationId"]
+        for path, item in _described(server)["paths"].items()
+        if path.startswith("/v1/")
+        for operation in item.values()
+    )
+    rules = [{"match": {"operation": name}, "effect": {"type": "latency", "ms": 0}} for name in documented]
+    headers = {"Authorization": f"Bearer {api_key}"}
+    added = httpx.post(f"{server.root_url}/_emulator/faults", json={"rules": rules}, headers=headers)
+    assert added.status_code == 200, added.text
+    assert sorted(rule["match"]["operation"] for rule in added.json()["data"]) == documented
+    httpx.delete(f"{server.root_url}/_emulator/faults", headers=headers).raise_for_status()

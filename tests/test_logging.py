@@ -64,7 +64,8 @@ def test_info_logs_each_request_each_fault_and_each_run_state_change(tmp_path: P
 
 
 def test_warning_logs_no_request_lines(tmp_path: Path) -> None:
-    with run_server(tmp_path, EMULATOR_LOG_LEVEL="warning") as running:
+    """Control for the test above: with the level off, no request or run line (as before they existed)."""
+    with run_server(tmp_path, EMULATOR_LOG_LEVEL="WARNING") as running:  # any case, like --log-level
         response = httpx.post(
             f"{running.base_url}/threads", json={}, headers={"Authorization": f"Bearer {KEY}", **BETA}
         )
