@@ -101,3 +101,16 @@ if SUITE_POSTGRES:
             assert f"{role} may not create it" in lines[0]
             assert "createdb -h" in lines[0] and f"ALTER ROLE {role} CREATEDB" in lines[0]
             assert not _exists(database)
+
+    def test_db_upgrade_creates_a_missing_database_too(tmp_path: Path) -> None:
+        database = f"emulator_upgraded_{uuid.uuid4().hex[:10]}"
+        user = make_url(SUITE_POSTGRES or "").username or "postgres"
+        with _dropped_afterwards(database):
+            env = {key: value for key, value in os.environ.items() if not key.startswith("EMULATOR_")}
+            result = subprocess.run(
+                [sys.executable, "-m", "emulator", "db", "upgrade", "--database-url", _url(user, database)],
+                capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.splitlines()[0].startswith("created the database named in postgresql+psycopg://")
+            assert _exists(database)
