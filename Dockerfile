@@ -2,7 +2,7 @@
 # The OpenAI Assistants API v2 emulator as a container.
 #
 #   docker build -t assistants-emulator .
-#   docker run --rm -p 8000:8000 -v emulator-data:/data assistants-emulator
+#   docker run --rm -p 127.0.0.1:8000:8000 -v emulator-data:/data assistants-emulator
 #
 # State (the SQLite file and uploaded files) lives in /data. For PostgreSQL set
 # EMULATOR_DATABASE_URL=postgresql+psycopg://user:password@host:5432/db; uploaded files still go to /data.

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from emulator import __version__
-from emulator.settings import Settings
+from emulator.settings import LOG_LEVELS, Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
     parser.add_argument("--data-dir", help="where the SQLite file and uploaded files live (default ./emulator-data)")
     parser.add_argument("--seed", type=int, help="seed ids and random choices for reproducible runs")
-    parser.add_argument("--log-level", help="uvicorn log level (default info)")
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        type=str.lower,
+        help="how much the server logs: info (default) logs one line per request and every run state change",
+    )
     parser.add_argument("--script", help="JSON or YAML file of scripted model turns for every tenant")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command")
@@ -46,24 +51,64 @@ def _upgrade(settings: Settings) -> None:
     from emulator import migrate
     from emulator.db import Database
 
+    _ensure_database(settings)
     db = Database.connect(settings.resolved_database_url())
     migrate.upgrade(db.engine)
     db.dispose()
     print(f"database at head: {db.engine.url.render_as_string(hide_password=True)}")
 
 
-def _serve(settings: Settings) -> None:
-    import uvicorn
+def _ensure_database(settings: Settings) -> None:
+    """A PostgreSQL database that does not exist is created (when the user may); otherwise one line and exit 2."""
+    from emulator.pg_setup import StartupError, ensure_database
+
+    try:
+        if ensure_database(settings.resolved_database_url()):
+            print(f"created the database named in {_shown_url(settings)}", flush=True)
+    except StartupError as error:
+        print(f"assistants-emulator: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def _shown_url(settings: Settings) -> str:
+    """The database URL with its password, if any, as ***."""
     from sqlalchemy.engine import make_url
 
-    from emulator.app import create_app
     from emulator.db import normalize_url
 
-    url = make_url(normalize_url(settings.resolved_database_url())).render_as_string(hide_password=True)
-    print(f"assistants-emulator {__version__}", flush=True)
-    print(f"  base URL: http://{settings.host}:{settings.port}/v1", flush=True)
-    print(f"  database: {url}", flush=True)  # the password, if any, shows as ***
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    return make_url(normalize_url(settings.resolved_database_url())).render_as_string(hide_password=True)
+
+
+def banner(settings: Settings) -> list[str]:
+    """What the server prints at start: where to point a client, where its state lives, where the docs are."""
+    host = settings.host if settings.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    root = f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}"
+    data_dir = settings.data_dir.resolve()
+    any_key = settings.api_key_allow_list() is None
+    keys = "any API key; each key is its own tenant" if any_key else "a key listed in EMULATOR_API_KEYS"
+    key = "sk-local" if any_key else "<key>"
+    holds = "database and uploaded files" if settings.database_url is None else "uploaded files"
+    return [
+        f"assistants-emulator {__version__}, serving on {settings.host}:{settings.port} until Ctrl+C",
+        f"  base URL:      {root}/v1  ({keys})",
+        f"  data dir:      {data_dir}  ({holds})",
+        f"  database:      {_shown_url(settings)}",
+        f"  API docs:      {root}/docs",
+        f"  control plane: {root}/_emulator  (faults, scripts, clock, usage)",
+        f'  client:        client = openai.OpenAI(base_url="{root}/v1", api_key="{key}")',
+    ]
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from emulator.app import create_app
+
+    _ensure_database(settings)
+    print("\n".join(banner(settings)), flush=True)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

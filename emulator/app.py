@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import __version__, clock, migrate, tokens
+from emulator import __version__, clock, docs, logs, migrate, openapi, tokens
 from emulator.api import (
     assistants,
     control,
@@ -166,15 +167,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="OpenAI Assistants API v2 emulator",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/_emulator/docs",
+        docs_url=None,  # emulator.docs serves them without a CDN
         redoc_url=None,
         openapi_url="/_emulator/openapi.json",
+        generate_unique_id_function=openapi.operation_id,
     )
+    app.openapi = functools.partial(openapi.describe, app)  # type: ignore[method-assign]
     for router in ROUTERS:
         app.include_router(router)
+    docs.install(app)
     _install_error_handlers(app)
     if settings.direct_routes:
         app.add_middleware(DirectRoutes, fastapi_app=app)
     app.add_middleware(ControlMiddleware)
     app.add_middleware(ResponseHeaders, ids=ids)
+    app.add_middleware(logs.AccessLog)
+    logs.configure(settings.log_level)
     return app

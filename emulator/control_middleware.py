@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import clock, faults, ratelimits
+from emulator import clock, faults, logs, ratelimits
 from emulator.api.responses import OpenAIJSON
 from emulator.context import tenant_of
 from emulator.control_state import TenantControl
@@ -77,6 +77,7 @@ class ControlMiddleware:
                 continue
             if fires:
                 effect = rule["effect"]
+                logs.mark_fault(scope, rule_id, effect["type"])
                 if effect["type"] == "error":
                     raise faults.error_for(effect)
                 if effect["type"] == "latency":

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
 class Settings(BaseSettings):
@@ -32,7 +34,8 @@ class Settings(BaseSettings):
     seed: int | None = None
     """Seeds ids and every random choice, for reproducible runs."""
 
-    log_level: str = "info"
+    log_level: Annotated[str, BeforeValidator(str.lower), Field(pattern=f"^({'|'.join(LOG_LEVELS)})$")] = "info"
+    """How much the server logs (`emulator.logs`): `info` shows a line per request and each run state change."""
     script: Path | None = None
     """A JSON or YAML file of scripted turns (`{"turns": [...]}`) loaded at start for every tenant."""
 

@@ -4,11 +4,10 @@ tiktoken's own `tiktoken.get_encoding("o200k_base")` downloads the BPE file from
 openaipublic.blob.core.windows.net on first use (and caches it under TIKTOKEN_CACHE_DIR or the temp dir).
 The emulator must never touch the network, so this module builds the `tiktoken.Encoding` itself:
 
-* the BPE ranks come from the gzipped `<name>.tiktoken.gz` files shipped inside the installed PyPI
-  package `bpe-openai` (directory `bpe_openai/data/`). The package is only *located* (import machinery,
-  no import of its Rust bindings); the file is decompressed in process, its SHA-256 is checked against
-  the hash tiktoken itself pins for the download, and it is parsed exactly like
-  `tiktoken.load.load_tiktoken_bpe` does (`<base64 token> <rank>` per line);
+* the BPE ranks come from the gzipped `<name>.tiktoken.gz` files shipped as this package's data
+  (`emulator/encodings/`, OpenAI's files under tiktoken's MIT licence: see the LICENSE there); the file is
+  decompressed in process, its SHA-256 is checked against the hash tiktoken itself pins for the download,
+  and it is parsed exactly like `tiktoken.load.load_tiktoken_bpe` does (`<base64 token> <rank>` per line);
 * `pat_str` and the special tokens are copied verbatim from `tiktoken_ext/openai_public.py`
   (tiktoken 0.14.0). They cannot be imported from there without calling a function that downloads;
   `tests/test_tokens.py` checks that the copies (and the hash) still equal tiktoken's definitions.
@@ -24,7 +23,6 @@ import base64
 import functools
 import gzip
 import hashlib
-import importlib.util
 import itertools
 import threading
 from collections.abc import Sequence
@@ -98,22 +96,16 @@ _SPECS: dict[str, _Spec] = {
 ENCODINGS: tuple[str, ...] = tuple(_SPECS)
 """The encoding names `get_encoding` supports."""
 
-_DATA_PACKAGE = "bpe_openai"
+_ENCODINGS_DIR = Path(__file__).parent / "encodings"
 _LOAD_LOCK = threading.Lock()
 
 
 def _bpe_file(name: str) -> Path:
-    """Path of `<name>.tiktoken.gz` inside the installed bpe-openai package, found without importing it."""
-    spec = importlib.util.find_spec(_DATA_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(
-            f"The package 'bpe-openai' (module {_DATA_PACKAGE}) is not installed; it ships the {name} file."
-        )
-    for location in spec.submodule_search_locations:
-        path = Path(location) / "data" / f"{name}.tiktoken.gz"
-        if path.is_file():
-            return path
-    raise RuntimeError(f"The installed bpe-openai package has no data/{name}.tiktoken.gz.")
+    """Path of `<name>.tiktoken.gz` in the package data."""
+    path = _ENCODINGS_DIR / f"{name}.tiktoken.gz"
+    if not path.is_file():
+        raise RuntimeError(f"The emulator's package data has no encodings/{name}.tiktoken.gz (a broken install?).")
+    return path
 
 
 def _load_ranks(name: str, expected_sha256: str) -> dict[bytes, int]:

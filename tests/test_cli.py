@@ -106,11 +106,36 @@ def test_a_server_on_sqlite_keeps_its_database_in_wal_mode(tmp_path: Path) -> No
             assert db.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
 
 
-def test_startup_prints_the_base_url_the_database_and_the_version(server: RunningServer) -> None:
+def test_startup_prints_where_everything_is(server: RunningServer) -> None:
+    """The banner: the version, the base URL, the data dir, the database, the docs, the control plane and one
+    line of client code to paste."""
     from emulator import __version__
 
     log = (server.data_dir / "server.log").read_text()
-    assert f"assistants-emulator {__version__}" in log
-    assert f"base URL: {server.base_url}" in log
+    assert f"assistants-emulator {__version__}, serving on 127.0.0.1:" in log and "until Ctrl+C" in log
+    assert f"  base URL:      {server.base_url}  (any API key; each key is its own tenant)" in log
+    assert f"  data dir:      {server.data_dir.resolve()}  (uploaded files)" in log
     backend = "sqlite:///" if is_sqlite(server) else "postgresql+psycopg://"
-    assert f"database: {backend}" in log, "the banner names the database with its dialect"
+    assert f"  database:      {backend}" in log, "the banner names the database with its dialect"
+    assert f"  API docs:      {server.root_url}/docs" in log
+    assert f"  control plane: {server.root_url}/_emulator  (faults, scripts, clock, usage)" in log
+    assert f'  client:        client = openai.OpenAI(base_url="{server.base_url}", api_key="sk-local")' in log
+
+
+def test_the_banner_names_the_default_data_dir_as_holding_the_database(tmp_path: Path) -> None:
+    from emulator.__main__ import banner
+    from emulator.settings import Settings
+
+    lines = banner(Settings(data_dir=tmp_path, host="0.0.0.0", port=8123))
+    assert f"  data dir:      {tmp_path.resolve()}  (database and uploaded files)" in lines
+    assert "  base URL:      http://127.0.0.1:8123/v1  (any API key; each key is its own tenant)" in lines
+
+
+def test_docker_compose_publishes_its_ports_on_the_loopback_only() -> None:
+    """A server that accepts any key must not face the network by default."""
+    import yaml
+
+    compose = yaml.safe_load((Path(__file__).resolve().parents[1] / "docker-compose.yml").read_text())
+    published = [port for service in compose["services"].values() for port in service.get("ports", [])]
+    assert published, "the emulators publish their ports"
+    assert [port for port in published if not str(port).startswith("127.0.0.1:")] == []

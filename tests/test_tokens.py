@@ -5,6 +5,7 @@ These tests need no server: they use none of the conftest fixtures.
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import json
 import os
@@ -62,18 +63,6 @@ def test_unicode_round_trip_and_special_token_text(encoding: str) -> None:
     assert tokens.count("<|endoftext|>", encoding) > 1
     with pytest.raises(ValueError):  # what tiktoken would do without disallowed_special=()
         tokens.get_encoding(encoding).encode("<|endoftext|>")
-
-
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # bpe_openai uses importlib.resources.open_binary
-def test_agrees_with_an_independent_tokenizer() -> None:
-    """bpe-openai's own Rust BPE implementation (same ranks, different algorithm) gives the same ids."""
-    import bpe_openai
-
-    samples = [UNICODE_SAMPLE, "I'm can't WE'LL 12345678 x=1+2;\r\n\n  trailing   ", *KNOWN_IDS["o200k_base"]]
-    for encoding in BOTH:
-        rust = bpe_openai.get_encoding(encoding)
-        for text in samples:
-            assert rust.encode(text, disallowed_special=()) == tokens.encode(text, encoding), (encoding, text)
 
 
 def test_definitions_match_tiktoken_ext(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,6 +140,17 @@ NO_NETWORK = textwrap.dedent(
     socket.socket.connect_ex = _refuse
     socket.create_connection = _refuse
     socket.getaddrinfo = _refuse
+
+    import sys
+
+    class _HideBpeOpenai:  # the encodings must load from our own package data: bpe-openai is no dependency
+
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] == "bpe_openai":
+                raise ModuleNotFoundError(f"No module named {name!r} (hidden by tests/test_tokens.py)")
+            return None
+
+    sys.meta_path.insert(0, _HideBpeOpenai())
     """
 )
 
@@ -178,7 +178,8 @@ def _run_offline(body: str, cache_dir: Path) -> subprocess.CompletedProcess[str]
 
 
 def test_encodings_load_without_network_and_without_tiktoken_cache(tmp_path: Path) -> None:
-    """Our approach bypasses tiktoken's cache entirely: the cache dir must stay empty."""
+    """Our approach bypasses tiktoken's cache entirely: the cache dir must stay empty; and the ranks come from
+    our own package data, with bpe-openai unimportable."""
     cache_dir = tmp_path / "tiktoken-cache"
     cache_dir.mkdir()
     result = _run_offline(
@@ -197,8 +198,16 @@ def test_encodings_load_without_network_and_without_tiktoken_cache(tmp_path: Pat
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["counts"] == {"o200k_base": 2, "cl100k_base": 2}
     assert report["ids"] == {name: KNOWN_IDS[name]["tiktoken is great!"] for name in BOTH}
-    assert report["bpe_openai_imported"] is False  # the data files are read; the Rust extension is not loaded
+    assert report["bpe_openai_imported"] is False
     assert list(cache_dir.iterdir()) == []
+
+
+def test_the_package_does_not_depend_on_bpe_openai() -> None:
+    """bpe-openai's 71 MB compiled extension was installed only for its encoding files."""
+    requirements = importlib.metadata.requires("assistants-emulator") or []
+    assert not [r for r in requirements if r.lower().replace("_", "-").startswith("bpe-openai")]
+    shipped = sorted(path.name for path in (REPO_ROOT / "emulator" / "encodings").glob("*.tiktoken.gz"))
+    assert shipped == ["cl100k_base.tiktoken.gz", "o200k_base.tiktoken.gz"]
 
 
 def test_the_sandbox_really_blocks_tiktokens_download(tmp_path: Path) -> None:

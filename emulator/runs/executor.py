@@ -18,12 +18,14 @@ dies leaves the lease to expire and the next poll finishes the run.
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
-from emulator import model_catalog, ratelimits, tokens
+from emulator import logs, model_catalog, ratelimits, tokens
 from emulator.context import Ctx
 from emulator.errors import RateLimited
 from emulator.runs import annotations, code_interpreter, events, file_search, latency
@@ -157,7 +159,10 @@ def accept_tool_outputs(ctx: Ctx, run: Run, outputs: dict[str, str]) -> list[Eve
 
 
 def _move(ctx: Ctx, run: Run, target: RunStatus) -> None:
+    before = run.status
     run.status = transition(run.status, target)
+    if logs.runs.isEnabledFor(logging.INFO):  # once committed: a unit of work that is retried logs once
+        ctx.after_commit(functools.partial(logs.run_moved, run.id, run.thread_id, before, target.value))
     if target is RunStatus.COMPLETED:
         run.completed_at = ctx.now
     elif target is RunStatus.CANCELLED:

@@ -55,7 +55,8 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
         resting = executor.is_resting(run) or (not produced and wait == 0)
         if resting:
             executor.drop_lease(run)
-        return _Phase(produced, resting, wait, pause)
+    ctx.committed()
+    return _Phase(produced, resting, wait, pause)
 
 
 def _release(runtime: Runtime, run_id: str) -> None:
@@ -74,7 +75,9 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
         run = store.get_by_id(session, run_id)
         if run is None or executor.is_resting(run):
             return []
-        return executor.fail(ctx, run, "server_error", _SERVER_ERROR)
+        failed = executor.fail(ctx, run, "server_error", _SERVER_ERROR)
+    ctx.committed()
+    return failed
 
 
 async def drive(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from typing import Any
 
 from sqlalchemy.engine import Row
 
-from emulator import limits
+from emulator import limits, logs
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.runs import events, executor
@@ -108,6 +110,8 @@ def _new_run(ctx: Ctx, thread: Thread, assistant: Row[Any], body: RunOptions, in
     release_expired_holder(ctx, thread)
     if not store.claim_thread(ctx.session, thread.id, run.id):
         raise InvalidRequest(f"Thread {thread.id} already has an active run {thread.active_run_id}.")
+    if logs.runs.isEnabledFor(logging.INFO):
+        ctx.after_commit(functools.partial(logs.run_created, run.id, thread.id))
     return run
 
 
