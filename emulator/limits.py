@@ -49,6 +49,10 @@ RUN_MIN_TOKEN_BOUND: Final = 256
 # Retention
 THREAD_RETENTION_DAYS: Final = 60
 
+# The control plane
+CLOCK_MAX_ADVANCE_SECONDS: Final = 100 * 365 * 86_400
+"""One advance of a tenant's clock moves it at most 100 years."""
+
 # Rate-limit presets per usage tier: management requests per minute, and per model call requests and tokens
 # per minute (the published gpt-4o figures, applied to every model unless configured per model).
 RATE_LIMIT_TIERS: Final = {
