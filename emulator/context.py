@@ -75,8 +75,8 @@ class Ctx:
         return self._offset
 
     def clock_read(self, offset: int | None) -> None:
-        """The tenant's clock offset was read along with another query: it gives `now` and `precise_now` without a query
-        of their own (unless the request has its instant already)."""
+        """The tenant's clock offset was read along with another query: it gives `now` and `precise_now` without a
+        query of their own (unless the request has its instant already)."""
         if self._offset is None:
             self._offset = offset or 0
         if self._now is None:

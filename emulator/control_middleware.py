@@ -1,5 +1,5 @@
-"""Applies each tenant's fault rules and management rate limit to `/v1` requests (pure ASGI middleware), once the
-request's key is accepted (`emulator.auth`)."""
+"""Applies each tenant's fault rules and management rate limit to `/v1` requests (pure ASGI middleware), once
+the request's key is accepted (`emulator.auth`)."""
 
 from __future__ import annotations
 
