@@ -32,9 +32,7 @@ def sweep_every_tenant(session: Session, *, idle_seconds: int, server_now: int) 
 
 
 def _sweep(session: Session, *conditions: ColumnElement[bool]) -> int:
-    removed = 0
-    while True:
-        ids = list(session.scalars(select(ThreadRow.id).where(*conditions).limit(_SWEEP_BATCH)))
-        removed += threads.delete_ids(session, ids)
-        if len(ids) < _SWEEP_BATCH:
-            return removed
+    """Find the threads in one scan (threads that are still alive may come first in the index, by their tenant's
+    clock), then delete them in batches."""
+    ids = list(session.scalars(select(ThreadRow.id).where(*conditions)))
+    return sum(threads.delete_ids(session, ids[at : at + _SWEEP_BATCH]) for at in range(0, len(ids), _SWEEP_BATCH))
