@@ -135,7 +135,7 @@ async def _sweep_forever(runtime: Runtime) -> None:
 def _load_script(db: Database, settings: Settings) -> None:
     assert settings.script is not None
     with db.transaction() as session:
-        added = scripts.load_file(session, settings.script, clock.now(session))
+        added = scripts.load_file(session, settings.script, clock.server_now(session))
     log.info("loaded %d scripted turns from %s", added, settings.script)
 
 

@@ -1,28 +1,19 @@
-"""The emulator's one clock: wall time plus an offset kept in the database.
+"""The emulator's clocks: wall time plus an offset kept in the database, one clock per tenant.
 
-Keeping the offset in the database (not in a process) means `POST /_emulator/clock/advance` moves time for
-every tenant and every replica at once. Nothing else in the code base reads the wall clock for API time.
+A tenant's time is the wall clock plus two offsets (`store.clocks`): every tenant's, moved only with the
+operator key (`EMULATOR_ADMIN_KEY`), and its own, moved by its `POST /_emulator/clock/advance`. Kept in the
+database, so every replica agrees; per tenant, so parallel test suites on one server (one key each) move their
+own time without expiring each other's runs and threads. Nothing else in the code base reads the wall clock
+for API time.
 """
 
 from __future__ import annotations
 
 import time
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from emulator.store import plain
-from emulator.tables import ClockRow
-
-CLOCK_ROW_ID = 1
-
-_OFFSET = plain.prepared(select(ClockRow.__table__.c.offset_seconds).where(ClockRow.__table__.c.id == CLOCK_ROW_ID))
-OFFSET_COLUMN = _OFFSET.scalar_subquery().label("clock_offset")
-"""The offset as a column, so a request's first query can read the clock along with its own rows."""
-
-
-def offset_seconds(session: Session) -> int:
-    return plain.scalar(session, _OFFSET, {}) or 0
+from emulator.store import clocks
 
 
 def at(offset: int | None) -> int:
@@ -30,20 +21,16 @@ def at(offset: int | None) -> int:
     return int(time.time()) + (offset or 0)
 
 
-def now(session: Session) -> int:
-    """Emulator time in Unix seconds."""
-    return at(offset_seconds(session))
+def now(session: Session, tenant: str) -> int:
+    """The tenant's emulator time in Unix seconds."""
+    return at(clocks.offset_seconds(session, tenant))
+
+
+def server_now(session: Session) -> int:
+    """Emulator time before any tenant's own advance: what a tenant that never advanced sees."""
+    return at(clocks.every_tenant_offset(session))
 
 
 def precise_at(offset: int | None) -> float:
     """Emulator time with sub-second precision, for latencies, given the offset read from the database."""
     return time.time() + (offset or 0)
-
-
-
-def advance(session: Session, seconds: int) -> int:
-    """Move the clock forward atomically (safe against concurrent advances from several replicas)."""
-    session.execute(
-        update(ClockRow).where(ClockRow.id == CLOCK_ROW_ID).values(offset_seconds=ClockRow.offset_seconds + seconds)
-    )
-    return now(session)

@@ -14,6 +14,7 @@ from emulator import clock
 from emulator.db import Database
 from emulator.ids import IdFactory
 from emulator.settings import Settings
+from emulator.store import clocks
 from emulator.stub_model import Model, StubModel
 
 _SECONDS_PER_DAY = 86_400
@@ -68,14 +69,14 @@ class Ctx:
         return self._now
 
     def _clock_offset(self) -> int:
-        """The clock's offset, read once per transaction (an advance commits in its own)."""
+        """The tenant's clock offset, read once per transaction (an advance commits in its own)."""
         if self._offset is None:
-            self._offset = clock.offset_seconds(self.session)
+            self._offset = clocks.offset_seconds(self.session, self.tenant)
         return self._offset
 
     def clock_read(self, offset: int | None) -> None:
-        """The clock offset was read along with another query: it gives `now` and `precise_now` without a query
-        of their own (unless the request has its instant already)."""
+        """The tenant's clock offset was read along with another query: it gives `now` and `precise_now` without a
+        query of their own (unless the request has its instant already)."""
         if self._offset is None:
             self._offset = offset or 0
         if self._now is None:

@@ -1,17 +1,17 @@
-"""Applies each tenant's fault rules and management rate limits to `/v1` requests (pure ASGI middleware)."""
+"""Applies each tenant's fault rules and management rate limits to `/v1` requests (pure ASGI middleware), once
+the request's key is accepted (`emulator.auth`)."""
 
 from __future__ import annotations
 
 import anyio
 from fastapi.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import clock, faults, logs, ratelimits
+from emulator import auth, clock, faults, logs, ratelimits
 from emulator.api.responses import OpenAIJSON
-from emulator.context import tenant_of
 from emulator.control_state import TenantControl
-from emulator.errors import APIError
+from emulator.errors import APIError, Unauthorized
 from emulator.operations import operation_of
 from emulator.services.runtime import Runtime
 from emulator.store import control as store
@@ -34,7 +34,7 @@ def _charge(runtime: Runtime, tenant: str, control: TenantControl, method: str, 
     if not control.rate_limits:
         return {}
     with runtime.db.transaction() as session:
-        now = clock.now(session)
+        now = clock.now(session, tenant)
         out = ratelimits.token_headers(session, tenant, control.rate_limits, now)
         return out | ratelimits.charge_management(session, tenant, control.rate_limits, method, path, now)
 
@@ -48,12 +48,12 @@ class ControlMiddleware:
         if scope["type"] != "http" or not path.startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        scheme, _, key = Headers(scope=scope).get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        runtime: Runtime = scope["app"].state.runtime
+        try:
+            tenant = auth.tenant(scope, runtime.settings)
+        except Unauthorized:  # the route answers the 401: a refused key counts no fault hit and no rate charge
             await self.app(scope, receive, send)
             return
-        runtime: Runtime = scope["app"].state.runtime
-        tenant = tenant_of(key.strip())
         control = runtime.control.peek(tenant) or await run_in_threadpool(runtime.control.load, runtime.db, tenant)
         if control.empty:
             await self.app(scope, receive, send)

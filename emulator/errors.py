@@ -43,6 +43,11 @@ class Unauthorized(APIError):
     type = "invalid_request_error"
 
 
+class PermissionDenied(APIError):
+    status = 403
+    type = "invalid_request_error"
+
+
 class NotFound(APIError):
     status = 404
     type = "invalid_request_error"

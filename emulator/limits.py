@@ -49,6 +49,10 @@ RUN_MIN_TOKEN_BOUND: Final = 256
 # Retention
 THREAD_RETENTION_DAYS: Final = 60
 
+# The control plane
+CLOCK_MAX_ADVANCE_SECONDS: Final = 100 * 365 * 86_400
+"""One advance of a tenant's clock moves it at most 100 years."""
+
 # Rate limits (SPEC.md "Rate limits and cost"). The management endpoints (assistants, threads, messages, runs,
 # steps, vector stores and their files and batches; not files, not models) were limited by method, independent
 # of tier; creating a run also counted against its own limit.

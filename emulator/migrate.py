@@ -9,7 +9,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, insert, select
 
 import migrations
-from emulator.clock import CLOCK_ROW_ID
+from emulator.store.clocks import CLOCK_ROW_ID
 from emulator.tables import ClockRow
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -22,6 +22,9 @@ class Settings(BaseSettings):
 
     api_keys: str | None = None
     """Comma-separated allow-list of API keys; when unset, any bearer key is accepted as its own tenant."""
+    admin_key: SecretStr | None = None
+    """The operator key: accepted whatever the allow-list, and the only key that may move every tenant's clock
+    at once (`POST /_emulator/clock/advance` with `"all_tenants": true`). Unset: no key may."""
 
     accept_any_model: bool = False
     """Accept model ids missing from the model table (they get gpt-4o's window and encoding)."""

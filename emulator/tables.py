@@ -38,10 +38,21 @@ class ObjectRow(Base):
 
 
 class ClockRow(Base):
+    """The offset of every tenant's clock (one row): moved only by the operator key (`EMULATOR_ADMIN_KEY`)."""
+
     __tablename__ = "emulator_clock"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     offset_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class TenantClockRow(Base):
+    """A tenant's own clock offset, added to every tenant's (`ClockRow`); no row means none."""
+
+    __tablename__ = "tenant_clocks"
+
+    tenant: Mapped[str] = mapped_column(String(64), primary_key=True)
+    offset_seconds: Mapped[int] = mapped_column(BigInteger)
 
 
 class AssistantRow(ObjectRow):

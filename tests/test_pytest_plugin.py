@@ -45,3 +45,33 @@ def test_a_failing_expectation_fails(tmp_path: Path) -> None:
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "'scripted' == 'other'" in result.stdout or "assert 'scripted' == 'other'" in result.stdout
+
+
+def test_one_tests_clock_advance_leaves_another_tests_objects_alone(tmp_path: Path) -> None:
+    """Each test is its own tenant with its own clock: a test that advances 61 days (as a retention test does)
+    expires nothing of a test running beside it on the same server."""
+    suite = tmp_path / "test_neighbours.py"
+    suite.write_text(
+        "from openai import OpenAI\n"
+        "\n"
+        "left_behind = {}\n"
+        "\n"
+        "def test_a_thread_is_made(emulator):\n"
+        "    left_behind.update(key=emulator.api_key, url=emulator.base_url, start=emulator.now(),\n"
+        "                       thread=emulator.client.beta.threads.create().id)\n"
+        "\n"
+        "def test_another_test_advances_61_days(emulator):\n"
+        "    before = emulator.now()\n"
+        "    assert emulator.advance(61 * 86_400) >= before + 61 * 86_400\n"
+        "\n"
+        "def test_the_first_tests_thread_and_time_are_untouched(emulator):\n"
+        "    first = OpenAI(base_url=left_behind['url'], api_key=left_behind['key'], max_retries=0)\n"
+        "    assert first.beta.threads.retrieve(left_behind['thread']).id == left_behind['thread']\n"
+        "    assert emulator.now() - left_behind['start'] < 60\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 passed" in result.stdout

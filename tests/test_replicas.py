@@ -44,11 +44,12 @@ def _thread_and_assistant(http: httpx.Client) -> tuple[str, str]:
     return thread, assistant
 
 
-def test_clock_advanced_on_one_replica_moves_the_other(replicas: list[RunningServer]) -> None:
+def test_clock_advanced_on_one_replica_moves_the_other(replicas: list[RunningServer], key: str) -> None:
     first, second = replicas
-    before = httpx.get(f"{second.root_url}/_emulator/clock").json()["now"]
-    httpx.post(f"{first.root_url}/_emulator/clock/advance", json={"seconds": 3600})
-    after = httpx.get(f"{second.root_url}/_emulator/clock").json()["now"]
+    auth = {"Authorization": f"Bearer {key}"}
+    before = httpx.get(f"{second.root_url}/_emulator/clock", headers=auth).json()["now"]
+    httpx.post(f"{first.root_url}/_emulator/clock/advance", json={"seconds": 3600}, headers=auth).raise_for_status()
+    after = httpx.get(f"{second.root_url}/_emulator/clock", headers=auth).json()["now"]
     assert 3600 <= after - before < 3600 + 30
 
 

@@ -1,8 +1,8 @@
-"""The control plane: one clock for the server, thread retention proved by advancing it (60 days after the
-last activity, 404 everywhere and gone from storage), files that persist, reset of one tenant, health.
+"""The control plane: a clock per tenant, thread retention proved by advancing it (60 days after the last
+activity, 404 everywhere and gone from storage), files that persist, reset of one tenant, health.
 
-The clock is global to the server and only moves forward, so every test here reads it instead of assuming
-wall time, and creates its own objects after any advance of another test.
+A tenant's clock only moves forward (its own advances, and the operator's for every tenant), so every test here
+reads it instead of assuming wall time. Isolation of the tenants' clocks: `test_control_tenancy.py`.
 """
 
 from __future__ import annotations
@@ -64,13 +64,13 @@ def test_clock_reads_and_advances(control: httpx.Client, client: OpenAI) -> None
     moved = advance(control, 3 * DAY)
     assert start + 3 * DAY <= moved <= start + 3 * DAY + SLACK
     assert moved <= now(control) <= moved + SLACK, "the advance persists"
-    assert advance(control, 0) >= moved
 
     thread = client.beta.threads.create()
     assert moved <= thread.created_at <= now(control), "new objects are stamped with the emulator clock"
 
     for bad, message in (
-        ({"seconds": -1}, "Invalid 'seconds': integer below minimum value. Expected a value >= 0, but got -1 instead."),
+        ({"seconds": -1}, "Invalid 'seconds': integer below minimum value. Expected a value >= 1, but got -1 instead."),
+        ({"seconds": 0}, "Invalid 'seconds': integer below minimum value. Expected a value >= 1, but got 0 instead."),
         ({"seconds": "soon"}, "Invalid type for 'seconds': expected an integer, but got a string instead."),
         ({}, "Missing required parameter: 'seconds'."),
     ):
@@ -80,9 +80,11 @@ def test_clock_reads_and_advances(control: httpx.Client, client: OpenAI) -> None
     assert now(control) - moved < SLACK, "refused advances move nothing"
 
 
-def test_clock_needs_no_key_and_no_beta_header(server: RunningServer) -> None:
-    response = httpx.get(f"{server.root_url}/_emulator/clock")
+def test_clock_needs_a_key_and_no_beta_header(server: RunningServer, api_key: str) -> None:
+    response = httpx.get(f"{server.root_url}/_emulator/clock", headers={"Authorization": f"Bearer {api_key}"})
     assert response.status_code == 200 and isinstance(response.json()["now"], int)
+    anonymous = httpx.get(f"{server.root_url}/_emulator/clock")
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["type"] == "invalid_request_error"
 
 
 def test_an_idle_thread_disappears_after_60_days(
@@ -215,9 +217,11 @@ def test_health_is_read_only(server: RunningServer, control: httpx.Client, clien
 def test_one_clock_and_one_state_for_every_replica(
     server: RunningServer, control: httpx.Client, client: OpenAI, api_key: str, tmp_path: Path
 ) -> None:
-    """A second server process over the same database sees the same clock and the same objects."""
+    """A second server process over the same database sees the same clock (the tenant's) and the same objects."""
     with run_server(tmp_path, server.database_url) as replica:
-        replica_control = httpx.Client(base_url=f"{replica.root_url}/_emulator", timeout=30)
+        replica_control = httpx.Client(
+            base_url=f"{replica.root_url}/_emulator", headers={"Authorization": f"Bearer {api_key}"}, timeout=30
+        )
         replica_client = OpenAI(base_url=replica.base_url, api_key=api_key, max_retries=0)
         with replica_control:
             moved = advance(replica_control, 7 * DAY)

@@ -1,7 +1,8 @@
 """`/_emulator/*`: the control plane for test suites. Not under `/v1`; no beta header.
 
-Everything but the clock and health belongs to the calling tenant (its API key): parallel test suites never
-see each other's scripts, faults or limits.
+Every route but health needs a key that `/v1` accepts and acts on that key's tenant only, the clock included:
+parallel test suites never see each other's scripts, faults, limits or time. The operator key alone may move
+every tenant's clock at once.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from starlette.background import BackgroundTask
 
-from emulator import __version__, clock
-from emulator.api.deps import ReadCtx, WorkerThreadRoute, WriteCtx, runtime
+from emulator import __version__, clock, limits
+from emulator.api.deps import Operator, ReadCtx, WorkerThreadRoute, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
 from emulator.schemas.common import StrictModel
@@ -35,29 +36,28 @@ ControlWriteCtx = Annotated[Ctx, Depends(control_write_ctx)]
 
 
 class AdvanceClock(StrictModel):
-    seconds: Annotated[int, Field(ge=0)]
+    seconds: Annotated[int, Field(ge=1, le=limits.CLOCK_MAX_ADVANCE_SECONDS)]
+    all_tenants: bool = False
+    """Move every tenant's clock (the operator key only)."""
 
 
 @router.get("/health")
 def health(request: Request) -> OpenAIJSON:
+    """Needs no key; `now` is the time of a tenant that never advanced its clock."""
     rt = runtime(request)
     with rt.db.transaction(write=False) as session:
-        now = clock.now(session)
+        now = clock.server_now(session)
     return ok({"status": "ok", "version": __version__, "database": rt.db.engine.dialect.name, "now": now})
 
 
 @router.get("/clock")
-def get_clock(request: Request) -> OpenAIJSON:
-    with runtime(request).db.transaction(write=False) as session:
-        return ok({"now": clock.now(session)})
+def get_clock(ctx: ReadCtx) -> OpenAIJSON:
+    return ok({"now": ctx.now})
 
 
 @router.post("/clock/advance")
-def advance_clock(body: AdvanceClock, request: Request) -> OpenAIJSON:
-    rt = runtime(request)
-    with rt.db.transaction() as session:
-        now = control.advance_clock(session, body.seconds, rt.settings.thread_retention_days)
-    return ok({"now": now})
+def advance_clock(body: AdvanceClock, ctx: WriteCtx, operator: Operator) -> OpenAIJSON:
+    return ok({"now": control.advance_clock(ctx, body.seconds, all_tenants=body.all_tenants, operator=operator)})
 
 
 @router.post("/reset")
@@ -119,6 +119,17 @@ def clear_rate_limits(ctx: ControlWriteCtx) -> OpenAIJSON:
 def set_latency(body: Latency, ctx: ControlWriteCtx) -> OpenAIJSON:
     saved = control.set_latency(ctx, body)
     return ok({"latency": saved})
+
+
+@router.get("/latency")
+def get_latency(ctx: ReadCtx) -> OpenAIJSON:
+    return ok({"latency": control.latency(ctx)})
+
+
+@router.delete("/latency")
+def clear_latency(ctx: ControlWriteCtx) -> OpenAIJSON:
+    control.set_latency(ctx, None)
+    return ok({"latency": None})
 
 
 @router.get("/usage")

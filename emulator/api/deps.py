@@ -13,19 +13,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 
-from emulator import limits
-from emulator.context import NO_SESSION, Ctx, tenant_of
+from emulator import auth, limits
+from emulator.context import NO_SESSION, Ctx
 from emulator.db import LeaveEventLoop
-from emulator.errors import InvalidRequest, Unauthorized
+from emulator.errors import InvalidRequest
 from emulator.services.runtime import Runtime
 from emulator.store.pagination import PageRequest
 
-_NO_KEY = (
-    "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer "
-    "auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're "
-    "accessing the API from your browser and are prompted for a username. You can obtain an API key from "
-    "https://platform.openai.com/account/api-keys."
-)
 _BETA_MISSING = (
     "You must provide the 'OpenAI-Beta' header to access the Assistants API. Please try again by setting the "
     "header 'OpenAI-Beta: assistants=v2'."
@@ -40,36 +34,20 @@ def runtime(request: Request) -> Runtime:
 
 
 def _tenant(request: Request) -> str:
-    """The caller's tenant, from its bearer key: 401 without one, or with one outside the allow-list. Found once
-    per request (several dependencies ask)."""
-    found = request.scope.get(_TENANT_KEY)
-    if found is None:
-        found = request.scope[_TENANT_KEY] = _tenant_of_request(request)
-    return found
-
-
-_TENANT_KEY = "emulator.tenant"
-
-
-def _tenant_of_request(request: Request) -> str:
-    header = request.headers.get("authorization", "")
-    scheme, _, key = header.partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
-        raise Unauthorized(_NO_KEY)
-    allowed = runtime(request).settings.api_key_allow_list()
-    if allowed is not None and key not in allowed:
-        shown = f"{key[:3]}*{key[-4:]}" if len(key) > 8 else key
-        raise Unauthorized(
-            f"Incorrect API key provided: {shown}. You can find your API key at "
-            "https://platform.openai.com/account/api-keys.",
-            code="invalid_api_key",
-        )
-    return tenant_of(key)
+    """The caller's tenant, from its bearer key: 401 without one, or with one outside the allow-list."""
+    return auth.tenant(request.scope, runtime(request).settings)
 
 
 async def tenant(request: Request) -> str:
     return _tenant(request)
+
+
+async def operator(request: Request) -> bool:
+    """The caller holds the operator key (`EMULATOR_ADMIN_KEY`)."""
+    return auth.is_operator(request.scope, runtime(request).settings)
+
+
+Operator = Annotated[bool, Depends(operator)]
 
 
 async def require_assistants_beta(request: Request) -> None:

@@ -1,4 +1,4 @@
-"""The control plane's domain: the clock, retention sweeps, and resetting a tenant."""
+"""The control plane's domain: the tenants' clocks, retention sweeps, and resetting a tenant."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from emulator import clock
 from emulator.context import Ctx
+from emulator.errors import PermissionDenied
 from emulator.schemas.control import AddFaults, Latency, RateLimits
+from emulator.store import clocks, plain, retention
 from emulator.store import control as control_store
-from emulator.store import plain, retention
 from emulator.store import vector_stores as vector_store_store
 from emulator.tables import (
     AssistantRow,
@@ -28,15 +29,32 @@ from emulator.tables import (
 _SECONDS_PER_DAY = 86_400
 
 
+_EVERY_TENANT_NEEDS_OPERATOR = (
+    "Moving every tenant's clock needs the operator key (EMULATOR_ADMIN_KEY); without 'all_tenants', an advance "
+    "moves the calling key's clock only."
+)
+
+
 def sweep(session: Session, retention_days: int) -> int:
-    return retention.sweep_threads(session, alive_since=clock.now(session) - retention_days * _SECONDS_PER_DAY)
+    """Delete every tenant's threads past retention, each by its tenant's clock (the background sweep)."""
+    return retention.sweep_every_tenant(
+        session, idle_seconds=retention_days * _SECONDS_PER_DAY, server_now=clock.server_now(session)
+    )
 
 
-def advance_clock(session: Session, seconds: int, retention_days: int) -> int:
-    """Move time forward for everyone, then delete what the new time has made too old."""
-    now = clock.advance(session, seconds)
-    sweep(session, retention_days)
-    return now
+def advance_clock(ctx: Ctx, seconds: int, *, all_tenants: bool, operator: bool) -> int:
+    """Move the calling tenant's time forward (every tenant's, with `all_tenants` and the operator key), then
+    delete what the new time has made too old; returns the caller's new time."""
+    session, retention_seconds = ctx.session, ctx.settings.thread_retention_days * _SECONDS_PER_DAY
+    if all_tenants:
+        if not operator:
+            raise PermissionDenied(_EVERY_TENANT_NEEDS_OPERATOR, param="all_tenants")
+        clocks.advance_every_tenant(session, seconds)
+        retention.sweep_every_tenant(session, idle_seconds=retention_seconds, server_now=clock.server_now(session))
+    else:
+        clocks.advance_tenant(session, ctx.tenant, seconds)
+        retention.sweep_tenant(session, ctx.tenant, alive_since=clock.now(session, ctx.tenant) - retention_seconds)
+    return clock.now(session, ctx.tenant)
 
 
 def reset_tenant(ctx: Ctx) -> list[Path]:
@@ -106,7 +124,13 @@ def set_rate_limits(ctx: Ctx, body: RateLimits | None) -> dict[str, object] | No
     return config
 
 
-def set_latency(ctx: Ctx, body: Latency) -> dict[str, object]:
-    config = body.model_dump(exclude_none=True)
+def latency(ctx: Ctx) -> dict[str, object] | None:
+    """The tenant's latency profile; None when it has none (the server's defaults apply)."""
+    settings = control_store.tenant_settings(ctx.session, ctx.tenant)
+    return settings.latency if settings is not None else None
+
+
+def set_latency(ctx: Ctx, body: Latency | None) -> dict[str, object] | None:
+    config = body.model_dump(exclude_none=True) if body is not None else None
     control_store.save_tenant_settings(ctx.session, ctx.tenant, latency=config)
     return config

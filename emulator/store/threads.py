@@ -12,9 +12,8 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from emulator import clock
 from emulator.errors import NotFound
-from emulator.store import plain
+from emulator.store import clocks, plain
 from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
 
 T = TypeVar("T")
@@ -49,7 +48,7 @@ def create(
 
 
 _BY_ID = plain.prepared(
-    select(*plain.columns(ThreadRow), clock.OFFSET_COLUMN).where(
+    select(*plain.columns(ThreadRow), clocks.OFFSET_COLUMN).where(
         ThreadRow.tenant == bindparam("tenant"), ThreadRow.id == bindparam("thread_id")
     )
 )
@@ -59,8 +58,8 @@ _BY_ID_LOCKED = plain.prepared(_BY_ID.with_for_update())
 def get_with_clock(
     session: Session, tenant: str, thread_id: str, *, lock: bool = False
 ) -> tuple[Thread | None, int | None]:
-    """The thread of this tenant (None if there is none, whatever its activity), and the clock offset read in
-    the same statement: the retention check needs the time, and this is the first query of most requests.
+    """The thread of this tenant (None if there is none, whatever its activity), and the tenant's clock offset
+    read in the same statement: the retention check needs the time, and this is the first query of most requests.
 
     `lock` takes the row lock (PostgreSQL) that serializes everything that checks the thread's active run;
     SQLite needs none, its write transactions are already serialized by `BEGIN IMMEDIATE`.
@@ -71,7 +70,7 @@ def get_with_clock(
 
 _REF_COLUMNS = (ThreadRow.__table__.c.id, ThreadRow.__table__.c.last_active_at, ThreadRow.__table__.c.active_run_id)
 _REF_BY_ID = plain.prepared(
-    select(*_REF_COLUMNS, clock.OFFSET_COLUMN).where(
+    select(*_REF_COLUMNS, clocks.OFFSET_COLUMN).where(
         ThreadRow.__table__.c.tenant == bindparam("tenant"), ThreadRow.__table__.c.id == bindparam("thread_id")
     )
 )
