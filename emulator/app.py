@@ -181,6 +181,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(DirectRoutes, fastapi_app=app)
     app.add_middleware(ControlMiddleware)
     app.add_middleware(ResponseHeaders, ids=ids)
-    app.add_middleware(logs.AccessLog)
     logs.configure(settings.log_level)
+    logs.install_access_log(app)
     return app

@@ -23,15 +23,15 @@ _NO_KEY = (
     "https://platform.openai.com/account/api-keys."
 )
 
-_TENANT = "emulator.tenant"
+TENANT_SCOPE_KEY = "emulator.tenant"
 """Scope key: the request's tenant, once found."""
 
 
 def tenant(scope: Scope, settings: Settings) -> str:
     """The caller's tenant: 401 `Unauthorized` without a bearer key, or with one outside the allow-list."""
-    found: str | None = scope.get(_TENANT)
+    found: str | None = scope.get(TENANT_SCOPE_KEY)
     if found is None:
-        found = scope[_TENANT] = _authenticate(scope, settings)
+        found = scope[TENANT_SCOPE_KEY] = _authenticate(scope, settings)
     return found
 
 

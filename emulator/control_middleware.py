@@ -29,14 +29,16 @@ def _fires(runtime: Runtime, rule_id: str, rule: dict) -> bool | None:  # type: 
         return store.count_fired(session, rule_id, rule.get("times"))
 
 
-def _charge(runtime: Runtime, tenant: str, control: TenantControl, method: str, path: str) -> dict[str, str]:
+def _charge(
+    runtime: Runtime, tenant: str, control: TenantControl, request: tuple[str, str, str | None]
+) -> dict[str, str]:
     """Count the request against the management limits; the `x-ratelimit-*` headers for its response."""
     if not control.rate_limits:
         return {}
     with runtime.db.transaction() as session:
         now = clock.now(session, tenant)
         out = ratelimits.token_headers(session, tenant, control.rate_limits, now)
-        return out | ratelimits.charge_management(session, tenant, control.rate_limits, method, path, now)
+        return out | ratelimits.charge_management(session, tenant, control.rate_limits, request, now)
 
 
 class ControlMiddleware:
@@ -85,7 +87,7 @@ class ControlMiddleware:
                 else:
                     cut_after = effect["after_events"]
             break
-        extra = await run_in_threadpool(_charge, runtime, tenant, control, method, path)
+        extra = await run_in_threadpool(_charge, runtime, tenant, control, (method, path, operation))
         await self.app(scope, receive, _wrap_send(send, extra, cut_after))
 
 

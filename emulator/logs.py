@@ -1,7 +1,7 @@
 """What the server logs: one line per request (`emulator.access`) and each run state change (`emulator.runs`).
 
 `--log-level` / `EMULATOR_LOG_LEVEL` sets the level of the `emulator` logger: `info` (the default) shows both,
-`warning` only problems. When a level is off nothing is formatted: a request costs one `isEnabledFor` check.
+`warning` only problems. Below `info` the access-log middleware is not installed at all (`install_access_log`).
 The tenant is shown as the first 8 hex digits of its digest (`context.tenant_of`), never the key.
 """
 
@@ -11,10 +11,10 @@ import logging
 import sys
 import time
 
-from starlette.datastructures import Headers
+from starlette.applications import Starlette
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator.context import tenant_of
+from emulator import auth
 
 access = logging.getLogger("emulator.access")
 runs = logging.getLogger("emulator.runs")
@@ -37,17 +37,21 @@ def configure(level: str) -> None:
         root.propagate = False
 
 
+def install_access_log(app: Starlette) -> None:
+    """Add `AccessLog` as the outermost middleware when request lines are on; below `info` it costs nothing."""
+    if access.isEnabledFor(logging.INFO):
+        app.add_middleware(AccessLog)
+
+
 def mark_fault(scope: Scope, rule_id: str, effect_type: str) -> None:
     scope[FAULT_KEY] = f"{rule_id} {effect_type}"
 
 
 def tenant_label(scope: Scope) -> str:
-    """The first 8 hex digits of the tenant's digest, or `-` for a request without a bearer key."""
-    scheme, _, key = Headers(scope=scope).get("authorization", "").partition(" ")
-    key = key.strip()
-    if scheme.lower() != "bearer" or not key:
-        return "-"
-    return tenant_of(key)[:8]
+    """The first 8 hex digits of the tenant's digest (as `emulator.auth` found it), or `-` when no key was
+    accepted."""
+    tenant: str | None = scope.get(auth.TENANT_SCOPE_KEY)
+    return tenant[:8] if tenant else "-"
 
 
 class AccessLog:
@@ -57,7 +61,7 @@ class AccessLog:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not access.isEnabledFor(logging.INFO):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -76,7 +80,8 @@ class AccessLog:
 
 
 def _log_request(scope: Scope, status: int, elapsed_ms: float) -> None:
-    path = scope["path"]
+    # The path as it came off the wire: `scope["path"]` is percent-decoded, so `%0A` there would forge a line.
+    path = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
     if scope.get("query_string"):
         path = f"{path}?{scope['query_string'].decode('latin-1')}"
     fault = scope.get(FAULT_KEY)

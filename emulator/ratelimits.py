@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from emulator import limits
 from emulator.errors import RateLimited
-from emulator.operations import operation_of
 from emulator.store import control as store
 
 ASSISTANTS_PATHS = ("/v1/assistants", "/v1/threads", "/v1/vector_stores")
@@ -36,14 +35,14 @@ class Limit:
     tokens: int | None
 
 
-def management_limits(config: dict[str, Any] | None, method: str, path: str) -> dict[str, int]:
+def management_limits(config: dict[str, Any] | None, method: str, path: str, operation: str | None) -> dict[str, int]:
     """The management limits (key -> requests per minute) a request counts against: its method's on an
     Assistants endpoint, and the run-creation limit when it creates a run; those configured or in the tier."""
     if not config or not any(path == root or path.startswith(root + "/") for root in ASSISTANTS_PATHS):
         return {}
     preset: dict[str, int] = limits.RATE_LIMIT_TIERS.get(config.get("tier") or "", {}).get("management", {})
     numbers = {**preset, **(config.get("management") or {})}
-    keys = ["create_run"] if operation_of(method, path) in RUN_CREATIONS else []
+    keys = ["create_run"] if operation in RUN_CREATIONS else []
     keys.append(method.lower())
     return {key: numbers[key] for key in keys if numbers.get(key)}
 
@@ -98,15 +97,20 @@ def headers(limit: Limit, used_requests: int, used_tokens: int, now: int) -> dic
 
 
 def charge_management(
-    session: Session, tenant: str, config: dict[str, Any] | None, method: str, path: str, now: int
+    session: Session,
+    tenant: str,
+    config: dict[str, Any] | None,
+    request: tuple[str, str, str | None],
+    now: int,
 ) -> dict[str, str]:
     """Count an Assistants request against every management limit it falls under; 429 `RateLimited` naming the
-    first one it would exceed (run creation before the method), counting it against none.
+    first one it would exceed (run creation before the method), counting it against none. `request` is the
+    method, the path and the operation id (found once, by the control middleware).
 
     The windows are locked in key order until the caller's transaction ends (no deadlock between a run creation
     and a plain POST). Returns the `x-ratelimit-*-requests` headers of the limit with the fewest requests left.
     """
-    applicable = management_limits(config, method, path)
+    applicable = management_limits(config, *request)
     if not applicable:
         return {}
     start = window_start(now)

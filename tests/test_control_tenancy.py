@@ -31,7 +31,7 @@ ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/faults", {"rules": [{"effect": {"type": "error", "status": 500}}]}),
     ("GET", "/faults", None),
     ("DELETE", "/faults", None),
-    ("POST", "/rate_limits", {"requests_per_minute": 1}),
+    ("POST", "/rate_limits", {"management": {"get": 1}}),
     ("DELETE", "/rate_limits", None),
     ("POST", "/latency", {"ttft_ms": 1}),
     ("GET", "/latency", None),
@@ -101,7 +101,7 @@ def test_a_refused_key_counts_no_fault_hit_and_no_rate_charge(
         )
         one_shot = {"match": {"method": "POST", "path": "/v1/threads"}, "effect": {"type": "error", "status": 503}}
         assert control.post("/faults", json={"rules": [{**one_shot, "times": 1}]}).status_code == 200
-        assert control.post("/rate_limits", json={"requests_per_minute": 100}).status_code == 200
+        assert control.post("/rate_limits", json={"management": {"post": 100}}).status_code == 200
 
         for _ in range(3):
             refused = httpx.post(f"{listed.base_url}/threads", headers=beta_headers(key))

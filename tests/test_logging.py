@@ -87,3 +87,15 @@ def test_an_unknown_log_level_is_refused_by_the_command_line() -> None:
         [sys.executable, "-m", "emulator", "--help"], capture_output=True, text=True, timeout=60
     ).stdout
     assert "{critical,error,warning,info,debug}" in help_text
+
+
+def test_a_percent_encoded_newline_in_the_path_cannot_forge_a_log_line(tmp_path: Path) -> None:
+    """The line shows the path as sent (`%0A` stays escaped): a request cannot write a second, fake line."""
+    forged = "2026-12-03 08:00:00,000 INFO    emulator.access: deadbeef DELETE /v1/assistants/asst_1 200 1.0ms"
+    with run_server(tmp_path, EMULATOR_LOG_LEVEL="info") as running:
+        headers = {"Authorization": f"Bearer {KEY}", **BETA}
+        answer = httpx.get(f"{running.base_url}/threads/x%0A{forged.replace(' ', '%20')}", headers=headers)
+        assert answer.status_code == 404, answer.text
+        [line] = _log_lines(tmp_path, r"emulator\.access: .* GET /v1/threads/x%0A")
+        assert re.search(r"%20200%201\.0ms 404 \d+\.\dms$", line), line
+    assert not [line for line in (tmp_path / "server.log").read_text().splitlines() if line.startswith(forged[:23])]

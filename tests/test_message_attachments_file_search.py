@@ -358,7 +358,9 @@ def test_a_stream_waits_for_the_thread_files(slow: OpenAI) -> None:
 def test_a_run_waits_at_most_sixty_seconds(slow: OpenAI, slow_server: RunningServer) -> None:
     thread_id, _ = _attached_thread(slow, "Which rodent is the largest?")
     run = slow.beta.threads.runs.create(thread_id=thread_id, assistant_id=_searching_assistant(slow))
-    with httpx.Client(base_url=f"{slow_server.root_url}/_emulator") as control:
+    with httpx.Client(
+        base_url=f"{slow_server.root_url}/_emulator", headers={"Authorization": f"Bearer {slow.api_key}"}
+    ) as control:
         advance_clock(control, 60)
     statuses = [slow.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status for _ in range(3)]
     assert statuses == ["queued", "queued", "completed"], "no wait after 60 s: the file is still being processed"

@@ -52,8 +52,8 @@ def waits_for_thread_files(ctx: Ctx, run: Run, *, streaming: bool) -> bool:
     if _tool(run) is None or run.started_at is not None or ctx.now >= run.created_at + THREAD_FILES_MAX_WAIT_SECONDS:
         return False
     resources = threads.tool_resources_of(ctx.session, run.thread_id)
-    store_ids = (resources.get("file_search") or {}).get("vector_store_ids", [])
-    return bool(store_ids) and vector_stores.progress_pending(ctx, store_ids, until_done=streaming)
+    thread_store_ids = (resources.get("file_search") or {}).get("vector_store_ids", [])
+    return bool(thread_store_ids) and vector_stores.progress_pending(ctx, thread_store_ids, until_done=streaming)
 
 
 def execute(ctx: Ctx, run: Run, query: str, call_id: str) -> dict[str, Any]:

@@ -66,7 +66,7 @@ def add_to_thread_store(ctx: Ctx, thread_id: str, sources: dict[str, FileRow], p
     """Attach the files (those not there yet) to the thread's vector store, made if the thread has none."""
     vector_store = _thread_store(ctx, thread_id, param)
     adding = [file_id for file_id in sources if store.find_file(ctx.session, vector_store.id, file_id) is None]
-    ingest.require_room(ctx, vector_store, adding)
+    ingest.require_room(ctx, vector_store, adding, param)
     for file_id in adding:
         ingest.attach(ctx, vector_store, sources[file_id], chunking_strategy=None, attributes=None)
     vector_stores.touch(ctx, vector_store)

@@ -43,7 +43,7 @@ def require_files(ctx: Ctx, file_ids: list[str], param: str) -> dict[str, FileRo
     return store.live_files(ctx.session, ctx.tenant, file_ids, now=ctx.now)
 
 
-def require_room(ctx: Ctx, vector_store: VectorStoreRow, file_ids: list[str]) -> None:
+def require_room(ctx: Ctx, vector_store: VectorStoreRow, file_ids: list[str], param: str = "file_ids") -> None:
     """400 if attaching these files (those not attached yet) would take the store past its file limit."""
     present = store.count_files(ctx.session, vector_store.id)
     adding = len(file_ids) - store.count_attached(ctx.session, vector_store.id, file_ids)
@@ -51,7 +51,7 @@ def require_room(ctx: Ctx, vector_store: VectorStoreRow, file_ids: list[str]) ->
         raise InvalidRequest(
             f"Vector store {vector_store.id} can hold at most {limits.VECTOR_STORE_MAX_FILES} files; it has "
             f"{present} and this request adds {adding}.",
-            param="file_ids",
+            param=param,
             code="vector_store_file_limit_exceeded",
         )
 
