@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import anyio
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from emulator import sse
 from emulator.context import Ctx
@@ -40,12 +41,12 @@ class _Phase:
 
 
 def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> _Phase:
-    with runtime.db.transaction() as session:
+    def work(session: Session) -> _Phase:
         ctx = Ctx(
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
             include=include,
         )
-        run = store.get_by_id(session, run_id)
+        run = store.get_by_id_thread_first(session, run_id)
         if run is None:
             return _Phase([], True, 0.0, 0.0)
         executor.take_lease(run)
@@ -56,6 +57,8 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
         if resting:
             executor.drop_lease(run)
         return _Phase(produced, resting, wait, pause)
+
+    return runtime.db.run_in_worker(work, write=True)
 
 
 def _release(runtime: Runtime, run_id: str) -> None:
@@ -71,7 +74,7 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
             include=include,
         )
-        run = store.get_by_id(session, run_id)
+        run = store.get_by_id_thread_first(session, run_id)
         if run is None or executor.is_resting(run):
             return []
         return executor.fail(ctx, run, "server_error", _SERVER_ERROR)
