@@ -134,6 +134,7 @@ def _fail_broken(ctx: Ctx, run_id: str, error: Exception, session: Session) -> N
     try:
         run = store.get_by_id_thread_first(session, run_id)
         if run is not None and can_move(RunStatus(run.status), RunStatus.FAILED):
+            run.unfinished_work = None  # risky work that raised has ended; it did not take the worker down
             executor.fail(_own_ctx(ctx, session), run, "server_error", SERVER_ERROR)
             write_changes(session)
     except _NOT_THE_RUNS_FAULT:
