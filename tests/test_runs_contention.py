@@ -25,10 +25,13 @@ from emulator.testing import RunningServer, run_server
 BETA = {"OpenAI-Beta": "assistants=v2"}
 CLIENTS = 500
 THREADS = 10
-ROUNDS = 1
+ROUNDS = 2
 """Each client tries to start a run this many times (a thread that is busy answers 400: that is the race)."""
 TIME_LIMIT_SECONDS = 60.0
 ACTIVE = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
+LIMITS = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=0)
+"""A connection per request: on a loaded machine a kept-alive connection can reach the server's 5 s keep-alive
+limit between a client's requests, and the server closes it under the next one."""
 TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
 
 
@@ -74,24 +77,22 @@ async def _finish(http: httpx.AsyncClient, tally: Tally, thread: str, run: dict[
         run = response.json()
 
 
-async def _client(base_url: str, key: str, index: int, threads: list[str], assistant: str, tally: Tally) -> None:
+async def _client(http: httpx.AsyncClient, index: int, threads: list[str], assistant: str, tally: Tally) -> None:
     thread = threads[index % len(threads)]
-    headers = {"Authorization": f"Bearer {key}", **BETA}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as http:
-        for _ in range(ROUNDS):
-            tally.tries += 1
-            response = tally.saw(await http.post(f"/threads/{thread}/runs", json={"assistant_id": assistant}))
-            if response.status_code == 200:
-                tally.started += 1
-                await _finish(http, tally, thread, response.json())
-            tally.saw(await http.get(f"/threads/{thread}/runs", params={"limit": 5}))
-            await asyncio.sleep(0.005 * (index % 7))
+    for _ in range(ROUNDS):
+        tally.tries += 1
+        response = tally.saw(await http.post(f"/threads/{thread}/runs", json={"assistant_id": assistant}))
+        if response.status_code == 200:
+            tally.started += 1
+            await _finish(http, tally, thread, response.json())
+        tally.saw(await http.get(f"/threads/{thread}/runs", params={"limit": 5}))
+        await asyncio.sleep(0.005 * (index % 7))
 
 
 async def _watch(base_url: str, key: str, threads: list[str], tally: Tally, stop: asyncio.Event) -> None:
     """List each thread's runs over and over: a listing (one statement) never shows two active runs."""
     headers = {"Authorization": f"Bearer {key}", **BETA}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60, limits=LIMITS) as http:
         while not stop.is_set():
             for thread in threads:
                 response = tally.saw(await http.get(f"/threads/{thread}/runs", params={"limit": 100}))
@@ -116,13 +117,19 @@ async def _race(base_urls: list[str]) -> tuple[Tally, float, str, list[str]]:
             threads.append(created.json()["id"])
     tally = Tally()
     stop = asyncio.Event()
+    # One connection per client (making an httpx client costs ~70 ms: 500 of them would time the test client).
+    pools = [httpx.AsyncClient(base_url=url, headers=headers, timeout=60, limits=LIMITS) for url in base_urls]
     began = time.monotonic()
     watchers = [asyncio.create_task(_watch(url, key, threads, tally, stop)) for url in base_urls]
-    await asyncio.gather(
-        *(_client(base_urls[index % len(base_urls)], key, index, threads, assistant, tally) for index in range(CLIENTS))
-    )
-    stop.set()
-    await asyncio.gather(*watchers)
+    try:
+        await asyncio.gather(
+            *(_client(pools[index % len(pools)], index, threads, assistant, tally) for index in range(CLIENTS))
+        )
+    finally:
+        stop.set()
+        await asyncio.gather(*watchers)
+        for pool in pools:
+            await pool.aclose()
     return tally, time.monotonic() - began, key, threads
 
 
