@@ -35,8 +35,8 @@ from sqlalchemy.pool import StaticPool
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 UNIT_OF_WORK_ATTEMPTS = 3
-"""How many times a unit of work runs at most: a conflict with another transaction, or a failure recorded
-first (`RecordThenRetry`), runs it again."""
+"""How many times a unit of work meets a conflict with another transaction at most, and how many records
+(`RecordThenRetry`) it may ask for, before its error goes up."""
 _CONFLICT_PAUSE_SECONDS = (0.005, 0.05)
 _CONFLICTS = frozenset({"40P01", "40001"})
 """PostgreSQL's deadlock_detected and serialization_failure: the transaction was chosen to give way, and the
@@ -343,13 +343,13 @@ class Database:
     ) -> T:
         """`work` in one transaction of the calling (worker) thread, committed on success.
 
-        It runs again, `UNIT_OF_WORK_ATTEMPTS` times at most, after a conflict with another transaction
-        (following a short random pause, so that the two do not meet again) and after a `RecordThenRetry`
-        (once its record is committed). `first` is a record to commit before the first run: one that an
+        After a conflict with another transaction it runs again (`UNIT_OF_WORK_ATTEMPTS` times in all at most,
+        each after a short random pause, so that the two do not meet again); after a `RecordThenRetry`, once its
+        record has committed (as many times). `first` is a record to commit before the first run: one that an
         inline attempt raised.
         """
-        pending = first
-        for attempt in range(1, UNIT_OF_WORK_ATTEMPTS + 1):
+        pending, records, conflicts = first, int(first is not None), 0
+        while True:
             try:
                 if pending is not None:
                     with self.transaction() as session:
@@ -358,15 +358,16 @@ class Database:
                 with self.transaction(write=write) as session:
                     return work(session)
             except RecordThenRetry as failure:
-                if attempt == UNIT_OF_WORK_ATTEMPTS:
+                records += 1
+                if records > UNIT_OF_WORK_ATTEMPTS:
                     raise
                 pending = failure
             except OperationalError as error:
-                if not is_conflict(error) or attempt == UNIT_OF_WORK_ATTEMPTS:
+                conflicts += 1
+                if not is_conflict(error) or conflicts >= UNIT_OF_WORK_ATTEMPTS:
                     raise
                 log.info("unit of work gave way to another transaction (%s); running it again", error.orig)
                 time.sleep(random.uniform(*_CONFLICT_PAUSE_SECONDS))
-        raise AssertionError("unreachable")
 
     def dispose(self) -> None:
         self.engine.dispose()

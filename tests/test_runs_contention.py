@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -19,8 +20,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
-from emulator.testing import RunningServer, run_server
+from emulator.db import Database
+from emulator.testing import RunningServer, postgres_database, run_server
 
 BETA = {"OpenAI-Beta": "assistants=v2"}
 CLIENTS = 500
@@ -166,3 +170,37 @@ if SUITE_POSTGRES:
     ) -> None:
         tally, took, key, threads = asyncio.run(_race([server.base_url, second_replica.base_url]))
         _check(tally, took, server.base_url, key, threads, "two replicas")
+
+    def test_a_unit_of_work_chosen_as_a_deadlock_victim_runs_again() -> None:
+        """Two units of work lock two rows in opposite orders: PostgreSQL aborts one, and it runs again."""
+        assert SUITE_POSTGRES is not None
+        with postgres_database(SUITE_POSTGRES) as url:
+            db = Database.connect(url)
+            try:
+                with db.transaction() as session:
+                    session.execute(text("CREATE TABLE pair (id INTEGER PRIMARY KEY, hits INTEGER NOT NULL)"))
+                    session.execute(text("INSERT INTO pair VALUES (1, 0), (2, 0)"))
+                both_hold_one = threading.Barrier(2, timeout=10)
+                attempts: Counter[int] = Counter()
+
+                def lock_both(first: int, second: int) -> None:
+                    def work(session: Session) -> None:
+                        attempts[first] += 1
+                        session.execute(text("UPDATE pair SET hits = hits + 1 WHERE id = :id"), {"id": first})
+                        if attempts[first] == 1:
+                            both_hold_one.wait()
+                        session.execute(text("UPDATE pair SET hits = hits + 1 WHERE id = :id"), {"id": second})
+
+                    db.run_in_worker(work, write=True)
+
+                workers = [threading.Thread(target=lock_both, args=order) for order in ((1, 2), (2, 1))]
+                for worker in workers:
+                    worker.start()
+                for worker in workers:
+                    worker.join(timeout=30)
+                with db.transaction(write=False) as session:
+                    hits = dict(session.execute(text("SELECT id, hits FROM pair")).all())
+                assert hits == {1: 2, 2: 2}, "both units of work committed, once each"
+                assert sorted(attempts.values()) == [1, 2], "the victim ran again, the other once"
+            finally:
+                db.dispose()
