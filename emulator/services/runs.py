@@ -152,7 +152,7 @@ def observe_active(ctx: Ctx, thread: Thread) -> None:
     """Let the thread's active run (if any) progress before the thread is read or written."""
     if thread.active_run_id is None:
         return
-    threads.get_live_ref(ctx, thread.id, lock=True)  # the thread before its run (`store.runs`: lock order)
+    store.lock_thread(ctx.session, thread.id)
     run = store.get_by_id(ctx.session, thread.active_run_id)
     if run is not None:
         safety.observe(ctx, run)

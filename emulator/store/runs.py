@@ -100,9 +100,18 @@ _THREAD_OF_RUN_LOCKED = plain.prepared(
 def get_by_id_thread_first(session: Session, run_id: str) -> Run | None:
     """`get_by_id` for code that knows only the run (a stream), with its thread locked first (the lock order
     above). SQLite serializes write transactions whole and needs neither lock."""
-    if session.get_bind().dialect.name != "sqlite":
+    if not plain.on_sqlite(session):
         plain.first(session, _THREAD_OF_RUN_LOCKED, {"run_id": run_id})
     return get_by_id(session, run_id)
+
+
+_THREAD_LOCKED = plain.prepared(select(_threads.id).where(_threads.id == bindparam("thread_id")).with_for_update())
+
+
+def lock_thread(session: Session, thread_id: str) -> None:
+    """Lock the thread before one of its runs (the lock order above), where the thread was read unlocked."""
+    if not plain.on_sqlite(session):
+        plain.first(session, _THREAD_LOCKED, {"thread_id": thread_id})
 
 
 _OF_THREAD = Listing(RunRow, plain.select_plain(RunRow, RunRow.thread_id == bindparam("thread_id")))
