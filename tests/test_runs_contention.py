@@ -140,6 +140,7 @@ async def _race(base_urls: list[str]) -> tuple[Tally, float, str, list[str]]:
 def _check(tally: Tally, took: float, base_url: str, key: str, threads: list[str], label: str) -> None:
     print(f"\n{label}: {tally.figures()} in {took:.1f} s")
     assert not tally.errors, tally.errors[:5]
+    assert set(tally.codes) <= {200, 400}, tally.codes
     assert not tally.overlaps, tally.overlaps[:5]
     assert tally.started >= THREADS, "every thread ran at least one run"
     assert tally.codes[200] > tally.tries, "runs were polled, submitted and listed"
