@@ -15,8 +15,11 @@ document to parse) asks to leave; in each case the unit of work is rolled back a
 
 from __future__ import annotations
 
+import logging
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,6 +34,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
+UNIT_OF_WORK_ATTEMPTS = 3
+"""How many times a unit of work meets a conflict with another transaction at most, and how many records
+(`RecordThenRetry`) it may ask for, before its error goes up."""
+_CONFLICT_PAUSE_SECONDS = (0.005, 0.05)
+_CONFLICTS = frozenset({"40P01", "40001"})
+"""PostgreSQL's deadlock_detected and serialization_failure: the transaction was chosen to give way, and the
+same work succeeds when run again."""
+
+log = logging.getLogger("emulator.db")
 
 T = TypeVar("T")
 
@@ -61,6 +73,22 @@ def require_worker_thread(reason: str) -> None:
     """Call before anything that may block for long (a subprocess, parsing a document)."""
     if _on_event_loop.get():
         raise LeaveEventLoop(reason)
+
+
+class RecordThenRetry(Exception):
+    """Raised inside a unit of work that failed in a way another unit of work can record (a run that broke
+    while advancing is failed; risky work is marked as started before it starts): the unit of work is rolled
+    back, `record` runs in a transaction of its own and commits, then the unit of work runs again."""
+
+    def __init__(self, record: Callable[[Session], None], reason: str) -> None:
+        super().__init__(reason)
+        self.record = record
+
+
+def is_conflict(error: BaseException) -> bool:
+    """A deadlock or serialization failure (PostgreSQL): the transaction was rolled back to let another one
+    through; running it again is the documented remedy."""
+    return isinstance(error, OperationalError) and getattr(error.orig, "sqlstate", None) in _CONFLICTS
 
 
 def is_busy(error: Exception) -> bool:
@@ -310,10 +338,36 @@ class Database:
         assert self.inline is not None, "no inline lane on this database"
         return self.inline.run(work, write=write)
 
-    def run_in_worker(self, work: Callable[[Session], T], *, write: bool) -> T:
-        """`work` in one transaction of the calling (worker) thread, committed on success."""
-        with self.transaction(write=write) as session:
-            return work(session)
+    def run_in_worker(
+        self, work: Callable[[Session], T], *, write: bool, first: RecordThenRetry | None = None
+    ) -> T:
+        """`work` in one transaction of the calling (worker) thread, committed on success.
+
+        After a conflict with another transaction it runs again (`UNIT_OF_WORK_ATTEMPTS` times in all at most,
+        each after a short random pause, so that the two do not meet again); after a `RecordThenRetry`, once its
+        record has committed (as many times). `first` is a record to commit before the first run: one that an
+        inline attempt raised.
+        """
+        pending, records, conflicts = first, int(first is not None), 0
+        while True:
+            try:
+                if pending is not None:
+                    with self.transaction() as session:
+                        pending.record(session)
+                    pending = None
+                with self.transaction(write=write) as session:
+                    return work(session)
+            except RecordThenRetry as failure:
+                records += 1
+                if records > UNIT_OF_WORK_ATTEMPTS:
+                    raise
+                pending = failure
+            except OperationalError as error:
+                conflicts += 1
+                if not is_conflict(error) or conflicts >= UNIT_OF_WORK_ATTEMPTS:
+                    raise
+                log.info("unit of work gave way to another transaction (%s); running it again", error.orig)
+                time.sleep(random.uniform(*_CONFLICT_PAUSE_SECONDS))
 
     def dispose(self) -> None:
         self.engine.dispose()

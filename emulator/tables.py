@@ -151,6 +151,10 @@ class RunRow(ObjectRow):
     observations: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[float | None]
     """While a stream drives the run, it holds this lease (wall seconds) and observers do not advance it."""
+    unfinished_work: Mapped[str | None] = mapped_column(String(32))
+    """Risky work of the run that started and has not finished (`runs.safety`): a code cell, say."""
+    interruptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """How many times the run's risky work was found interrupted by a crash (`runs.safety`)."""
 
 
 class RunStepRow(ObjectRow):

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from emulator import auth, limits
 from emulator.context import NO_SESSION, Ctx
-from emulator.db import LeaveEventLoop
+from emulator.db import LeaveEventLoop, RecordThenRetry
 from emulator.errors import InvalidRequest
 from emulator.services.runtime import Runtime
 from emulator.store.pagination import PageRequest
@@ -92,7 +92,8 @@ class UnitOfWorkRoute(APIRoute):
     back on any error.
 
     On SQLite the transaction runs on the event loop when it can (`Database.run_inline`), otherwise, and always
-    on PostgreSQL, in a worker thread; either way nothing is left open if the client hangs up.
+    on PostgreSQL, in a worker thread (`Database.run_in_worker`, which runs it again after a conflict or a
+    `RecordThenRetry`); either way nothing is left open if the client hangs up.
     """
 
     inline = True
@@ -121,16 +122,19 @@ def _in_unit_of_work(endpoint: Callable[..., Any], *, inline: bool) -> Callable[
             ctx.begin(session)
             return endpoint(**kwargs)
 
+        first: RecordThenRetry | None = None
         if inline and db.runs_inline:
             try:
                 result = db.run_inline(work, write=ctx.write)
             except LeaveEventLoop:
                 pass
+            except RecordThenRetry as failure:
+                first = failure
             else:
                 ctx.committed()
                 return result
         with anyio.CancelScope(shield=True):
-            result = await run_in_threadpool(db.run_in_worker, work, write=ctx.write)
+            result = await run_in_threadpool(db.run_in_worker, work, write=ctx.write, first=first)
         ctx.committed()
         return result
 

@@ -28,7 +28,7 @@ from typing import Any
 from emulator import logs, model_catalog, ratelimits, tokens
 from emulator.context import Ctx
 from emulator.errors import RateLimited
-from emulator.runs import annotations, code_interpreter, events, file_search, latency
+from emulator.runs import annotations, code_interpreter, events, file_search, latency, safety
 from emulator.runs.events import Event
 from emulator.runs.prompt import DoesNotFit, assemble, completed_tool_calls
 from emulator.runs.state import EXPIRABLE, RunStatus, StepStatus, is_terminal, step_transition, transition
@@ -295,9 +295,12 @@ def _call_model(ctx: Ctx, run: Run) -> list[Event]:
         )
     if turn.code is not None:
         code = turn.code
-        return _builtin_tool_step(
+        safety.start_risky_work(ctx, run, "code_interpreter")
+        produced = _builtin_tool_step(
             ctx, run, usage, "code_interpreter", lambda call_id: code_interpreter.execute(ctx, run, code, call_id)
         )
+        safety.end_risky_work(run)
+        return produced
     if text is not None:
         extra = {"chunk_size": turn.chunk_size, "citations": annotations.of_turn(turn.citations),
                  "images": list(turn.images)}

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import anyio
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
 from emulator import sse
 from emulator.context import Ctx
@@ -40,12 +41,15 @@ class _Phase:
 
 
 def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> _Phase:
-    with runtime.db.transaction() as session:
+    attempts: list[Ctx] = []
+
+    def work(session: Session) -> _Phase:
         ctx = Ctx(
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
             include=include,
         )
-        run = store.get_by_id(session, run_id)
+        attempts.append(ctx)
+        run = store.get_by_id_thread_first(session, run_id)
         if run is None:
             return _Phase([], True, 0.0, 0.0)
         executor.take_lease(run)
@@ -55,8 +59,11 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
         resting = executor.is_resting(run) or (not produced and wait == 0)
         if resting:
             executor.drop_lease(run)
-    ctx.committed()
-    return _Phase(produced, resting, wait, pause)
+        return _Phase(produced, resting, wait, pause)
+
+    phase = runtime.db.run_in_worker(work, write=True)
+    attempts[-1].committed()  # the attempt that committed: a unit of work run again logs once
+    return phase
 
 
 def _release(runtime: Runtime, run_id: str) -> None:
@@ -72,7 +79,7 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
             include=include,
         )
-        run = store.get_by_id(session, run_id)
+        run = store.get_by_id_thread_first(session, run_id)
         if run is None or executor.is_resting(run):
             return []
         failed = executor.fail(ctx, run, "server_error", _SERVER_ERROR)

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Row
 from emulator import limits, logs
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
-from emulator.runs import events, executor
+from emulator.runs import events, executor, safety
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, cancel_refusal, tool_outputs_refusal
 from emulator.schemas.common import dump_response_format, dump_tools
@@ -146,9 +146,9 @@ def create_thread_and_run(ctx: Ctx, body: CreateThreadAndRun, *, stream: bool) -
 
 def observed(ctx: Ctx, thread_id: str, run_id: str) -> Run:
     """The run as a client sees it now: expiry applied and progressed per the policy."""
-    threads.get_live_ref(ctx, thread_id)
+    threads.get_live_ref(ctx, thread_id, lock=True)
     run = store.get(ctx.session, ctx.tenant, thread_id, run_id)
-    executor.observe(ctx, run)
+    safety.observe(ctx, run)
     return run
 
 
@@ -156,13 +156,14 @@ def observe_active(ctx: Ctx, thread: Thread) -> None:
     """Let the thread's active run (if any) progress before the thread is read or written."""
     if thread.active_run_id is None:
         return
+    store.lock_thread(ctx.session, thread.id)
     run = store.get_by_id(ctx.session, thread.active_run_id)
     if run is not None:
-        executor.observe(ctx, run)
+        safety.observe(ctx, run)
 
 
 def cancel(ctx: Ctx, thread_id: str, run_id: str) -> Run:
-    threads.get_live_ref(ctx, thread_id)
+    threads.get_live_ref(ctx, thread_id, lock=True)
     run = store.get(ctx.session, ctx.tenant, thread_id, run_id)
     executor.expire_if_due(ctx, run)
     refusal = cancel_refusal(run.status)

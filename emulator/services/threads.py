@@ -55,4 +55,4 @@ def update(ctx: Ctx, thread_id: str, body: ModifyThread) -> Thread:
 
 
 def delete(ctx: Ctx, thread_id: str) -> None:
-    store.remove(ctx.session, get_live(ctx, thread_id))
+    store.remove(ctx.session, get_live(ctx, thread_id, lock=True))

@@ -151,6 +151,13 @@ def _run(
     return connection.execute(compiled.sql, compiled.arguments(params)), compiled
 
 
+def on_sqlite(session: Session) -> bool:
+    """Whether the session's database is SQLite, without making the lane's session (`db._SessionOnFirstUse`)."""
+    raw = session.info.get(RAW_CONNECTION)
+    dialect: Dialect = raw[1] if raw is not None else session.get_bind().dialect
+    return dialect.name == "sqlite"
+
+
 def first(session: Session, statement: Select[Any], params: Mapping[str, Any]) -> Row[Any] | None:
     write_changes(session)
     result, compiled = _run(session, statement, params)

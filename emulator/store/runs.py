@@ -2,13 +2,18 @@
 
 Runs, steps and the messages a run writes are `plain.Tracked` records: the executor changes their attributes
 and the unit of work writes the changed columns (a run's phases are the emulator's busiest writes).
+
+Lock order (PostgreSQL): a unit of work that may move a run locks the run's thread first, then the run. A run
+that moves may free its thread or add a message to it (whose foreign key takes a share lock on the thread), and
+creating a run locks the thread and then the run that holds it: two units of work taking them in opposite
+orders deadlock.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
@@ -53,13 +58,13 @@ def release_thread(session: Session, thread_id: str, run_id: str) -> None:
 
 _RUN_STARTS_WITHOUT = dict.fromkeys(
     ("started_at", "cancelled_at", "failed_at", "completed_at", "required_action", "last_error",
-     "incomplete_details", "pending_turn", "lease_until")
+     "incomplete_details", "pending_turn", "lease_until", "unfinished_work")
 )
 
 
 def create(session: Session, **fields: Any) -> Run:
     """Insert a run: `fields` gives every column but those a queued run has not reached yet."""
-    return RUNS.insert(session, {**_RUN_STARTS_WITHOUT, **fields})
+    return RUNS.insert(session, {**_RUN_STARTS_WITHOUT, "interruptions": 0, **fields})
 
 
 _BY_ID = plain.prepared(
@@ -83,6 +88,30 @@ def get(session: Session, tenant: str, thread_id: str, run_id: str) -> Run:
 def get_by_id(session: Session, run_id: str) -> Run | None:
     """Any tenant's run, locked (PostgreSQL): for code that already knows the run (a stream, a thread's holder)."""
     return RUNS.load(session, _ANY_BY_ID, {"run_id": run_id})
+
+
+_THREAD_OF_RUN_LOCKED = plain.prepared(
+    select(_threads.id)
+    .where(_threads.id == select(RunRow.thread_id).where(RunRow.id == bindparam("run_id")).scalar_subquery())
+    .with_for_update()
+)
+
+
+def get_by_id_thread_first(session: Session, run_id: str) -> Run | None:
+    """`get_by_id` for code that knows only the run (a stream), with its thread locked first (the lock order
+    above). SQLite serializes write transactions whole and needs neither lock."""
+    if not plain.on_sqlite(session):
+        plain.first(session, _THREAD_OF_RUN_LOCKED, {"run_id": run_id})
+    return get_by_id(session, run_id)
+
+
+_THREAD_LOCKED = plain.prepared(select(_threads.id).where(_threads.id == bindparam("thread_id")).with_for_update())
+
+
+def lock_thread(session: Session, thread_id: str) -> None:
+    """Lock the thread before one of its runs (the lock order above), where the thread was read unlocked."""
+    if not plain.on_sqlite(session):
+        plain.first(session, _THREAD_LOCKED, {"thread_id": thread_id})
 
 
 _OF_THREAD = Listing(RunRow, plain.select_plain(RunRow, RunRow.thread_id == bindparam("thread_id")))
