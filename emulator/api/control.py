@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from starlette.background import BackgroundTask
 
-from emulator import __version__, clock
+from emulator import __version__, clock, sandbox
 from emulator.api.deps import ReadCtx, WorkerThreadRoute, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
@@ -43,7 +43,8 @@ def health(request: Request) -> OpenAIJSON:
     rt = runtime(request)
     with rt.db.transaction(write=False) as session:
         now = clock.now(session)
-    return ok({"status": "ok", "version": __version__, "database": rt.db.engine.dialect.name, "now": now})
+    return ok({"status": "ok", "version": __version__, "database": rt.db.engine.dialect.name, "now": now,
+               "code_interpreter": sandbox.installed().mode.value})
 
 
 @router.get("/clock")
