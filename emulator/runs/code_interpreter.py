@@ -147,8 +147,8 @@ def record(ctx: Ctx, run: Run, code: str, call_id: str, execution: Execution) ->
     outputs += [{"type": "image", "image": {"file_id": item.file_id}} for item in made if item.image]
     state = dict(run.tool_resources or {})
     state[_OUTPUTS] = {**state.get(_OUTPUTS, {}), call_id: [vars(item) for item in made]}
-    if execution.new_session is not None:
-        state[SESSIONS] = [*state.get(SESSIONS, []), execution.new_session]
+    started = [execution.new_session] if execution.new_session is not None else []
+    state[SESSIONS] = [*state.get(SESSIONS, []), *started]
     run.tool_resources = state
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
 
