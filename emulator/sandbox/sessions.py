@@ -92,7 +92,10 @@ class Sandbox:
         """Run `code` in the thread's session (started when there is none); `SandboxError` when the sandbox
         itself fails. The caller removes `Execution.workdir` when done with the outputs."""
         if self.mode is Mode.UNAVAILABLE:
-            raise SandboxError(f"code_interpreter is unavailable on this server: {self.launcher.reason}")
+            raise SandboxError(
+                f"code_interpreter is unavailable on this server: {self.launcher.reason}. The operator may start "
+                "it with --unsafe-code-execution to run code without isolation."
+            )
         self._end_idle(tenant, now)
         session, started = self._session_for(tenant, thread_id, now)
         with session.lock:
