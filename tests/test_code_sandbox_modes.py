@@ -123,6 +123,6 @@ def test_deleting_a_thread_ends_its_session(client: OpenAI, data_dir: Path) -> N
     token = uuid.uuid4().hex
     thread_id, run_id = _code_run(client, f"_ = open('/mnt/data/token.txt', 'w').write({token!r})")
     assert client.beta.threads.runs.poll(run_id, thread_id=thread_id).status == "completed"
-    [session_file] = [path for path in (data_dir / "sandbox").glob("*/data/token.txt") if path.read_text() == token]
+    [session_file] = [path for path in (data_dir / "sandbox").glob("*/*/data/token.txt") if path.read_text() == token]
     client.beta.threads.delete(thread_id)
     assert not session_file.parent.parent.exists()

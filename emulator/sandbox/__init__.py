@@ -7,7 +7,9 @@ sessions belong to the server process, like its kernels.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 from pathlib import Path
 
 from emulator.sandbox.isolation import Launcher, Mode, choose
@@ -40,10 +42,32 @@ def install(root: Path, *, unsafe: bool, timeout_seconds: int) -> Sandbox:
                    "--unsafe-code-execution to run cells without isolation (unsafe).")
         log.warning(message)
         print(f"  WARNING: {message}", flush=True)
-    shutil.rmtree(root, ignore_errors=True)  # sessions of an earlier server process are gone with it
-    root.mkdir(parents=True, exist_ok=True)
-    _installed = Sandbox(launcher, root, timeout_seconds)
+    _installed = Sandbox(launcher, _process_directory(root), timeout_seconds)
     return _installed
+
+
+def _process_directory(root: Path) -> Path:
+    """This process's own directory under `root`: replicas may share the data dir. Directories left by earlier
+    processes of this host that are gone (their sessions died with them) are removed."""
+    host = socket.gethostname()
+    for earlier in root.glob(f"{host}-*"):
+        pid = earlier.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(earlier, ignore_errors=True)
+    mine = root / f"{host}-{os.getpid()}"
+    shutil.rmtree(mine, ignore_errors=True)
+    mine.mkdir(parents=True)
+    return mine
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def installed() -> Sandbox:

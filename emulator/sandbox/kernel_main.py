@@ -111,6 +111,7 @@ def _tail(capture: int, max_chars: int) -> str:
     data = b""
     while chunk := os.read(capture, 1 << 20):
         data += chunk
+    os.ftruncate(capture, 0)  # the private /tmp is memory: free it until the next cell
     os.close(capture)
     return data.decode("utf-8", "replace")[-max_chars:]
 
