@@ -122,6 +122,8 @@ async def _sweep_forever(runtime: Runtime) -> None:
     def sweep_once() -> None:
         with runtime.db.transaction() as session:
             control_service.sweep(session, runtime.settings.thread_retention_days)
+            now = clock.now(session)
+        sandbox.installed().end_idle(now)  # sessions of threads no call comes back to
 
     while True:
         await asyncio.sleep(runtime.settings.retention_sweep_seconds)

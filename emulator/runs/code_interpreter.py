@@ -14,8 +14,11 @@ cell, and reads the run again after it, so that a cancel or an expiry meanwhile 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import socket
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,8 @@ _OUTPUTS = "code_interpreter_outputs"
 SESSIONS = "code_interpreter_sessions"
 """Internal tool state of a run: the ids of the code_interpreter sessions it started (each billed once)."""
 _CLAIM_MARGIN_SECONDS = 30
+_THIS_PROCESS = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
+"""Who claims a run while its cell runs (see `claim_orphaned`)."""
 
 
 def available(run: Run) -> bool:
@@ -91,6 +96,7 @@ def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
     held_until = run.lease_until
     box = sandbox.installed()
     run.lease_until = time.time() + box.timeout_seconds + _CLAIM_MARGIN_SECONDS
+    run.pending_turn = {**(run.pending_turn or {}), "claimed_by": _THIS_PROCESS}
     ctx.commit_and_continue()
     execution, failure = None, None
     try:
@@ -106,6 +112,23 @@ def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
         return Outcome(current=False)
     run.lease_until = held_until
     return Outcome(current=True, execution=execution, failure=failure)
+
+
+def claim_orphaned(run: Run) -> bool:
+    """The run's cell was claimed by a server process of this host that is gone (it crashed or was killed
+    mid-cell): its claim (the lease) need not be waited out."""
+    claimant = (run.pending_turn or {}).get("claimed_by")
+    if not claimant or claimant.get("host") != _THIS_PROCESS["host"]:
+        return False
+    if claimant.get("pid") == _THIS_PROCESS["pid"]:
+        return claimant.get("token") != _THIS_PROCESS["token"]
+    try:
+        os.kill(int(claimant["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, TypeError, OverflowError):
+        return False
+    return False
 
 
 def _still_waiting_for(run: Run, call_id: str) -> bool:

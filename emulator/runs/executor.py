@@ -46,7 +46,8 @@ _DELTA_CHUNK = re.compile(r"\s*\S+|\s+$")
 
 
 def lease_held(run: Run) -> bool:
-    return run.lease_until is not None and run.lease_until > time.time()
+    """A stream drives the run, or a server process runs its code cell (unless that process is gone)."""
+    return run.lease_until is not None and run.lease_until > time.time() and not code_interpreter.claim_orphaned(run)
 
 
 def take_lease(run: Run) -> None:

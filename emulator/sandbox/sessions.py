@@ -96,7 +96,7 @@ class Sandbox:
                 f"code_interpreter is unavailable on this server: {self.launcher.reason}. The operator may start "
                 "it with --unsafe-code-execution to run code without isolation."
             )
-        self._end_idle(tenant, now)
+        self.end_idle(now, tenant)
         session, started = self._session_for(tenant, thread_id, now)
         with session.lock:
             notes = self._place(session, inputs)
@@ -180,10 +180,11 @@ class Sandbox:
             written.append(target)
         return written
 
-    def _end_idle(self, tenant: str, now: int) -> None:
+    def end_idle(self, now: int, tenant: str | None = None) -> None:
+        """End the sessions (of `tenant`, or all) unused for `IDLE_SECONDS` at emulator time `now`."""
         with self._lock:
             idle = [found.thread_id for found in self._sessions.values()
-                    if found.tenant == tenant and now - found.last_used >= IDLE_SECONDS]
+                    if tenant in (None, found.tenant) and now - found.last_used >= IDLE_SECONDS]
         for thread_id in idle:
             self.end(thread_id)
 
