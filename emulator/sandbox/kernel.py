@@ -52,7 +52,9 @@ class Kernel:
     _pending: bytes = b""
 
     @classmethod
-    def start(cls, launcher: Launcher, data_dir: Path, uid: int, timeout_seconds: int) -> Kernel:
+    def start(
+        cls, launcher: Launcher, data_dir: Path, uid: int, timeout_seconds: int, font_cache: Path | None = None
+    ) -> Kernel:
         """A kernel ready for its first cell; `SandboxError` when it cannot start."""
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
@@ -62,7 +64,7 @@ class Kernel:
         ]
         try:
             process = subprocess.Popen(
-                launcher.command(arguments, data_dir, uid),
+                launcher.command(arguments, data_dir, uid, font_cache),
                 cwd=launcher.working_directory(data_dir),
                 env=ENVIRONMENT,
                 stdin=subprocess.DEVNULL,

@@ -19,6 +19,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import signal
 import sys
 import traceback
@@ -26,6 +27,7 @@ import warnings
 
 _MAX_IMAGES = 10
 _KERNEL_PID = os.getpid()
+_FONT_CACHE = "/opt/emulator/matplotlib"
 
 
 def _limit(memory: int, processes: int, file_bytes: int) -> None:
@@ -116,12 +118,21 @@ def _tail(capture: int, max_chars: int) -> str:
     return data.decode("utf-8", "replace")[-max_chars:]
 
 
+def _copy_font_cache() -> None:
+    """The server's prebuilt matplotlib font list, if any, into this session's config dir."""
+    config = os.environ.get("MPLCONFIGDIR")
+    if config and os.path.isdir(_FONT_CACHE) and not os.path.exists(config):
+        with contextlib.suppress(OSError):
+            shutil.copytree(_FONT_CACHE, config)
+
+
 def main() -> None:
     memory, seconds, processes, file_bytes, max_chars = (int(value) for value in sys.argv[1:6])
     isolated = sys.argv[6] == "isolated"
     requests = os.fdopen(int(sys.argv[7]), "r", encoding="utf-8")
     replies = os.fdopen(int(sys.argv[8]), "w", encoding="utf-8")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    _copy_font_cache()
     warnings.filterwarnings("ignore", message=".*non-interactive.*")
     _limit(memory, processes if isolated else 0, file_bytes)
     namespace: dict = {"__name__": "__main__"}

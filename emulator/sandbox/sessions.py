@@ -24,7 +24,7 @@ from pathlib import Path
 
 from emulator import limits
 from emulator.sandbox import files
-from emulator.sandbox.isolation import Launcher, Mode
+from emulator.sandbox.isolation import Launcher, Mode, build_font_cache
 from emulator.sandbox.kernel import MAX_FILE_BYTES, Kernel, KernelEnded, SandboxError
 
 log = logging.getLogger("emulator.sandbox")
@@ -83,6 +83,9 @@ class Sandbox:
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
         self._uids = itertools.count()
+        self.font_cache = root / "matplotlib"
+        if launcher.mode is Mode.ISOLATED:
+            threading.Thread(target=build_font_cache, args=(self.font_cache,), name="font-cache", daemon=True).start()
 
     @property
     def mode(self) -> Mode:
@@ -139,7 +142,7 @@ class Sandbox:
         if self.launcher.mode is Mode.ISOLATED and self.launcher.as_root:
             os.chown(directory / "data", uid, uid)
         try:
-            kernel = Kernel.start(self.launcher, directory / "data", uid, self.timeout_seconds)
+            kernel = Kernel.start(self.launcher, directory / "data", uid, self.timeout_seconds, self.font_cache)
         except SandboxError:
             shutil.rmtree(directory, ignore_errors=True)
             raise
