@@ -1,7 +1,7 @@
 """code_interpreter in its sandbox: what a cell cannot reach, the limits that end it, and sessions per thread.
 
 Every case is a user message's fenced code block run by the stub model, over HTTP through the SDK, against a
-server of this module's own (a 5 s cell timeout keeps the suite fast; the default is 120 s). Each escape fails
+server of this module's own (an 8 s cell timeout keeps the suite fast; the default is 120 s). Each escape fails
 inside the cell, the server keeps serving, and the run completes with the cell's error in its logs.
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from tests.extra_server import extra_server
 from tests.server import RunningServer
 
-TIMEOUT_SECONDS = 5
+TIMEOUT_SECONDS = 8
 _POSTGRES_PORT = 5432
 
 
