@@ -137,7 +137,8 @@ class Sandbox:
     def _start(self, tenant: str, thread_id: str, now: int) -> _Session:
         session_id = f"cisession_{uuid.uuid4().hex[:24]}"
         directory = self.root / session_id
-        (directory / "data").mkdir(parents=True)
+        directory.mkdir(mode=0o700)  # the host's other users see nothing of a session
+        (directory / "data").mkdir()
         uid = _UID_BASE + next(self._uids) % _UID_SPAN
         if self.launcher.mode is Mode.ISOLATED and self.launcher.as_root:
             os.chown(directory / "data", uid, uid)
