@@ -12,6 +12,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# bubblewrap: the code_interpreter sandbox (it needs user namespaces: Docker's default seccomp profile refuses
+# them, so run with --security-opt seccomp=unconfined for code_interpreter; else it is refused, see README).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends bubblewrap \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /src
 COPY . /src
 RUN pip install --no-cache-dir . \

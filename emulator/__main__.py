@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         help="how much the server logs: info (default) logs one line per request and every run state change",
     )
     parser.add_argument("--script", help="JSON or YAML file of scripted model turns for every tenant")
+    parser.add_argument(
+        "--unsafe-code-execution", action="store_true", default=None,
+        help="run code_interpreter cells without a sandbox, with this server's rights (only where Linux "
+        "namespaces are unavailable; anyone who can reach the port can then run code on this machine)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command")
     db = commands.add_parser("db", help="database maintenance")
@@ -41,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: value
-        for name in ("host", "port", "database_url", "data_dir", "seed", "log_level", "script")
+        for name in ("host", "port", "database_url", "data_dir", "seed", "log_level", "script", "unsafe_code_execution")
         if (value := getattr(args, name)) is not None
     }
     return Settings(**overrides)

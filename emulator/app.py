@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import __version__, clock, docs, logs, migrate, openapi, tokens
+from emulator import __version__, clock, docs, logs, migrate, openapi, sandbox, tokens
 from emulator.api import (
     assistants,
     control,
@@ -123,6 +123,8 @@ async def _sweep_forever(runtime: Runtime) -> None:
     def sweep_once() -> None:
         with runtime.db.transaction() as session:
             control_service.sweep(session, runtime.settings.thread_retention_days)
+            now = clock.now(session)
+        sandbox.installed().end_idle(now)  # sessions of threads no call comes back to
 
     while True:
         await asyncio.sleep(runtime.settings.retention_sweep_seconds)
@@ -149,6 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         migrate.upgrade(db.engine)
         if settings.script is not None:
             _load_script(db, settings)
+        sandbox.install(settings.data_dir / "sandbox", unsafe=settings.unsafe_code_execution,
+                        timeout_seconds=settings.code_interpreter_timeout_seconds)
         runtime = Runtime(settings=settings, db=db, ids=ids)
         # Until an encoding is built, a run's units of work leave the event loop for a worker thread.
         threading.Thread(target=tokens.warm_up, name="tokenizer-warm-up", daemon=True).start()
@@ -160,6 +164,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            sandbox.uninstall()
             db.dispose()
 
     ids = IdFactory(settings.seed)

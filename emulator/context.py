@@ -11,7 +11,7 @@ from typing import Any, cast
 from sqlalchemy.orm import Session
 
 from emulator import clock
-from emulator.db import Database
+from emulator.db import Database, require_worker_thread, write_changes
 from emulator.ids import IdFactory
 from emulator.settings import Settings
 from emulator.store import clocks
@@ -81,6 +81,15 @@ class Ctx:
             self._offset = offset or 0
         if self._now is None:
             self._now = clock.at(self._offset)
+
+    def commit_and_continue(self) -> None:
+        """Commit what the unit of work did so far and release its locks: what follows runs in a new
+        transaction, at a new instant. For work that must not hold a transaction open (a code cell); only in a
+        worker thread (the event loop's lane cannot commit part of a unit of work)."""
+        require_worker_thread("the unit of work commits before work that must not hold a transaction")
+        write_changes(self.session)
+        self.session.commit()
+        self._now = self._offset = None
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run `action` once this request's transaction has committed (never if it rolls back); the request's

@@ -77,8 +77,8 @@ def require_worker_thread(reason: str) -> None:
 
 class RecordThenRetry(Exception):
     """Raised inside a unit of work that failed in a way another unit of work can record (a run that broke
-    while advancing is failed; risky work is marked as started before it starts): the unit of work is rolled
-    back, `record` runs in a transaction of its own and commits, then the unit of work runs again."""
+    while advancing is failed): the unit of work is rolled back, `record` runs in a transaction of its own and
+    commits, then the unit of work runs again."""
 
     def __init__(self, record: Callable[[Session], None], reason: str) -> None:
         super().__init__(reason)

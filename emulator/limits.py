@@ -104,7 +104,7 @@ VECTOR_STORE_FREE_BYTES: Final = 1_000_000_000
 VECTOR_STORE_USD_PER_GB_DAY: Final = 0.10
 """...then $0.10 per GB per day."""
 
-# code_interpreter (SPEC: Python only, 120 s per execution, 512 MB of memory, one session per run at $0.03)
+# code_interpreter (SPEC: Python only, 120 s per execution, 512 MB of memory, $0.03 per session: a session per thread)
 CODE_INTERPRETER_TIMEOUT_SECONDS: Final = 120
 CODE_INTERPRETER_MEMORY_BYTES: Final = 512 * 1024 * 1024
 CODE_INTERPRETER_MAX_LOG_CHARS: Final = 20_000

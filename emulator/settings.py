@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, SecretStr
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
@@ -54,6 +54,18 @@ class Settings(BaseSettings):
     direct_routes: bool = True
     """Serve the API's routes without FastAPI's per-request routing and dependency solving
     (`api.direct`); off, every request goes through FastAPI: the same answers, slower."""
+
+    unsafe_code_execution: bool = False
+    """Run code_interpreter cells as plain subprocesses with the server's rights, where the sandbox (Linux
+    namespaces through bubblewrap) is not available. Unsafe: anyone who can reach the port runs code here."""
+    code_interpreter_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
+    """Wall and CPU seconds per code_interpreter cell (the hosted tool's 120 s)."""
+
+    @field_validator("data_dir", "script")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        """Configured paths are resolved once, at start: nothing later depends on the working directory."""
+        return None if path is None else path.expanduser().resolve()
 
     def resolved_database_url(self) -> str:
         if self.database_url:

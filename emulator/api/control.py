@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from starlette.background import BackgroundTask
 
-from emulator import __version__, clock, limits
+from emulator import __version__, clock, limits, sandbox
 from emulator.api.deps import Operator, ReadCtx, WorkerThreadRoute, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
@@ -47,7 +47,15 @@ def health(request: Request) -> OpenAIJSON:
     rt = runtime(request)
     with rt.db.transaction(write=False) as session:
         now = clock.server_now(session)
-    return ok({"status": "ok", "version": __version__, "database": rt.db.engine.dialect.name, "now": now})
+    return ok(
+        {
+            "status": "ok",
+            "version": __version__,
+            "database": rt.db.engine.dialect.name,
+            "now": now,
+            "code_interpreter": sandbox.installed().mode.value,
+        }
+    )
 
 
 @router.get("/clock")

@@ -1,32 +1,53 @@
 """The code_interpreter tool inside runs: the files a cell sees, running it, and what it made.
 
-A code call is a built-in tool: the executor opens a `tool_calls` step, runs the cell (`emulator.sandbox`)
-with the run's files (the thread's and the assistant's `tool_resources.code_interpreter.file_ids`, and message
-attachments for code_interpreter), and completes the step with its `logs` output and an `image` output per
-image it made. Every file the cell made is uploaded as a file with purpose `assistants_output`; the run keeps
-the list (in its internal tool state) so the next model call can link or show them.
+A code call is a built-in tool: the executor opens a `tool_calls` step with the call's input (`open_call`),
+then runs the cell in the thread's sandbox session (`run`) with the run's files (the thread's and the
+assistant's `tool_resources.code_interpreter.file_ids`, and message attachments for code_interpreter), and
+completes the step with its `logs` output and an `image` output per image it made (`record`). Every file the
+cell made is uploaded as a file with purpose `assistants_output`; the run keeps the list (in its internal tool
+state) so the next model call can link or show them, and the ids of the sessions it started (billed).
+
+The cell runs with no database transaction open: `run` claims the run (its lease) and commits before the
+cell, and reads the run again after it, so that a cancel or an expiry meanwhile wins.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
+import socket
+import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from emulator import sandbox
 from emulator.context import Ctx
+from emulator.db import require_worker_thread
 from emulator.runs.prompt import completed_tool_calls
-from emulator.sandbox import InputFile, cleanup, run_cell
+from emulator.runs.state import RunStatus
+from emulator.sandbox import Execution, InputFile, SandboxError
 from emulator.services import tool_resources
 from emulator.services.files import storage_path
 from emulator.store import files as file_store
+from emulator.store import runs as store
 from emulator.store.runs import Run, Step
 from emulator.stub_model import CodeFile, CodeResult
 from emulator.tables import FileRow, MessageRow
 
+log = logging.getLogger("emulator.runs")
+
 _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _OUTPUTS = "code_interpreter_outputs"
+SESSIONS = "code_interpreter_sessions"
+"""Internal tool state of a run: the ids of the code_interpreter sessions it started (each billed once)."""
+_CLAIM_MARGIN_SECONDS = 30
+_THIS_PROCESS = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
+"""Who claims a run while its cell runs (see `claim_orphaned`)."""
 
 
 def available(run: Run) -> bool:
@@ -49,7 +70,81 @@ def _inputs(ctx: Ctx, run: Run) -> list[InputFile]:
     if not wanted:
         return []
     rows = ctx.session.scalars(select(FileRow).where(FileRow.tenant == ctx.tenant, FileRow.id.in_(wanted)))
-    return [InputFile(row.filename, Path(row.storage_path)) for row in rows if Path(row.storage_path).exists()]
+    return [InputFile(row.id, row.filename, Path(row.storage_path)) for row in rows if Path(row.storage_path).exists()]
+
+
+def open_call(call_id: str, code: str) -> dict[str, Any]:
+    """The step's code_interpreter tool call while the cell runs: its input, no outputs yet."""
+    return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": []}}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came of running a cell: its execution, or the sandbox's failure; `current` is False when the run
+    moved (cancelled, expired, deleted) while the cell ran and the result is dropped."""
+
+    current: bool
+    execution: Execution | None = None
+    failure: str | None = None
+
+
+def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
+    """Run the cell outside any transaction: claim the run, commit, run, then read the run again (locked)."""
+    require_worker_thread("a code_interpreter cell runs in the sandbox")
+    inputs = _inputs(ctx, run)
+    now = ctx.now
+    held_until = run.lease_until
+    box = sandbox.installed()
+    run.lease_until = time.time() + box.timeout_seconds + _CLAIM_MARGIN_SECONDS
+    run.pending_turn = {**(run.pending_turn or {}), "claimed_by": _THIS_PROCESS}
+    run.unfinished_work = "code_interpreter cell"  # on record before the cell runs (`runs.safety`)
+    ctx.commit_and_continue()
+    execution, failure = None, None
+    try:
+        execution = box.execute(tenant=run.tenant, thread_id=run.thread_id, now=now, code=code, inputs=inputs)
+    except SandboxError as error:
+        failure = str(error)
+    except Exception as error:  # any failure of the sandbox fails the call, never the server's request
+        log.exception("code_interpreter sandbox failed for run %s", run.id)
+        failure = f"the code_interpreter sandbox failed: {type(error).__name__}"
+    if not store.reread(ctx.session, run):
+        if execution is not None:
+            cleanup(execution)
+        return Outcome(current=False)
+    run.unfinished_work = None  # the cell ended: this transaction records its result, or the run moved on
+    if not _still_waiting_for(run, call_id):
+        if execution is not None:
+            cleanup(execution)
+        return Outcome(current=False)
+    run.lease_until = held_until
+    return Outcome(current=True, execution=execution, failure=failure)
+
+
+def claim_orphaned(run: Run) -> bool:
+    """The run's cell was claimed by a server process of this host that is gone (it crashed or was killed
+    mid-cell): its claim (the lease) need not be waited out."""
+    claimant = (run.pending_turn or {}).get("claimed_by")
+    if not claimant or claimant.get("host") != _THIS_PROCESS["host"]:
+        return False
+    if claimant.get("pid") == _THIS_PROCESS["pid"]:
+        return claimant.get("token") != _THIS_PROCESS["token"]
+    try:
+        os.kill(int(claimant["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError, TypeError, OverflowError):
+        return False
+    return False
+
+
+def _still_waiting_for(run: Run, call_id: str) -> bool:
+    turn = run.pending_turn or {}
+    return run.status == RunStatus.IN_PROGRESS and turn.get("kind") == "code" and turn.get("call_id") == call_id
+
+
+def cleanup(execution: Execution) -> None:
+    if execution.workdir is not None:
+        shutil.rmtree(execution.workdir, ignore_errors=True)
 
 
 def _keep(ctx: Ctx, made: Path) -> CodeFile:
@@ -71,9 +166,8 @@ def _keep(ctx: Ctx, made: Path) -> CodeFile:
     return CodeFile(file_id=file_id, filename=made.name, image=made.suffix.lower() in _IMAGE_SUFFIXES)
 
 
-def execute(ctx: Ctx, run: Run, code: str, call_id: str) -> dict[str, Any]:
-    """Run the cell; the step's code_interpreter tool call, outputs included."""
-    execution = run_cell(code, _inputs(ctx, run), root=ctx.settings.data_dir / "sandbox")
+def record(ctx: Ctx, run: Run, code: str, call_id: str, execution: Execution) -> dict[str, Any]:
+    """Keep what the cell made; the step's code_interpreter tool call, outputs included."""
     try:
         made = [_keep(ctx, path) for path in execution.created]
     finally:
@@ -82,6 +176,8 @@ def execute(ctx: Ctx, run: Run, code: str, call_id: str) -> dict[str, Any]:
     outputs += [{"type": "image", "image": {"file_id": item.file_id}} for item in made if item.image]
     state = dict(run.tool_resources or {})
     state[_OUTPUTS] = {**state.get(_OUTPUTS, {}), call_id: [vars(item) for item in made]}
+    started = [execution.new_session] if execution.new_session is not None else []
+    state[SESSIONS] = [*state.get(SESSIONS, []), *started]
     run.tool_resources = state
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
 

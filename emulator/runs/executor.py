@@ -28,7 +28,7 @@ from typing import Any
 from emulator import logs, model_catalog, ratelimits, tokens
 from emulator.context import Ctx
 from emulator.errors import RateLimited
-from emulator.runs import annotations, code_interpreter, events, file_search, latency, safety
+from emulator.runs import annotations, code_interpreter, events, file_search, latency
 from emulator.runs.events import Event
 from emulator.runs.prompt import DoesNotFit, assemble, completed_tool_calls
 from emulator.runs.state import EXPIRABLE, RunStatus, StepStatus, is_terminal, step_transition, transition
@@ -41,12 +41,15 @@ from emulator.store.messages import Message
 from emulator.store.runs import Run, Step
 from emulator.stub_model import FunctionCall, ModelTurn, ToolResult
 
+log = logging.getLogger("emulator.runs")
+
 LEASE_SECONDS = 30.0
 _DELTA_CHUNK = re.compile(r"\s*\S+|\s+$")
 
 
 def lease_held(run: Run) -> bool:
-    return run.lease_until is not None and run.lease_until > time.time()
+    """A stream drives the run, or a server process runs its code cell (unless that process is gone)."""
+    return run.lease_until is not None and run.lease_until > time.time() and not code_interpreter.claim_orphaned(run)
 
 
 def take_lease(run: Run) -> None:
@@ -113,6 +116,8 @@ def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
             return _call_model(ctx, run)
         if wait_seconds(ctx, run, streaming=streaming) > 0:
             return []
+        if turn["kind"] == "code":
+            return _run_code(ctx, run, turn)
         if turn["kind"] == "text":
             return _deliver_text(ctx, run, turn)
         return _request_action(ctx, run)
@@ -294,13 +299,7 @@ def _call_model(ctx: Ctx, run: Run) -> list[Event]:
             ctx, run, usage, "file_search", lambda call_id: file_search.execute(ctx, run, query, call_id)
         )
     if turn.code is not None:
-        code = turn.code
-        safety.start_risky_work(ctx, run, "code_interpreter")
-        produced = _builtin_tool_step(
-            ctx, run, usage, "code_interpreter", lambda call_id: code_interpreter.execute(ctx, run, code, call_id)
-        )
-        safety.end_risky_work(run)
-        return produced
+        return _open_code_step(ctx, run, turn.code, usage)
     if text is not None:
         extra = {"chunk_size": turn.chunk_size, "citations": annotations.of_turn(turn.citations),
                  "images": list(turn.images)}
@@ -311,18 +310,49 @@ def _call_model(ctx: Ctx, run: Run) -> list[Event]:
 def _builtin_tool_step(
     ctx: Ctx, run: Run, usage: dict[str, int], kind: str, execute: Callable[[str], dict[str, Any]]
 ) -> list[Event]:
-    """file_search and code_interpreter run inside the run (no `requires_action`): the step opens, the tool runs,
-    the step completes. Its one delta carries the call's id and type (and a code call's input), as on the API."""
+    """file_search runs inside the run (no `requires_action`): the step opens, the tool runs, the step
+    completes. Its one delta carries the call's id and type, as on the API. (code_interpreter: `_run_code`.)"""
     step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
     produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
     call = execute(ctx.ids.new("call"))
     step.step_details = {"type": "tool_calls", "tool_calls": [call]}
-    opening = {"input": call[kind]["input"], "outputs": []} if kind == "code_interpreter" else {}
-    produced.append(events.tool_call_delta(step.id, 0, {"id": call["id"], "type": kind, kind: opening}))
+    produced.append(events.tool_call_delta(step.id, 0, {"id": call["id"], "type": kind, kind: {}}))
     step.usage = usage
     _move_step(ctx, step, StepStatus.COMPLETED)
     produced.append(events.step("completed", step, ctx.include))
     return produced
+
+
+def _open_code_step(ctx: Ctx, run: Run, code: str, usage: dict[str, int]) -> list[Event]:
+    """The code call's step opens with its input; the cell runs in the next phase (`_run_code`)."""
+    step = _new_step(ctx, run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+    produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
+    call = code_interpreter.open_call(ctx.ids.new("call"), code)
+    step.step_details = {"type": "tool_calls", "tool_calls": [call]}
+    produced.append(events.tool_call_delta(step.id, 0, call))
+    run.pending_turn = {"kind": "code", "code": code, "call_id": call["id"], "step_id": step.id, "usage": usage}
+    return produced
+
+
+def _run_code(ctx: Ctx, run: Run, turn: dict[str, Any]) -> list[Event]:
+    """Run the cell with no transaction open (`code_interpreter.run`), then complete its step; a sandbox that
+    fails fails the call and the run (`server_error`). A run cancelled meanwhile is cancelled now."""
+    outcome = code_interpreter.run(ctx, run, turn["code"], turn["call_id"])
+    if not outcome.current:
+        return _finish_cancel(ctx, run) if run.status == RunStatus.CANCELLING else []
+    step = store.get_step(ctx.session, run.id, turn["step_id"])
+    if outcome.execution is None:
+        message = outcome.failure or "the code_interpreter sandbox failed"
+        log.error("run %s: code_interpreter call %s failed: %s", run.id, turn["call_id"], message)
+        step.last_error = {"code": "server_error", "message": message}
+        return fail(ctx, run, "server_error", message)
+    step.step_details = {"type": "tool_calls", "tool_calls": [
+        code_interpreter.record(ctx, run, turn["code"], turn["call_id"], outcome.execution)
+    ]}
+    step.usage = turn["usage"]
+    run.pending_turn = None
+    _move_step(ctx, step, StepStatus.COMPLETED)
+    return [events.step("completed", step, ctx.include)]
 
 
 def _charge_model_call(ctx: Ctx, run: Run, total_tokens: int) -> str | None:

@@ -7,13 +7,14 @@ run ends `failed` with `server_error` in a unit of work of its own (its open ste
 thread freed; logged with the run id and the traceback), and the read runs again: it answers the failed run.
 
 Risky work, work that may take its worker down with it (a code cell; later an upstream model call), starts
-only once it is on record: the run row's `unfinished_work` is set (with a short lease) in a transaction of its
-own, and cleared in the transaction that records the work's result. A crash in between leaves the mark. The
-next unit of work that finds it, once the lease has passed, counts an interruption and the run resumes; at the
-second interruption the run fails with `server_error` instead of running the work a third time.
+only once it is on record: `code_interpreter.run` commits the run's claim (a lease naming the server process)
+with `unfinished_work` set before the cell runs, and the transaction that records the cell's result clears it.
+A crash in between leaves the mark. The next unit of work that finds it, once the claim no longer holds (its
+lease passed, or its process is gone), counts an interruption and the run resumes; at the second interruption
+the run fails with `server_error` instead of running the work a third time.
 
-Both use `db.RecordThenRetry`: a unit of work is run again after its record commits, in the same worker thread
-and context, so the record tells the next run what it did through context variables.
+A failure uses `db.RecordThenRetry`: the unit of work is run again after the failure's record commits, in the
+same worker thread and context, so the record tells the next run what it did through a context variable.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
-import time
 from contextvars import ContextVar
 
 from sqlalchemy.exc import OperationalError
@@ -39,12 +39,7 @@ log = logging.getLogger("emulator.runs")
 
 SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 INTERRUPTIONS_BEFORE_FAILING = 2
-MARK_LEASE_SECONDS = 5.0
-"""How long a fresh mark keeps others off the run: from its commit until the unit of work that runs the work
-holds the run's lock (milliseconds in practice), and then how long a crashed worker's run waits to resume."""
 
-_marked_here: ContextVar[frozenset[str]] = ContextVar("marked_here", default=frozenset())
-"""Runs whose risky work this worker marked as started: the unit of work run after the mark may do it."""
 _broken_here: ContextVar[frozenset[str]] = ContextVar("broken_here", default=frozenset())
 """Runs that broke while this worker advanced them: the unit of work run again leaves them as they are."""
 
@@ -70,26 +65,9 @@ def observe(ctx: Ctx, run: Run) -> list[Event]:
         raise RecordThenRetry(record, f"run {run.id} broke while advancing") from error
 
 
-def start_risky_work(ctx: Ctx, run: Run, kind: str) -> None:
-    """Call right before work that may crash the worker: it goes on only once marked as started (the first
-    call rolls the unit of work back, marks the run and runs the unit of work again)."""
-    if run.id not in _marked_here.get():
-        record = functools.partial(_mark, ctx, run.id, kind)
-        raise RecordThenRetry(record, f"marking the {kind} of run {run.id} as started")
-
-
-def end_risky_work(run: Run) -> None:
-    """The risky work finished: the mark goes with the transaction that records its result."""
-    run.unfinished_work = None
-
-
 def _resume(ctx: Ctx, run: Run) -> list[Event]:
-    """Before advancing: a mark that this worker made lets it advance the run; a stale mark from another is an
-    interruption (the run fails at the second)."""
+    """Before advancing: a mark whose claim no longer holds is an interruption (the run fails at the second)."""
     if run.unfinished_work is None or is_terminal(run.status):
-        return []
-    if run.id in _marked_here.get():
-        executor.drop_lease(run)
         return []
     if executor.lease_held(run):
         return []
@@ -111,21 +89,6 @@ def _count_interruption(ctx: Ctx, run: Run) -> list[Event]:
 def _own_ctx(ctx: Ctx, session: Session) -> Ctx:
     return Ctx(session=session, tenant=ctx.tenant, settings=ctx.settings, ids=ctx.ids, model=ctx.model,
                include=ctx.include, db=ctx.db)
-
-
-def _mark(ctx: Ctx, run_id: str, kind: str, session: Session) -> None:
-    own = _own_ctx(ctx, session)
-    run = store.get_by_id_thread_first(session, run_id)
-    if run is None or is_terminal(run.status):
-        return
-    if run.unfinished_work is not None:
-        if executor.lease_held(run):
-            return  # another worker marked it and is about to run it
-        if _count_interruption(own, run):
-            return  # the run failed
-    run.unfinished_work = kind
-    run.lease_until = max(run.lease_until or 0.0, time.time() + MARK_LEASE_SECONDS)
-    _marked_here.set(_marked_here.get() | {run_id})
 
 
 def _fail_broken(ctx: Ctx, run_id: str, error: Exception, session: Session) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy.engine import Row
 
+from emulator import sandbox
 from emulator.context import Ctx
 from emulator.schemas.threads import CreateThread, ModifyThread
 from emulator.services import messages
@@ -56,3 +57,4 @@ def update(ctx: Ctx, thread_id: str, body: ModifyThread) -> Thread:
 
 def delete(ctx: Ctx, thread_id: str) -> None:
     store.remove(ctx.session, get_live(ctx, thread_id, lock=True))
+    ctx.after_commit(lambda: sandbox.end_session(thread_id))

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from emulator import limits, model_catalog
 from emulator.context import Ctx
+from emulator.runs import code_interpreter
 from emulator.store import vector_stores as vector_store_store
 from emulator.tables import RunRow, RunStepRow, VectorStoreRow
 
@@ -69,18 +70,21 @@ def _storage(ctx: Ctx, start: int | None, end: int | None) -> dict[str, Any]:
     }
 
 
-def _code_sessions(ctx: Ctx, run_ids: list[str]) -> int:
-    """One code_interpreter session per run that ran code (SPEC: a new run is a new session)."""
+def _code_sessions(ctx: Ctx, runs: list[RunRow]) -> int:
+    """The code_interpreter sessions the runs started, $0.03 each: a session lives per thread across runs (its
+    first run records it). A run from before sessions were recorded counts one if it ran code."""
+    recorded = sum(len((row.tool_resources or {}).get(code_interpreter.SESSIONS, [])) for row in runs)
+    legacy = [row.id for row in runs if code_interpreter.SESSIONS not in (row.tool_resources or {})]
     with_code: set[str] = set()
     steps = (
-        ctx.session.scalars(select(RunStepRow).where(RunStepRow.run_id.in_(run_ids), RunStepRow.type == "tool_calls"))
-        if run_ids
+        ctx.session.scalars(select(RunStepRow).where(RunStepRow.run_id.in_(legacy), RunStepRow.type == "tool_calls"))
+        if legacy
         else []
     )
     for step in steps:
         if any(call["type"] == "code_interpreter" for call in step.step_details.get("tool_calls", [])):
             with_code.add(step.run_id)
-    return len(with_code)
+    return recorded + len(with_code)
 
 
 def report(ctx: Ctx, *, start: int | None, end: int | None, group_by: str | None) -> dict[str, Any]:
@@ -92,7 +96,7 @@ def report(ctx: Ctx, *, start: int | None, end: int | None, group_by: str | None
     rows = list(ctx.session.scalars(query.order_by(RunRow.seq)))
     totals = _totals(rows)
     storage = _storage(ctx, start, end)
-    sessions = _code_sessions(ctx, [row.id for row in rows])
+    sessions = _code_sessions(ctx, rows)
     code_cost = round(sessions * limits.CODE_INTERPRETER_SESSION_USD, 6)
     body: dict[str, Any] = {
         "object": "emulator.usage",

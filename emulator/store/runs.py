@@ -172,3 +172,13 @@ def thread_history(session: Session, thread_id: str) -> list[Any]:
 
 def open_message(session: Session, run_id: str) -> Message | None:
     return MESSAGES.load(session, _OPEN_MESSAGE, {"run_id": run_id})
+
+
+def reread(session: Session, run: Run) -> bool:
+    """Read the run's row again (locked): its record takes the row's values, as another transaction left them
+    (for work done outside the unit of work's transaction); False when the row is gone."""
+    row = plain.first(session, _ANY_BY_ID, {"run_id": run.id})
+    if row is None:
+        return False
+    RUNS.synchronize(session, run.id, **{key: value for key, value in row._asdict().items() if key in RUNS.keys})
+    return True

@@ -1,0 +1,151 @@
+"""The kernel of a code_interpreter session: runs inside the sandbox, standard library only, never imported
+by the server.
+
+It reads one JSON request per line (`{"code": ...}`) and answers one JSON line per cell
+`{"logs": ..., "images": [base64 PNG, ...]}`. Variables and imports live in one namespace for the life of the
+session. A cell's output (fd 1 and 2, its child processes' included) goes to a file of the kernel's private
+/tmp, read back after the cell. After each cell the open matplotlib figures come back as PNG images, and every
+other process of the session is killed (nothing runs between cells).
+
+argv: memory bytes, seconds of CPU per cell, max processes, max bytes per file, max log characters, and
+`isolated` or `unsafe` (only an isolated kernel, alone in its PID namespace, kills the other processes), the
+request fd and the reply fd.
+"""
+
+import ast
+import base64
+import contextlib
+import io
+import json
+import os
+import resource
+import shutil
+import signal
+import sys
+import traceback
+import warnings
+
+_MAX_IMAGES = 10
+_KERNEL_PID = os.getpid()
+_FONT_CACHE = "/opt/emulator/matplotlib"
+
+
+def _limit(memory: int, processes: int, file_bytes: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    if processes:
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+def _allow_cpu(seconds: int) -> None:
+    """RLIMIT_CPU counts the process's whole life: each cell gets `seconds` more than the kernel has used."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    spent = int(used.ru_utime + used.ru_stime) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (spent + seconds, resource.RLIM_INFINITY))
+
+
+def _execute(source: str, namespace: dict) -> None:
+    """Run like a notebook cell: the value of a last bare expression is shown."""
+    try:
+        tree = ast.parse(source, "<cell>")
+        last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        exec(compile(tree, "<cell>", "exec"), namespace)
+        if last is not None:
+            value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
+            if value is not None:
+                print(repr(value))
+    except BaseException as error:
+        traceback.print_exception(type(error), error, error.__traceback__.tb_next if error.__traceback__ else None)
+    finally:
+        if os.getpid() != _KERNEL_PID:  # a process the cell forked never goes on as the kernel
+            os._exit(1)
+
+
+def _figures() -> list:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return []
+    images = []
+    try:
+        for number in pyplot.get_fignums()[:_MAX_IMAGES]:
+            buffer = io.BytesIO()
+            pyplot.figure(number).savefig(buffer, format="png")
+            images.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+        pyplot.close("all")
+    except Exception:
+        traceback.print_exc()
+    return images
+
+
+def _kill_the_rest() -> None:
+    with contextlib.suppress(OSError):
+        os.kill(-1, signal.SIGKILL)  # every process of the session this kernel may signal, but itself
+
+
+def _run_cell(source: str, namespace: dict, capture_path: str, seconds: int, isolated: bool) -> dict:
+    capture = os.open(capture_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    saved = os.dup(1), os.dup(2)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(capture, 1)
+    os.dup2(capture, 2)
+    _allow_cpu(seconds)
+    try:
+        _execute(source, namespace)
+        images = _figures()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        if isolated:
+            _kill_the_rest()
+    return {"images": images, "capture": capture}
+
+
+def _tail(capture: int, max_chars: int) -> str:
+    size = os.fstat(capture).st_size
+    os.lseek(capture, max(0, size - max_chars * 4), os.SEEK_SET)
+    data = b""
+    while chunk := os.read(capture, 1 << 20):
+        data += chunk
+    os.ftruncate(capture, 0)  # the private /tmp is memory: free it until the next cell
+    os.close(capture)
+    return data.decode("utf-8", "replace")[-max_chars:]
+
+
+def _copy_font_cache() -> None:
+    """The server's prebuilt matplotlib font list, if any, into this session's config dir."""
+    config = os.environ.get("MPLCONFIGDIR")
+    if config and os.path.isdir(_FONT_CACHE) and not os.path.exists(config):
+        with contextlib.suppress(OSError):
+            shutil.copytree(_FONT_CACHE, config)
+
+
+def main() -> None:
+    memory, seconds, processes, file_bytes, max_chars = (int(value) for value in sys.argv[1:6])
+    isolated = sys.argv[6] == "isolated"
+    requests = os.fdopen(int(sys.argv[7]), "r", encoding="utf-8")
+    replies = os.fdopen(int(sys.argv[8]), "w", encoding="utf-8")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    _copy_font_cache()
+    warnings.filterwarnings("ignore", message=".*non-interactive.*")
+    _limit(memory, processes if isolated else 0, file_bytes)
+    namespace: dict = {"__name__": "__main__"}
+    capture_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f".cell-output-{os.getpid()}")
+    replies.write(json.dumps({"ready": True}) + "\n")
+    replies.flush()
+    for line in requests:
+        request = json.loads(line)
+        outcome = _run_cell(request["code"], namespace, capture_path, seconds, isolated)
+        logs = _tail(outcome["capture"], max_chars)
+        replies.write(json.dumps({"logs": logs, "images": outcome["images"]}) + "\n")
+        replies.flush()
+
+
+if __name__ == "__main__":
+    main()

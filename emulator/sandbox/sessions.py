@@ -1,0 +1,216 @@
+"""code_interpreter sessions, as the hosted tool had them: one kernel per thread.
+
+A session keeps its variables, imports and files across the code_interpreter calls of its thread. It ends
+after an hour without use (by the emulator clock, given by the caller), when its thread is deleted, when a
+cell runs out of time or kills its kernel, or when the server stops; the next call starts a new, clean one.
+Input files are placed in /mnt/data when the session starts or when they first appear among the run's files.
+
+Sessions live in the server process (its kernels are its children): with several replicas behind a balancer
+a thread's next call may reach another replica and start a new session there.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emulator import limits
+from emulator.sandbox import files
+from emulator.sandbox.isolation import Launcher, Mode, build_font_cache
+from emulator.sandbox.kernel import MAX_FILE_BYTES, Kernel, KernelEnded, SandboxError
+
+log = logging.getLogger("emulator.sandbox")
+
+IDLE_SECONDS = 3600
+"""A session unused this long (emulator time) ends."""
+MAX_SESSIONS = 32
+"""Live kernels per server; starting one more ends the least recently used."""
+_UID_BASE = 1_500_000_000
+_UID_SPAN = 1_000_000
+
+
+@dataclass(frozen=True)
+class InputFile:
+    file_id: str
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Execution:
+    logs: str
+    created: list[Path] = field(default_factory=list)
+    """Files the cell created or changed in /mnt/data, and its figures, copied out (sorted by name)."""
+    images: list[Path] = field(default_factory=list)
+    """The figures the cell left open (PNG), copied out."""
+    workdir: Path | None = None
+    new_session: str | None = None
+    """The id of the session this call started (None: an existing one ran the cell)."""
+
+
+@dataclass
+class _Session:
+    id: str
+    tenant: str
+    thread_id: str
+    directory: Path
+    uid: int
+    kernel: Kernel
+    last_used: int
+    placed: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+
+class Sandbox:
+    """The server's code_interpreter sessions, by thread."""
+
+    def __init__(self, launcher: Launcher, root: Path, timeout_seconds: int = limits.CODE_INTERPRETER_TIMEOUT_SECONDS):
+        self.launcher = launcher
+        self.root = root
+        self.timeout_seconds = timeout_seconds
+        self._sessions: dict[str, _Session] = {}
+        self._lock = threading.Lock()
+        self._uids = itertools.count()
+        self.font_cache = root / "matplotlib"
+        if launcher.mode is Mode.ISOLATED:
+            threading.Thread(target=build_font_cache, args=(self.font_cache,), name="font-cache", daemon=True).start()
+
+    @property
+    def mode(self) -> Mode:
+        return self.launcher.mode
+
+    def execute(self, *, tenant: str, thread_id: str, now: int, code: str, inputs: Iterable[InputFile]) -> Execution:
+        """Run `code` in the thread's session (started when there is none); `SandboxError` when the sandbox
+        itself fails. The caller removes `Execution.workdir` when done with the outputs."""
+        if self.mode is Mode.UNAVAILABLE:
+            raise SandboxError(
+                f"code_interpreter is unavailable on this server: {self.launcher.reason}. The operator may start "
+                "it with --unsafe-code-execution to run code without isolation."
+            )
+        self.end_idle(now, tenant)
+        session, started = self._session_for(tenant, thread_id, now)
+        with session.lock:
+            notes = self._place(session, inputs)
+            before = files.snapshot(session.data)
+            try:
+                reply = session.kernel.run(code, self.timeout_seconds)
+                logs, images = reply.logs, reply.images
+            except KernelEnded as ended:
+                self.end(thread_id)
+                logs, images = ended.logs, []
+            except SandboxError:
+                self.end(thread_id)
+                raise
+            session.last_used = now
+            workdir = Path(tempfile.mkdtemp(prefix="outputs-", dir=self.root))
+            created = self._copy_created(session, before, workdir)
+            pictures = self._write_images(images, workdir)
+        logs = "".join(notes) + logs
+        return Execution(logs=logs, created=sorted(created + pictures, key=lambda path: path.name), images=pictures,
+                         workdir=workdir, new_session=session.id if started else None)
+
+    def _session_for(self, tenant: str, thread_id: str, now: int) -> tuple[_Session, bool]:
+        with self._lock:
+            found = self._sessions.get(thread_id)
+            if found is not None and found.kernel.alive:
+                return found, False
+        if found is not None:
+            self.end(thread_id)
+        self._make_room()
+        session = self._start(tenant, thread_id, now)
+        with self._lock:
+            self._sessions[thread_id] = session
+        return session, True
+
+    def _start(self, tenant: str, thread_id: str, now: int) -> _Session:
+        session_id = f"cisession_{uuid.uuid4().hex[:24]}"
+        directory = self.root / session_id
+        directory.mkdir(mode=0o700)  # the host's other users see nothing of a session
+        (directory / "data").mkdir()
+        uid = _UID_BASE + next(self._uids) % _UID_SPAN
+        if self.launcher.mode is Mode.ISOLATED and self.launcher.as_root:
+            os.chown(directory / "data", uid, uid)
+        try:
+            kernel = Kernel.start(self.launcher, directory / "data", uid, self.timeout_seconds, self.font_cache)
+        except SandboxError:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        log.info("code_interpreter session %s started for thread %s (%s)", session_id, thread_id, self.mode.value)
+        return _Session(session_id, tenant, thread_id, directory, uid, kernel, now)
+
+    def _place(self, session: _Session, inputs: Iterable[InputFile]) -> list[str]:
+        notes = []
+        owner = session.uid if self.launcher.mode is Mode.ISOLATED and self.launcher.as_root else None
+        for item in inputs:
+            if item.file_id in session.placed:
+                continue
+            try:
+                files.place(session.data, files.safe_name(item.name), item.path, owner)
+            except OSError as error:
+                notes.append(f"[the file {item.file_id} could not be placed in /mnt/data: {error.strerror}]\n")
+            session.placed.add(item.file_id)
+        return notes
+
+    def _copy_created(self, session: _Session, before: files.Snapshot, workdir: Path) -> list[Path]:
+        after = files.snapshot(session.data)
+        created = []
+        for relative, stamp in sorted(after.items()):
+            if before.get(relative) == stamp:
+                continue
+            target = workdir / f"{len(created)}" / Path(relative).name
+            target.parent.mkdir()
+            if files.copy_out(session.data, relative, target, MAX_FILE_BYTES):
+                created.append(target)
+        return created
+
+    def _write_images(self, images: list[bytes], workdir: Path) -> list[Path]:
+        written = []
+        for index, content in enumerate(images):
+            target = workdir / "figures" / f"figure-{index + 1}.png"
+            target.parent.mkdir(exist_ok=True)
+            target.write_bytes(content)
+            written.append(target)
+        return written
+
+    def end_idle(self, now: int, tenant: str | None = None) -> None:
+        """End the sessions (of `tenant`, or all) unused for `IDLE_SECONDS` at emulator time `now`."""
+        with self._lock:
+            idle = [found.thread_id for found in self._sessions.values()
+                    if tenant in (None, found.tenant) and now - found.last_used >= IDLE_SECONDS]
+        for thread_id in idle:
+            self.end(thread_id)
+
+    def _make_room(self) -> None:
+        with self._lock:
+            if len(self._sessions) < MAX_SESSIONS:
+                return
+            oldest = min(self._sessions.values(), key=lambda session: session.last_used)
+        self.end(oldest.thread_id)
+
+    def end(self, thread_id: str) -> None:
+        """End the thread's session, if any: its kernel stops and its files are removed."""
+        with self._lock:
+            session = self._sessions.pop(thread_id, None)
+        if session is None:
+            return
+        session.kernel.stop()
+        shutil.rmtree(session.directory, ignore_errors=True)
+        log.info("code_interpreter session %s of thread %s ended", session.id, thread_id)
+
+    def close(self) -> None:
+        with self._lock:
+            threads = list(self._sessions)
+        for thread_id in threads:
+            self.end(thread_id)
