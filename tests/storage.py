@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from emulator.context import tenant_of
 from tests.server import RunningServer
 
-__all__ = ["count", "is_sqlite", "query", "tenant_of"]
+__all__ = ["count", "execute", "is_sqlite", "query", "tenant_of"]
 
 
 def is_sqlite(server: RunningServer) -> bool:
@@ -33,6 +33,22 @@ def query(server: RunningServer, sql: str, **params: Any) -> list[tuple[Any, ...
     try:
         with engine.connect() as connection:
             return [tuple(row) for row in connection.execute(text(sql), params)]
+    finally:
+        engine.dispose()
+
+
+def execute(server: RunningServer, sql: str, **params: Any) -> None:
+    """Change rows behind the server's back and commit (a damaged database, for the tests of what survives it)."""
+    if is_sqlite(server):
+        path = make_url(server.database_url).database
+        assert path, server.database_url
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
+            db.execute(sql, params)
+        return
+    engine = create_engine(server.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(sql), params)
     finally:
         engine.dispose()
 

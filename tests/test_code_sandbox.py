@@ -212,7 +212,10 @@ def test_a_session_keeps_its_variables_for_an_hour_of_emulator_time(sdk: OpenAI,
     assert thread.cell("print(answer + 1, math.pi > 3, open('/mnt/data/kept.txt').read())") == "42 True k\n"
     other = Thread(sdk)
     assert other.cell("print('answer' in globals())") == "False\n"
-    httpx.post(f"{sandboxed.root_url}/_emulator/clock/advance", json={"seconds": 3600}).raise_for_status()
+    httpx.post(
+        f"{sandboxed.root_url}/_emulator/clock/advance", json={"seconds": 3600},
+        headers={"Authorization": f"Bearer {sdk.api_key}"},
+    ).raise_for_status()
     code = "import os\nprint('answer' in globals(), os.path.exists('/mnt/data/kept.txt'))"
     assert thread.cell(code) == "False False\n"
 

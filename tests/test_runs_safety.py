@@ -13,8 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from emulator.services.files import storage_path
-from emulator.settings import Settings
+from tests import storage
 from tests.conftest import BETA
 from tests.server import RunningServer, run_server
 
@@ -34,19 +33,16 @@ def _code_run(http: httpx.Client, content: str, file_ids: list[str]) -> tuple[st
     return thread, created.json()["id"]
 
 
-def _damaged_file(http: httpx.Client, data_dir: Path) -> str:
-    """An uploaded file whose stored bytes became a directory (a damaged data dir): the cell cannot be given it."""
-    file_id = http.post("/files", files={"file": ("nums.csv", b"n\n1\n")}, data={"purpose": "assistants"}).json()["id"]
-    stored = storage_path(Settings(data_dir=data_dir).files_dir, file_id)
-    stored.unlink()
-    stored.mkdir()
-    return file_id
+def _damage_the_runs_tools(server: RunningServer, run_id: str) -> None:
+    """The run's row holds a function tool without its function (a damaged database): the model call raises."""
+    storage.execute(server, "UPDATE runs SET tools = :tools WHERE id = :id", tools='[{"type": "function"}]', id=run_id)
 
 
-def test_a_run_whose_tool_raises_fails_once_and_its_reads_keep_answering(
-    http: httpx.Client, data_dir: Path
+def test_a_run_that_raises_while_advancing_fails_once_and_its_reads_keep_answering(
+    http: httpx.Client, server: RunningServer, data_dir: Path
 ) -> None:
-    thread, run_id = _code_run(http, FENCED_PRINT, [_damaged_file(http, data_dir)])
+    thread, run_id = _code_run(http, FENCED_PRINT, [])
+    _damage_the_runs_tools(server, run_id)
     first = http.get(f"/threads/{thread}/runs/{run_id}")
     assert first.status_code == 200, first.text
     failed = first.json()
@@ -62,7 +58,7 @@ def test_a_run_whose_tool_raises_fails_once_and_its_reads_keep_answering(
     assert http.post(f"/threads/{thread}/messages", json={"role": "user", "content": "next"}).status_code == 200
     log = (data_dir / "server.log").read_text(errors="replace")
     logged = log[log.index(f"run {run_id} failed while advancing") :]
-    assert "Traceback" in logged and "IsADirectoryError" in logged
+    assert "Traceback" in logged and "KeyError" in logged
 
 
 def test_a_run_that_breaks_with_a_step_open_fails_that_step_too(
