@@ -121,10 +121,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 async def _sweep_forever(runtime: Runtime) -> None:
     def sweep_once() -> None:
+        box = sandbox.installed()
         with runtime.db.transaction() as session:
             control_service.sweep(session, runtime.settings.thread_retention_days)
-            now = clock.now(session)
-        sandbox.installed().end_idle(now)  # sessions of threads no call comes back to
+            tenant_nows = {tenant: clock.now(session, tenant) for tenant in box.tenants()}
+        for tenant, now in tenant_nows.items():  # sessions of threads no call comes back to, by their tenant's time
+            box.end_idle(now, tenant)
 
     while True:
         await asyncio.sleep(runtime.settings.retention_sweep_seconds)

@@ -184,11 +184,16 @@ class Sandbox:
             written.append(target)
         return written
 
-    def end_idle(self, now: int, tenant: str | None = None) -> None:
-        """End the sessions (of `tenant`, or all) unused for `IDLE_SECONDS` at emulator time `now`."""
+    def tenants(self) -> set[str]:
+        """The tenants that have a live session (each has a clock of its own to judge idleness by)."""
+        with self._lock:
+            return {found.tenant for found in self._sessions.values()}
+
+    def end_idle(self, now: int, tenant: str) -> None:
+        """End the tenant's sessions unused for `IDLE_SECONDS` at its emulator time `now`."""
         with self._lock:
             idle = [found.thread_id for found in self._sessions.values()
-                    if tenant in (None, found.tenant) and now - found.last_used >= IDLE_SECONDS]
+                    if found.tenant == tenant and now - found.last_used >= IDLE_SECONDS]
         for thread_id in idle:
             self.end(thread_id)
 
