@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,7 +60,10 @@ NUL = "contains a NUL character (U+0000), which is not accepted in text"
 @pytest.mark.parametrize(
     ("path", "body", "param", "says"),
     [
-        ("/threads", b'{"metadata": {"user": "\\ud800"}}', "metadata.user", f"Invalid 'metadata.user': string {SURROGATE}"),
+        (
+            "/threads", b'{"metadata": {"user": "\\ud800"}}', "metadata.user",
+            f"Invalid 'metadata.user': string {SURROGATE}",
+        ),
         ("/threads", b'{"metadata": {"\\ud800": "x"}}', "metadata", f"Invalid 'metadata': a key {SURROGATE}"),
         ("/threads", b'{"metadata": {"user": "a\\u0000b"}}', "metadata.user", f"string {NUL}"),
         ("/threads", b'{"metadata": {"a\\u0000": "x"}}', "metadata", f"a key {NUL}"),
@@ -75,7 +77,8 @@ NUL = "contains a NUL character (U+0000), which is not accepted in text"
         ("/assistants", b'{"model": "gpt-4o", "instructions": "\\ud800"}', "instructions", SURROGATE),
         (
             "/assistants",
-            b'{"model": "gpt-4o", "tools": [{"type": "function", "function": {"name": "f", "description": "\\ud800"}}]}',
+            b'{"model": "gpt-4o", "tools": [{"type": "function", "function": '
+            b'{"name": "f", "description": "\\ud800"}}]}',
             "tools[0].function.description",
             SURROGATE,
         ),
@@ -131,7 +134,8 @@ def test_a_path_id_with_nul_is_an_id_that_does_not_exist(client: OpenAI, http: h
     assistant = client.beta.assistants.create(model="gpt-4o")
     response = http.get(f"/assistants/{assistant.id}%00")
     assert response.status_code == 404
-    assert response.json()["error"]["message"] == f"No assistant found with id '{assistant.id}\N{REPLACEMENT CHARACTER}'."
+    replaced = f"{assistant.id}\N{REPLACEMENT CHARACTER}"
+    assert response.json()["error"]["message"] == f"No assistant found with id '{replaced}'."
     file_response = http.get("/files/file-abc%00")
     assert file_response.status_code == 404
     assert file_response.json()["error"]["message"] == "No such File object: file-abc\N{REPLACEMENT CHARACTER}"
@@ -305,9 +309,19 @@ def test_a_5000_character_file_name_is_refused_through_the_sdk(
 TOO_LARGE = f"Request body too large: the maximum size of a request body is {limits.JSON_BODY_MAX_BYTES} bytes"
 
 
-def test_a_json_body_over_the_limit_is_a_413_in_the_envelope(
-    server: RunningServer, http: httpx.Client, api_key: str
+def test_a_json_body_over_the_limit_is_a_413_in_the_envelope_and_legal_bodies_are_far_below_it(
+    server: RunningServer, client: OpenAI, http: httpx.Client, api_key: str
 ) -> None:
+    """The limit is far above what the per-field limits allow, and uploads keep their own 512 MB rule."""
+    assistant = client.beta.assistants.create(
+        model="gpt-4o", instructions="i" * limits.ASSISTANT_INSTRUCTIONS_MAX_CHARS,
+        tools=[function_tool(nested_schema(3)) | {"function": {"name": f"f{n}", "description": "d" * 1024}}
+               for n in range(limits.ASSISTANT_MAX_TOOLS)],  # type: ignore[misc]
+    )
+    assert len(assistant.tools) == limits.ASSISTANT_MAX_TOOLS
+    upload = b"\0" * (limits.JSON_BODY_MAX_BYTES + 1024)
+    uploaded = client.files.create(file=("big.bin", upload), purpose="assistants")
+    assert uploaded.bytes == len(upload)
     before = stored(server, api_key)
     value = "x" * (limits.JSON_BODY_MAX_BYTES - 20)
     response = http.post("/threads", content=json.dumps({"metadata": {"a": value}}).encode(), headers=JSON_TYPE)
@@ -355,9 +369,8 @@ def _read_response(connection: socket.socket) -> bytes:
     while time.monotonic() < deadline:
         head, separator, body = data.partition(b"\r\n\r\n")
         if separator:
-            length = next(
-                int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")
-            )
+            lines = head.lower().split(b"\r\n")
+            length = next(int(line.split(b":", 1)[1]) for line in lines if line.startswith(b"content-length"))
             if len(body) >= length:
                 return data
         received = connection.recv(65536)
@@ -365,21 +378,6 @@ def _read_response(connection: socket.socket) -> bytes:
             return data
         data += received
     raise AssertionError(f"no whole response in 30 s: {data[:200]!r}")
-
-
-def test_a_legal_body_near_a_megabyte_and_a_large_upload_are_not_limited(
-    client: OpenAI, data_dir: Path
-) -> None:
-    """The limit is far above what the per-field limits allow, and uploads keep their own 512 MB rule."""
-    assistant = client.beta.assistants.create(
-        model="gpt-4o", instructions="i" * limits.ASSISTANT_INSTRUCTIONS_MAX_CHARS,
-        tools=[function_tool(nested_schema(3)) | {"function": {"name": f"f{n}", "description": "d" * 1024}}
-               for n in range(limits.ASSISTANT_MAX_TOOLS)],  # type: ignore[misc]
-    )
-    assert len(assistant.tools) == limits.ASSISTANT_MAX_TOOLS
-    uploaded = client.files.create(file=("big.bin", b"\0" * (limits.JSON_BODY_MAX_BYTES + 1024)), purpose="assistants")
-    assert uploaded.bytes == limits.JSON_BODY_MAX_BYTES + 1024
-    assert (data_dir / "files").exists()
 
 
 # --- Message parts -------------------------------------------------------------------------------------------------
@@ -402,23 +400,22 @@ def test_an_image_url_that_is_not_an_absolute_web_or_data_url_is_refused(
     assert stored(server, api_key) == before
 
 
-def test_web_and_data_image_urls_are_accepted_and_read_back(client: OpenAI) -> None:
+def test_image_parts_that_are_kept_are_web_or_data_urls_and_files_of_this_tenant(
+    server: RunningServer, client: OpenAI, http: httpx.Client, api_key: str
+) -> None:
+    """The parts accepted read back through the SDK; an empty URL or another tenant's file are refused."""
     thread = client.beta.threads.create()
     for url in ("https://example.com/cat.png", "http://localhost:8080/a.png?size=2", "data:image/png;base64,aGk="):
         message = client.beta.threads.messages.create(
             thread.id, role="user", content=[{"type": "image_url", "image_url": {"url": url}}]
         )
         assert message.content[0].image_url.url == url  # type: ignore[union-attr]
-    listed = client.beta.threads.messages.list(thread.id)
-    assert len(listed.data) == 3
-
-
-def test_an_image_file_part_must_name_a_file_of_this_tenant(
-    server: RunningServer, client: OpenAI, api_key: str
-) -> None:
+    mine = client.files.create(file=("cat.png", b"\x89PNG not really"), purpose="vision")
+    client.beta.threads.messages.create(
+        thread.id, role="user", content=[{"type": "image_file", "image_file": {"file_id": mine.id}}]
+    )
     other = OpenAI(base_url=server.base_url, api_key=api_key + "-other", max_retries=0)
     theirs = other.files.create(file=("cat.png", b"\x89PNG not really"), purpose="vision")
-    thread = client.beta.threads.create()
     before = stored(server, api_key)
     for file_id in (theirs.id, "file-does-not-exist"):
         with pytest.raises(openai.BadRequestError) as refused:
@@ -426,4 +423,11 @@ def test_an_image_file_part_must_name_a_file_of_this_tenant(
                 thread.id, role="user", content=[{"type": "image_file", "image_file": {"file_id": file_id}}]
             )
         assert f"no file found with id '{file_id}'" in refused.value.message
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.messages.create(
+            thread.id, role="user", content=[{"type": "image_url", "image_url": {"url": ""}}]
+        )
+    assert refused.value.body["param"] == "content[0].image_url.url"  # type: ignore[index]
     assert stored(server, api_key) == before
+    listed = client.beta.threads.messages.list(thread.id)
+    assert len(listed.data) == 4
