@@ -3,12 +3,15 @@ valid or not, gets a server error, and every refusal is the error envelope.
 
 Deterministic (hypothesis derandomized, no example database) and bounded (`EXAMPLES` per operation and mode). Each
 operation is fuzzed twice: with data that fits its schema (positive) and with data that does not (negative); path
-ids are real objects of the fuzzing tenant in half the cases, so requests reach past the 404s. The upload, whose
+ids are real objects of the fuzzing tenant in half the cases, so requests reach past the 404s; in half the valid
+cases one string of the body (a value or a key) is replaced by a value no string may be, and that request must be
+a 400 whatever the operation (see `POISONS`). The upload, whose
 body the OpenAPI description does not spell out, gets raw multipart bodies of its own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -83,6 +86,36 @@ def fuzz(test: Callable[..., None], *strategies: st.SearchStrategy[Any], example
     )(given(*strategies)(test))()
 
 
+POISONS: tuple[Any, ...] = ("\ud800", "a\udfffb", "\x00", "nul\x00inside", json.loads("[" * 70 + "]" * 70))
+"""Values no string of a body may be (a lone surrogate, NUL) or hold (nesting past the bound): put in place of one
+string of a valid body, each makes the request a 400, whatever the operation."""
+
+
+def poison_one_string(body: Any, poison: Any, pick: int) -> bool:
+    """Put `poison` in place of one string of `body` (a value, or a key when `poison` is a string): the `pick`-th
+    of its strings, counting round; False when the body has none."""
+    places: list[tuple[Any, Any, bool]] = []
+    stack = [body]
+    while stack:
+        value = stack.pop()
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            if isinstance(item, str):
+                places.append((value, key, False))
+            elif isinstance(item, (dict, list)):
+                stack.append(item)
+            if isinstance(value, dict) and isinstance(poison, str):
+                places.append((value, key, True))
+    if not places:
+        return False
+    container, key, is_key = places[pick % len(places)]
+    if is_key:
+        container[poison] = container.pop(key)
+    else:
+        container[key] = poison
+    return True
+
+
 class Fuzzer:
     """Sends the cases of one operation and keeps what went wrong."""
 
@@ -101,17 +134,25 @@ class Fuzzer:
             modes.append(GenerationMode.NEGATIVE)
         for mode in modes:
             cases = operation.as_strategy(generation_mode=mode)
+            poisons = st.none() | st.tuples(st.sampled_from(POISONS), st.integers(min_value=0, max_value=99))
             try:
-                fuzz(self.case, cases, st.booleans(), st.just(headers), st.just(mode))
+                fuzz(self.case, cases, st.booleans(), poisons, st.just(headers), st.just(mode))
             except Unsatisfiable:  # the schema leaves nothing that can be invalid (an untyped body, say)
                 assert not mode.is_positive, f"{operation.method} {operation.path}: no valid data generated"
 
-    def case(self, case: Any, use_real_ids: bool, headers: dict[str, str], mode: GenerationMode) -> None:
+    def case(
+        self, case: Any, use_real_ids: bool, poison: tuple[Any, int] | None, headers: dict[str, str],
+        mode: GenerationMode,
+    ) -> None:
         if use_real_ids and case.path_parameters:
             case.path_parameters = {name: self.ids.get(name, old) for name, old in case.path_parameters.items()}
+        poisoned = poison is not None and isinstance(case.body, dict) and poison_one_string(case.body, *poison)
         response = case.call(base_url=self.server.root_url, session=self.session, headers=headers, timeout=60)
         self.sent += 1
-        problem = check_answer(response, f"{case.method} {case.formatted_path} ({mode.value})")
+        what = f"{case.method} {case.formatted_path} ({mode.value}{', poisoned' if poisoned else ''})"
+        problem = check_answer(response, what)
+        if problem is None and poisoned and response.status_code != 400:
+            problem = f"{what}: {response.status_code}, not a 400: {response.text[:300]}"
         if problem is not None:
             self.problems.append(problem + f"\n  {case.as_curl_command(headers=headers)}")
 
