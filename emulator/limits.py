@@ -62,6 +62,11 @@ FILE_UPLOAD_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision", "us
 # Runs
 RUN_EXPIRY_SECONDS: Final = 600
 RUN_MIN_TOKEN_BOUND: Final = 256
+RUN_MAX_TOKEN_BOUND: Final = 2_147_483_647
+"""The hosted API published no maximum; this one is what an INTEGER column holds on every supported database."""
+
+# Times (Unix seconds in BIGINT columns)
+TIMESTAMP_MAX: Final = 2**63 - 1
 
 # Retention
 THREAD_RETENTION_DAYS: Final = 60

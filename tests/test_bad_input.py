@@ -431,3 +431,31 @@ def test_image_parts_that_are_kept_are_web_or_data_urls_and_files_of_this_tenant
     assert stored(server, api_key) == before
     listed = client.beta.threads.messages.list(thread.id)
     assert len(listed.data) == 4
+
+
+# --- Numbers past what a column holds -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("field", ["max_prompt_tokens", "max_completion_tokens"])
+def test_a_token_bound_past_what_an_integer_column_holds_is_refused(
+    server: RunningServer, client: OpenAI, api_key: str, field: str
+) -> None:
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create()
+    before = stored(server, api_key)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.runs.create(thread.id, assistant_id=assistant.id, **{field: 10**30})  # type: ignore[arg-type]
+    assert refused.value.body == {  # type: ignore[comparison-overlap]
+        "message": f"Invalid '{field}': integer above maximum value. Expected a value <= "
+        f"{limits.RUN_MAX_TOKEN_BOUND}, but got {10**30} instead.",
+        "type": "invalid_request_error",
+        "param": field,
+        "code": "integer_above_max_value",
+    }
+    assert stored(server, api_key) == before
+    run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id, **{field: limits.RUN_MAX_TOKEN_BOUND})
+    assert getattr(run, field) == limits.RUN_MAX_TOKEN_BOUND
+
+
+def test_a_usage_time_range_past_what_a_timestamp_holds_is_refused(control: httpx.Client) -> None:
+    response = control.get("/usage", params={"start": 0, "end": 10**30})
+    assert_refused(response, param="end", code="integer_above_max_value", says="Invalid 'end': integer above maximum")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from starlette.background import BackgroundTask
 
-from emulator import __version__, clock
+from emulator import __version__, clock, limits
 from emulator.api.deps import ReadCtx, WorkerThreadRoute, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
@@ -124,8 +124,8 @@ def set_latency(body: Latency, ctx: ControlWriteCtx) -> OpenAIJSON:
 @router.get("/usage")
 def usage_report(
     ctx: ReadCtx,
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
+    start: Annotated[int | None, Query(ge=0, le=limits.TIMESTAMP_MAX)] = None,
+    end: Annotated[int | None, Query(ge=0, le=limits.TIMESTAMP_MAX)] = None,
     group_by: Annotated[str | None, Query(pattern=r"^metadata\.[A-Za-z0-9_.-]{1,64}$")] = None,
 ) -> OpenAIJSON:
     return ok(usage.report(ctx, start=start, end=end, group_by=group_by))
