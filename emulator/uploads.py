@@ -151,8 +151,8 @@ async def receive_upload(
         raise InvalidRequest("Expected a multipart/form-data body with a 'file' and a 'purpose'.")
     target.parent.mkdir(parents=True, exist_ok=True)
     receiver = _Receiver(target, max_bytes)
-    parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
     try:
+        parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
         async for chunk in chunks:
             parser.write(chunk)
         parser.finalize()

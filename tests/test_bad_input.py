@@ -291,6 +291,19 @@ def test_an_upload_that_does_not_parse_or_names_no_possible_file_is_refused_and_
     assert not list((server.data_dir / "files").rglob("*.part"))
 
 
+def test_an_upload_with_a_boundary_longer_than_the_parser_takes_is_refused(
+    server: RunningServer, http: httpx.Client, api_key: str
+) -> None:
+    before = stored(server, api_key)
+    boundary = "b" * 300
+    body = f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n--{boundary}--\r\n'
+    response = http.post(
+        "/files", content=body.encode(), headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert_refused(response, param=None, says="Boundary length 300 exceeds maximum of 256", code="invalid_multipart")
+    assert stored(server, api_key) == before
+
+
 def test_a_5000_character_file_name_is_refused_through_the_sdk(
     server: RunningServer, client: OpenAI, api_key: str
 ) -> None:
