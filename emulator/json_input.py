@@ -44,12 +44,14 @@ def check_text(param: str, value: str) -> None:
         raise InvalidRequest(f"Invalid '{param}': string {problem}.", param=param, code="invalid_value")
 
 
-def check_json_body(body: Any) -> None:
+def check_json_body(body: Any, raw: bytes) -> None:
     """Refuse a decoded JSON body nested deeper than the limit or holding a string that is not acceptable text.
 
     The error names the parameter: the path to the string (`metadata.user`, `messages[0].content`), the object
     whose key is wrong, or, for a body nested too deep, the top-level parameter the nesting is under.
     """
+    if _plainly_acceptable(raw):
+        return
     stack: list[tuple[Any, str, int]] = [(body, "", 1)]
     while stack:
         value, path, depth = stack.pop()
@@ -69,6 +71,15 @@ def check_json_body(body: Any) -> None:
                 stack.append((item, f"{path}.{key}" if path else key, depth + 1))
         else:
             stack.extend((item, f"{path}[{index}]", depth + 1) for index, item in enumerate(value))
+
+
+def _plainly_acceptable(raw: bytes) -> bool:
+    """What most bodies are, told from their bytes far faster than by walking them: no `\\u` escape, no byte
+    that starts an encoded surrogate (`json` decodes those) or is NUL (a UTF-16 or UTF-32 body), and fewer
+    brackets than the depth bound (brackets inside strings only count against it)."""
+    if b"\\u" in raw or b"\xed" in raw or b"\x00" in raw:
+        return False
+    return raw.count(b"{") + raw.count(b"[") <= limits.JSON_MAX_DEPTH
 
 
 def _too_deep(path: str) -> None:

@@ -126,12 +126,13 @@ class CheckedBodyRoute(APIRoute):
         strict = bool(getattr(strict, "value", strict))
 
         async def checked(request: Request) -> Response:
-            if is_json_content_type(request.headers.get("content-type"), strict) and await request.body():
+            raw = await request.body()
+            if raw and is_json_content_type(request.headers.get("content-type"), strict):
                 try:
                     body = await request.json()
                 except Exception:  # FastAPI reads it again and answers its own 400
                     body = None
-                check_json_body(body)
+                check_json_body(body, raw)
             return await handler(request)
 
         return checked

@@ -223,7 +223,7 @@ class _Endpoint:
             raise
         except Exception as exc:
             raise HTTPException(status_code=400, detail=BODY_NOT_PARSED) from exc
-        check_json_body(body)
+        check_json_body(body, raw)
         return body
 
     async def _respond(self, request: Request, path_params: dict[str, str]) -> Response:
