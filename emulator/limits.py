@@ -40,6 +40,7 @@ FILES_LIST_LIMIT_DEFAULT: Final = 10_000
 
 # Files
 FILE_MAX_BYTES: Final = 512 * 1024 * 1024
+FILE_UPLOAD_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 FILENAME_MAX_CHARS: Final = 255
 """The longest name a file on disk can have (ext4, APFS, NTFS): a longer one never came from a client's file."""
 UPLOAD_FORM_FIELDS_MAX_BYTES: Final = 64 * 1024
@@ -57,7 +58,6 @@ JSON_MAX_DEPTH: Final = 64
 """Objects and arrays nested in a body, counting the body itself. The hosted API allows a strict schema 10 levels
 of nesting (about 22 levels of JSON in a body); 64 is ample, and a 64-deep schema is checked with a third of
 Python's recursion limit to spare."""
-FILE_UPLOAD_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 
 # Runs
 RUN_EXPIRY_SECONDS: Final = 600

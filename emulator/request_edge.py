@@ -1,8 +1,8 @@
 """What every request is held to before any route sees it (pure ASGI, outside both request paths).
 
-- Its body is read here, up to `max_body_bytes`: a larger one is a 413 as soon as that is known (from
-  `Content-Length` before reading anything, or while reading), and is never held whole. The routes that stream
-  their body to disk (the file upload, under its own size rule) are left alone.
+- Its body is read here, up to `max_body_bytes`, then handed on: a larger one is a 413 as soon as that is known
+  (from `Content-Length` before reading anything, or while reading), and is never held whole. The routes that
+  stream their body to disk (the file upload, under its own size rule) are left alone.
 - Its path and query string hold no NUL: one is read as U+FFFD, the character invalid UTF-8 in a URL already
   decodes to. An id with NUL then names nothing, on SQLite and PostgreSQL alike (the usual 404, or the usual 400
   for a list cursor), instead of reaching a database that cannot compare it.
@@ -10,15 +10,12 @@
 
 from __future__ import annotations
 
-import re
-
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from emulator.api.responses import error_response
 from emulator.errors import PayloadTooLarge
 
-_ENCODED_NUL = re.compile(rb"%00")
 _REPLACEMENT = "\N{REPLACEMENT CHARACTER}"
 _ENCODED_REPLACEMENT = b"%EF%BF%BD"
 
@@ -93,4 +90,4 @@ def _without_nul(scope: Scope) -> None:
         scope["path"] = scope["path"].replace("\x00", _REPLACEMENT)
     query: bytes = scope.get("query_string", b"")
     if b"%00" in query or b"\x00" in query:
-        scope["query_string"] = _ENCODED_NUL.sub(_ENCODED_REPLACEMENT, query).replace(b"\x00", _ENCODED_REPLACEMENT)
+        scope["query_string"] = query.replace(b"%00", _ENCODED_REPLACEMENT).replace(b"\x00", _ENCODED_REPLACEMENT)
