@@ -30,9 +30,9 @@ from emulator.app import create_app
 from tests.extra_server import extra_server
 from tests.server import RunningServer
 
-EXAMPLES = 12
-"""Per operation and mode: about 1,500 requests, under 60 s on two busy cores."""
-UPLOAD_EXAMPLES = 150
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "12"))
+"""Per operation and mode: about 1,500 requests, under 60 s on two cores. A bigger run by hand: FUZZ_EXAMPLES=300."""
+UPLOAD_EXAMPLES = int(os.environ.get("FUZZ_UPLOAD_EXAMPLES", "150"))
 API_KEY = "sk-fuzz-api"
 CONTROL_KEY = "sk-fuzz-control"
 """The control plane is fuzzed as another tenant: faults, latency and limits it sets never touch the API's."""
@@ -169,6 +169,7 @@ def test_no_request_to_any_operation_gets_a_server_error(fuzzed: RunningServer) 
             fuzzer.operation(operation)
             if os.environ.get("FUZZ_TIMING"):
                 print(f"{time.perf_counter() - started:6.2f}s {operation.method} {operation.path}")
+    print(f"fuzzed {len(operations)} operations: {fuzzer.sent} requests, {len(fuzzer.problems)} problems")
     assert fuzzer.sent > len(operations) * EXAMPLES, fuzzer.sent
     assert not fuzzer.problems, "\n".join(fuzzer.problems[:20])
 
@@ -186,6 +187,7 @@ def test_no_upload_body_gets_a_server_error(fuzzed: RunningServer) -> None:
     part = st.tuples(part_header, st.sampled_from([b"assistants", b"created_at", b"3600", b"hello"]) | st.binary())
     boundary = st.sampled_from([b"b", b"boundary-1", b"", b"x" * 300])
     problems: list[str] = []
+    sent: list[int] = []
 
     def send(parts: list[tuple[bytes, bytes]], separator: bytes, ending: bytes) -> None:
         body = b"".join(b"--" + separator + b"\r\n" + headers + b"\r\n\r\n" + data + b"\r\n" for headers, data in parts)
@@ -196,9 +198,11 @@ def test_no_upload_body_gets_a_server_error(fuzzed: RunningServer) -> None:
             headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": content_type},
         )
         problem = check_answer(response, f"POST /v1/files {body[:200]!r}")
+        sent.append(response.status_code)
         if problem is not None:
             problems.append(problem)
 
     endings = st.sampled_from([b"--\r\n", b"--", b"", b"\r\n"])
     fuzz(send, st.lists(part, max_size=4), boundary, endings, examples=UPLOAD_EXAMPLES)
+    print(f"fuzzed the upload: {len(sent)} requests, {len(problems)} problems, statuses {sorted(set(sent))}")
     assert not problems, "\n".join(problems[:20])
