@@ -36,6 +36,7 @@ from emulator.control_middleware import ControlMiddleware
 from emulator.db import Database
 from emulator.errors import APIError, ServerError
 from emulator.ids import IdFactory
+from emulator.request_edge import RequestEdge
 from emulator.services import control as control_service
 from emulator.services import scripts
 from emulator.services.runtime import Runtime
@@ -58,6 +59,9 @@ ROUTERS = (  # matched in this order, each route in turn: the busiest first (run
     vector_store_files.router,
     vector_store_file_batches.router,
 )
+
+STREAMED_BODIES = frozenset({("POST", "/v1/files")})
+"""The routes that read their body as a stream, under a limit of their own (`max_file_bytes`)."""
 
 
 class ResponseHeaders:
@@ -187,6 +191,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.direct_routes:
         app.add_middleware(DirectRoutes, fastapi_app=app)
     app.add_middleware(ControlMiddleware)
+    app.add_middleware(RequestEdge, max_body_bytes=settings.max_json_body_bytes, streamed=STREAMED_BODIES)
     app.add_middleware(ResponseHeaders, ids=ids)
     logs.configure(settings.log_level)
     logs.install_access_log(app)

@@ -41,10 +41,32 @@ FILES_LIST_LIMIT_DEFAULT: Final = 10_000
 # Files
 FILE_MAX_BYTES: Final = 512 * 1024 * 1024
 FILE_UPLOAD_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+FILENAME_MAX_CHARS: Final = 255
+"""The longest name a file on disk can have (ext4, APFS, NTFS): a longer one never came from a client's file."""
+UPLOAD_FORM_FIELDS_MAX_BYTES: Final = 64 * 1024
+"""All the small fields of an upload form together (purpose, expires_after[...]): the file part is apart."""
+
+# Request bodies (every route but the file upload, which streams to disk under FILE_MAX_BYTES)
+JSON_BODY_MAX_BYTES: Final = 32 * 1024 * 1024
+"""The hosted API published no limit. The largest body within the published per-field limits is an assistant
+create or update: 256,000 characters of instructions, 128 tools with 1,024-character descriptions, a 256-character
+name, a 512-character description and 16 metadata pairs of 64 + 512 characters: at most 4.8 MB even with every
+character written as a 12-byte escape (`\\ud83d\\ude00`). 32 MiB leaves over 27 MB for what has no published
+bound (function parameter schemas, the messages of a new thread: 100 of 256,000 ASCII characters is 25.6 MB),
+and bounds what a refused body costs: it is refused, with a 413, as soon as it is known to be larger."""
+JSON_MAX_DEPTH: Final = 64
+"""Objects and arrays nested in a body, counting the body itself. The hosted API allows a strict schema 10 levels
+of nesting (about 22 levels of JSON in a body); 64 is ample, and a 64-deep schema is checked with a third of
+Python's recursion limit to spare."""
 
 # Runs
 RUN_EXPIRY_SECONDS: Final = 600
 RUN_MIN_TOKEN_BOUND: Final = 256
+RUN_MAX_TOKEN_BOUND: Final = 2_147_483_647
+"""The hosted API published no maximum; this one is what an INTEGER column holds on every supported database."""
+
+# Times (Unix seconds in BIGINT columns)
+TIMESTAMP_MAX: Final = 2**63 - 1
 
 # Retention
 THREAD_RETENTION_DAYS: Final = 60

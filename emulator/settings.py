@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from emulator import limits
+
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -33,7 +35,10 @@ class Settings(BaseSettings):
     retention_sweep_seconds: float = 60.0
     """How often (wall clock) the background sweeper deletes threads past retention."""
 
-    max_file_bytes: int = 512 * 1024 * 1024
+    max_file_bytes: int = limits.FILE_MAX_BYTES
+    max_json_body_bytes: int = limits.JSON_BODY_MAX_BYTES
+    """The largest request body of every route but the file upload: a larger one is a 413 (`limits.py` says why
+    32 MiB)."""
     seed: int | None = None
     """Seeds ids and every random choice, for reproducible runs."""
 

@@ -1,23 +1,28 @@
 """Streams a multipart file upload to disk as it arrives: a 512 MB upload never sits in memory.
 
-The form's small fields (purpose, expires_after[...]) are collected in memory up to a small cap; the part
+The form's small fields (purpose, expires_after[...]) are collected in memory up to a small cap in all; the part
 named `file` goes straight to a temporary file beside its final place. Going over the size limit stops the
-upload at once with a 413 and removes what was written.
+upload at once with a 413 and removes what was written; so does a form that does not parse, or a file name that
+no file could have (a 400).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from emulator import limits
 from emulator.errors import InvalidRequest, PayloadTooLarge
+from emulator.json_input import check_text
 
-_MAX_FIELD_BYTES = 64 * 1024
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -49,6 +54,8 @@ class _Receiver:
         self._header_field = bytearray()
         self._header_value = bytearray()
         self.too_large = False
+        self.fields_bytes = 0
+        """Of every part but the file, headers aside: a form of many small fields is bounded too."""
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -77,6 +84,8 @@ class _Receiver:
         if self.part.name == "file":
             if self.file is not None:
                 raise InvalidRequest("Only one 'file' may be uploaded per request.", param="file")
+            if self.part.filename is not None:
+                _check_filename(self.part.filename)
             self.filename = self.part.filename
             self.file = open(self.partial, "wb")  # noqa: SIM115 - closed in close()/discard()
 
@@ -89,12 +98,15 @@ class _Receiver:
             self.file.write(data[start:end])
         else:
             self.part.buffer.extend(data[start:end])
-            if len(self.part.buffer) > _MAX_FIELD_BYTES:
+            self.fields_bytes += end - start
+            if self.fields_bytes > limits.UPLOAD_FORM_FIELDS_MAX_BYTES:
                 raise InvalidRequest(f"Form field '{self.part.name}' is too large.", param=self.part.name)
 
     def _part_end(self) -> None:
         if self.part.name != "file":
-            self.fields[self.part.name] = self.part.buffer.decode("utf-8", "replace")
+            value = self.part.buffer.decode("utf-8", "replace")
+            check_text(self.part.name, value)
+            self.fields[self.part.name] = value
 
     def close(self) -> None:
         if self.file is not None:
@@ -104,6 +116,25 @@ class _Receiver:
         self.close()
         if self.partial.exists():
             os.unlink(self.partial)
+
+
+def _check_filename(filename: str) -> None:
+    """A name a file can have: not too long for a file system, no control character (CR, LF, NUL, ...)."""
+    if len(filename) > limits.FILENAME_MAX_CHARS:
+        raise InvalidRequest(
+            f"Invalid 'file': the file name is too long. Expected a name with at most {limits.FILENAME_MAX_CHARS} "
+            f"characters, but got one with {len(filename)} characters instead.",
+            param="file",
+            code="invalid_value",
+        )
+    control = _CONTROL_CHARACTER.search(filename)
+    if control is not None:
+        raise InvalidRequest(
+            f"Invalid 'file': the file name contains a control character (U+{ord(control.group()):04X}), which a "
+            "file name cannot hold.",
+            param="file",
+            code="invalid_value",
+        )
 
 
 class _TooLarge(Exception):
@@ -120,8 +151,8 @@ async def receive_upload(
         raise InvalidRequest("Expected a multipart/form-data body with a 'file' and a 'purpose'.")
     target.parent.mkdir(parents=True, exist_ok=True)
     receiver = _Receiver(target, max_bytes)
-    parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
     try:
+        parser = MultipartParser(boundary, receiver.callbacks())  # type: ignore[arg-type]
         async for chunk in chunks:
             parser.write(chunk)
         parser.finalize()
@@ -129,6 +160,13 @@ async def receive_upload(
         receiver.discard()
         raise PayloadTooLarge(
             f"File is too large: the maximum size is {max_bytes} bytes.", param="file", code="file_too_large"
+        ) from None
+    except FormParserError as exc:
+        receiver.discard()
+        raise InvalidRequest(
+            f"Could not parse the multipart form: {str(exc).rstrip('.')}. Send a multipart/form-data body with a "
+            "'file' and a 'purpose'.",
+            code="invalid_multipart",
         ) from None
     except BaseException:
         receiver.discard()

@@ -117,7 +117,8 @@ def to_invalid_request(errors: Sequence[ErrorDetails], body: Any) -> InvalidRequ
     if kind == "missing":
         return InvalidRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
     if kind == "openai":
-        return InvalidRequest(ctx["message"], param=param or None, code=ctx.get("code"))
+        message = f"Invalid '{param}': {ctx['message']}" if ctx.get("about_param") and param else ctx["message"]
+        return InvalidRequest(message, param=param or None, code=ctx.get("code"))
     if kind in _EXPECTED:
         return InvalidRequest(
             f"Invalid type for '{param}': expected {_EXPECTED[kind]}, but got {_describe(value)} instead.",

@@ -129,6 +129,19 @@ REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("GET", "/v1/nothing/here", {"headers": V2}),
     ("GET", "/v1/files", {"headers": V2, "params": {"purpose": "assistants"}}),
     ("GET", "/v1/threads/THREAD/messages/MESSAGE", {"headers": V2}),
+    # bad input, refused alike: text that is not Unicode or holds NUL, nesting, NUL in a URL, size, multipart
+    ("POST", "/v1/threads", {"headers": JSON, "content": b'{"metadata": {"a": "\\ud800"}}'}),
+    ("POST", "/v1/threads", {"headers": JSON, "content": b'{"metadata": {"\\u0000": "a"}}'}),
+    ("POST", "/v1/vector_stores", {"headers": JSON, "content": b'{"name": "a\\u0000"}'}),
+    ("POST", "/v1/assistants", {"headers": JSON, "json": {"model": "gpt-4o", "metadata": {
+        "a": json.loads("[" * 70 + "]" * 70)}}}),
+    ("POST", "/v1/threads/THREAD/messages", {"headers": JSON, "json": {"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": ""}}]}}),
+    ("GET", "/v1/threads/thread_%00", {"headers": V2}),
+    ("GET", "/v1/threads/THREAD/messages", {"headers": V2, "params": {"after": "msg_\x00"}}),
+    ("POST", "/v1/threads", {"headers": JSON, "content": b'{"metadata": {"a": "' + b"x" * (33 * 1024 * 1024)}),
+    ("POST", "/v1/files", {"headers": {**V2, "Content-Type": "multipart/form-data; boundary=b"}, "content":
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a\rb"\r\n\r\nx\r\n--b--'}),
 ]
 
 

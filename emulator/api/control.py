@@ -143,8 +143,8 @@ def clear_latency(ctx: ControlWriteCtx) -> OpenAIJSON:
 @router.get("/usage")
 def usage_report(
     ctx: ReadCtx,
-    start: Annotated[int | None, Query(ge=0)] = None,
-    end: Annotated[int | None, Query(ge=0)] = None,
+    start: Annotated[int | None, Query(ge=0, le=limits.TIMESTAMP_MAX)] = None,
+    end: Annotated[int | None, Query(ge=0, le=limits.TIMESTAMP_MAX)] = None,
     group_by: Annotated[str | None, Query(pattern=r"^metadata\.[A-Za-z0-9_.-]{1,64}$")] = None,
 ) -> OpenAIJSON:
     return ok(usage.report(ctx, start=start, end=end, group_by=group_by))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -12,11 +12,13 @@ from fastapi import Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from emulator import auth, limits
 from emulator.context import NO_SESSION, Ctx
 from emulator.db import LeaveEventLoop, RecordThenRetry
 from emulator.errors import InvalidRequest
+from emulator.json_input import check_json_body, is_json_content_type
 from emulator.services.runtime import Runtime
 from emulator.store.pagination import PageRequest
 
@@ -87,7 +89,34 @@ before the response is sent."""
 ReadCtx = Annotated[Ctx, Depends(read_ctx)]
 
 
-class UnitOfWorkRoute(APIRoute):
+class CheckedBodyRoute(APIRoute):
+    """A route whose JSON body is held to `check_json_body` when FastAPI serves it, as `api.direct` does.
+
+    The body is decoded here first (Starlette keeps it for FastAPI's own read); a body that does not decode is
+    left to FastAPI, which refuses it as usual.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+        strict = getattr(self, "strict_content_type", True)
+        strict = bool(getattr(strict, "value", strict))
+
+        async def checked(request: Request) -> Response:
+            raw = await request.body()
+            if raw and is_json_content_type(request.headers.get("content-type"), strict):
+                try:
+                    body = await request.json()
+                except Exception:  # FastAPI reads it again and answers its own 400
+                    body = None
+                check_json_body(body, raw)
+            return await handler(request)
+
+        return checked
+
+
+class UnitOfWorkRoute(CheckedBodyRoute):
     """A route whose sync endpoint runs in one transaction (the `Ctx` argument's), committed on success and rolled
     back on any error.
 

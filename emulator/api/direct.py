@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from emulator.api.responses import BODY_NOT_PARSED, error_response, http_error_response
 from emulator.errors import APIError
+from emulator.json_input import check_json_body, is_json_content_type
 from emulator.validation import to_invalid_request
 
 _UNDEFINED: Any = object()
@@ -180,15 +181,6 @@ def _binders(dependant: Dependant, *, body_allowed: bool) -> list[Binder]:
     return binders
 
 
-def _is_json(content_type: str | None, strict: bool) -> bool:
-    """FastAPI's rule: a body is JSON when its type is application/json or */*+json, or absent and not strict."""
-    if not content_type:
-        return not strict
-    main = content_type.partition(";")[0]
-    kind, _, subtype = main.strip().lower().partition("/")
-    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
-
-
 class _Endpoint:
     """One route's endpoint and the plan that binds its arguments."""
 
@@ -216,14 +208,14 @@ class _Endpoint:
 
     async def _body(self, request: Request) -> Any:
         """The body as FastAPI reads it: JSON when the content type says so, else the bytes; any failure to read
-        or parse it is a 400 before a dependency runs."""
+        or parse it, or a JSON body that breaks `check_json_body`, is a 400 before a dependency runs."""
         try:
             raw = await request.body()
             if not raw:
                 return _UNDEFINED
-            if not _is_json(request.headers.get("content-type"), self.strict):
+            if not is_json_content_type(request.headers.get("content-type"), self.strict):
                 return raw
-            return json.loads(raw)
+            body = json.loads(raw)
         except json.JSONDecodeError as exc:
             error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error"}
             raise to_invalid_request([error], exc.doc) from exc  # type: ignore[list-item]
@@ -231,6 +223,8 @@ class _Endpoint:
             raise
         except Exception as exc:
             raise HTTPException(status_code=400, detail=BODY_NOT_PARSED) from exc
+        check_json_body(body, raw)
+        return body
 
     async def _respond(self, request: Request, path_params: dict[str, str]) -> Response:
         body = await self._body(request) if self.has_body else _UNDEFINED

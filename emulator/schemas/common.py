@@ -23,9 +23,11 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-def openai_error(message: str, code: str = "invalid_value") -> PydanticCustomError:
-    """A validation error whose message is already the real API's text (see `emulator.validation`)."""
-    return PydanticCustomError("openai", "{message}", {"message": message, "code": code})
+def openai_error(message: str, code: str = "invalid_value", *, about_param: bool = False) -> PydanticCustomError:
+    """A validation error whose message is already the real API's text (see `emulator.validation`); with
+    `about_param` it follows `Invalid '<param>': `, the parameter's path being known only there."""
+    context = {"message": message, "code": code, "about_param": about_param}
+    return PydanticCustomError("openai", "{message}", context)
 
 
 def bounded_pairs(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from emulator import limits
-from emulator.schemas.common import Metadata, StrictModel
+from emulator.schemas.common import Metadata, StrictModel, openai_error
 from emulator.tables import MessageRow
 
 if TYPE_CHECKING:
@@ -28,8 +29,23 @@ class ImageFilePart(StrictModel):
     image_file: ImageFileRef
 
 
+def _image_url(url: str) -> str:
+    """An absolute http(s) URL with a host, or a `data:image/...` URL (the hosted API took both); anything else
+    would be stored and then break every read of the message."""
+    if url.lower().startswith("data:image/") and "," in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a malformed IPv6 literal
+        parts = None
+    web = parts is not None and parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    if web and not any(character.isspace() for character in url):
+        return url
+    raise openai_error("Expected a valid URL, but got a value with an invalid format.", about_param=True)
+
+
 class ImageUrlRef(StrictModel):
-    url: str
+    url: Annotated[str, AfterValidator(_image_url)]
     detail: ImageDetail = "auto"
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from emulator.store.plain import Tracked
 
-TokenBound = Annotated[int | None, Field(ge=limits.RUN_MIN_TOKEN_BOUND)]
+TokenBound = Annotated[int | None, Field(ge=limits.RUN_MIN_TOKEN_BOUND, le=limits.RUN_MAX_TOKEN_BOUND)]
 RunTools = Annotated[list[Tool] | None, Field(max_length=limits.RUN_MAX_TOOLS_OVERRIDE)]
 
 
