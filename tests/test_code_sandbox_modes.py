@@ -131,3 +131,28 @@ def test_deleting_a_thread_ends_its_session(client: OpenAI, data_dir: Path) -> N
     [session_file] = [path for path in (data_dir / "sandbox").glob("*/*/data/token.txt") if path.read_text() == token]
     client.beta.threads.delete(thread_id)
     assert not session_file.parent.parent.exists()
+
+
+def _logs_of_first_call(client: OpenAI, thread_id: str, run_id: str) -> list[str]:
+    step = client.beta.threads.runs.steps.list(run_id, thread_id=thread_id, order="asc").data[0]
+    [call] = step.step_details.tool_calls  # type: ignore[union-attr]
+    return [output.logs for output in call.code_interpreter.outputs if output.type == "logs"]  # type: ignore[union-attr]
+
+
+def test_a_cell_whose_read_then_fails_keeps_its_result_and_runs_once(client: OpenAI, http: httpx.Client) -> None:
+    """The read that ran the cell answers 404 (an unknown step): the cell's result stays, it is not run again."""
+    code = "with open('/mnt/data/runs.txt', 'a') as out:\n    out.write('ran ')\nprint('done')"
+    thread_id, run_id = _code_run(client, code)
+    missing = http.get(f"/threads/{thread_id}/runs/{run_id}/steps/step_unknown")
+    assert (missing.status_code, missing.json()["error"]["type"]) == (404, "invalid_request_error"), missing.text
+    deadline = time.monotonic() + 20
+    while (run := client.beta.threads.runs.retrieve(run_id, thread_id=thread_id)).status != "completed":
+        assert run.status in {"queued", "in_progress"} and time.monotonic() < deadline, (run.status, run.last_error)
+        time.sleep(0.2)
+    assert _logs_of_first_call(client, thread_id, run_id) == ["done\n"]
+    again = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=run.assistant_id,
+        additional_messages=[{"role": "user", "content": "Run:\n```python\nprint(open('/mnt/data/runs.txt').read())\n```"}],
+    )
+    assert again.status == "completed", again.last_error
+    assert _logs_of_first_call(client, thread_id, again.id) == ["ran \n"]

@@ -14,9 +14,7 @@ cell, and reads the run again after it, so that a cancel or an expiry meanwhile 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,15 +23,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from emulator import sandbox
+from emulator import processes, sandbox
 from emulator.context import Ctx
 from emulator.db import require_worker_thread
 from emulator.runs.prompt import completed_tool_calls
 from emulator.runs.state import RunStatus
-from emulator.sandbox import Execution, InputFile, SandboxError
+from emulator.sandbox import Execution, InputFile, SandboxError, kernel
 from emulator.services import tool_resources
 from emulator.services.files import storage_path
 from emulator.store import files as file_store
+from emulator.store import plain
 from emulator.store import runs as store
 from emulator.store.runs import Run, Step
 from emulator.stub_model import CodeFile, CodeResult
@@ -45,9 +44,11 @@ _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _OUTPUTS = "code_interpreter_outputs"
 SESSIONS = "code_interpreter_sessions"
 """Internal tool state of a run: the ids of the code_interpreter sessions it started (each billed once)."""
-_CLAIM_MARGIN_SECONDS = 30
-_THIS_PROCESS = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
-"""Who claims a run while its cell runs (see `claim_orphaned`)."""
+_CLAIM_MARGIN_SECONDS = 120
+"""The claim's lease covers the cell's time limit, a kernel's start and this margin (placing the input files,
+copying out what the cell made, a slow disk): a reader never takes a live call for an interrupted one."""
+_CLAIMANT = {**processes.THIS_PROCESS, "token": uuid.uuid4().hex}
+"""Who claims a run while its cell runs (see `claim_orphaned`): this process, and this server within it."""
 
 
 def available(run: Run) -> bool:
@@ -93,12 +94,14 @@ def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
     require_worker_thread("a code_interpreter cell runs in the sandbox")
     inputs = _inputs(ctx, run)
     now = ctx.now
-    held_until = run.lease_until
+    resumed = "claimed_by" in (run.pending_turn or {})
+    held_until = None if resumed else run.lease_until  # a resumed claim's lease was its dead claimant's
     box = sandbox.installed()
-    run.lease_until = time.time() + box.timeout_seconds + _CLAIM_MARGIN_SECONDS
-    run.pending_turn = {**(run.pending_turn or {}), "claimed_by": _THIS_PROCESS}
+    run.lease_until = time.time() + box.timeout_seconds + kernel.START_SECONDS + _CLAIM_MARGIN_SECONDS
+    run.pending_turn = {**(run.pending_turn or {}), "claimed_by": _CLAIMANT}
     run.unfinished_work = "code_interpreter cell"  # on record before the cell runs (`runs.safety`)
     ctx.commit_and_continue()
+    plain.forget_loaded(ctx.session, keep=run)  # what the result's transaction needs it reads again
     execution, failure = None, None
     try:
         execution = box.execute(tenant=run.tenant, thread_id=run.thread_id, now=now, code=code, inputs=inputs)
@@ -114,6 +117,7 @@ def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
     run.unfinished_work = None  # the cell ended: this transaction records its result, or the run moved on
     if not _still_waiting_for(run, call_id):
         if execution is not None:
+            _bill_session(run, execution)
             cleanup(execution)
         return Outcome(current=False)
     run.lease_until = held_until
@@ -121,20 +125,31 @@ def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
 
 
 def claim_orphaned(run: Run) -> bool:
-    """The run's cell was claimed by a server process of this host that is gone (it crashed or was killed
-    mid-cell): its claim (the lease) need not be waited out."""
+    """The run's cell was claimed by a server that is gone (it crashed or was killed mid-cell; `processes`):
+    its claim (the lease) need not be waited out."""
     claimant = (run.pending_turn or {}).get("claimed_by")
-    if not claimant or claimant.get("host") != _THIS_PROCESS["host"]:
+    if not isinstance(claimant, dict):
         return False
-    if claimant.get("pid") == _THIS_PROCESS["pid"]:
-        return claimant.get("token") != _THIS_PROCESS["token"]
-    try:
-        os.kill(int(claimant["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError, TypeError, OverflowError):
-        return False
-    return False
+    if processes.is_this_process(claimant):
+        return claimant.get("token") != _CLAIMANT["token"]
+    return processes.is_gone(claimant)
+
+
+def start_billing(run: Run) -> None:
+    """The run may start code_interpreter sessions: its record of them starts (empty), so the usage report
+    counts what it records, never a guess from its steps."""
+    state = dict(run.tool_resources or {})
+    if SESSIONS not in state:
+        state[SESSIONS] = []
+        run.tool_resources = state
+
+
+def _bill_session(run: Run, execution: Execution) -> None:
+    """The session the call started is billed, whether or not the run keeps the call's result."""
+    if execution.new_session is not None:
+        state = dict(run.tool_resources or {})
+        state[SESSIONS] = [*state.get(SESSIONS, []), execution.new_session]
+        run.tool_resources = state
 
 
 def _still_waiting_for(run: Run, call_id: str) -> bool:
@@ -174,10 +189,9 @@ def record(ctx: Ctx, run: Run, code: str, call_id: str, execution: Execution) ->
         cleanup(execution)
     outputs: list[dict[str, Any]] = [{"type": "logs", "logs": execution.logs}] if execution.logs else []
     outputs += [{"type": "image", "image": {"file_id": item.file_id}} for item in made if item.image]
+    _bill_session(run, execution)
     state = dict(run.tool_resources or {})
     state[_OUTPUTS] = {**state.get(_OUTPUTS, {}), call_id: [vars(item) for item in made]}
-    started = [execution.new_session] if execution.new_session is not None else []
-    state[SESSIONS] = [*state.get(SESSIONS, []), *started]
     run.tool_resources = state
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
 

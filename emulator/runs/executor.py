@@ -331,15 +331,25 @@ def _open_code_step(ctx: Ctx, run: Run, code: str, usage: dict[str, int]) -> lis
     step.step_details = {"type": "tool_calls", "tool_calls": [call]}
     produced.append(events.tool_call_delta(step.id, 0, call))
     run.pending_turn = {"kind": "code", "code": code, "call_id": call["id"], "step_id": step.id, "usage": usage}
+    code_interpreter.start_billing(run)
     return produced
 
 
 def _run_code(ctx: Ctx, run: Run, turn: dict[str, Any]) -> list[Event]:
     """Run the cell with no transaction open (`code_interpreter.run`), then complete its step; a sandbox that
-    fails fails the call and the run (`server_error`). A run cancelled meanwhile is cancelled now."""
+    fails fails the call and the run (`server_error`). A run cancelled meanwhile is cancelled now. The result
+    commits at once: whatever else the request does (a 404 after the read, a retry) cannot lose it and run the
+    cell again."""
     outcome = code_interpreter.run(ctx, run, turn["code"], turn["call_id"])
     if not outcome.current:
-        return _finish_cancel(ctx, run) if run.status == RunStatus.CANCELLING else []
+        produced = _finish_cancel(ctx, run) if run.status == RunStatus.CANCELLING else []
+    else:
+        produced = _complete_code_step(ctx, run, turn, outcome)
+    ctx.commit_and_continue()
+    return produced
+
+
+def _complete_code_step(ctx: Ctx, run: Run, turn: dict[str, Any], outcome: code_interpreter.Outcome) -> list[Event]:
     step = store.get_step(ctx.session, run.id, turn["step_id"])
     if outcome.execution is None:
         message = outcome.failure or "the code_interpreter sandbox failed"
