@@ -156,3 +156,33 @@ def test_a_cell_whose_read_then_fails_keeps_its_result_and_runs_once(client: Ope
     )
     assert again.status == "completed", again.last_error
     assert _logs_of_first_call(client, thread_id, again.id) == ["ran \n"]
+
+
+def _cancel_while_the_cell_runs(client: OpenAI, data_dir: Path, thread_id: str, assistant_id: str) -> None:
+    marker = f"started-{uuid.uuid4().hex}"
+    code = f"import time\n_ = open('{marker}', 'w').write('x')\ntime.sleep(4)"
+    run = client.beta.threads.runs.create(
+        thread_id=thread_id, assistant_id=assistant_id,
+        additional_messages=[{"role": "user", "content": f"Run:\n```python\n{code}\n```"}],
+    )
+    poller = threading.Thread(target=lambda: client.beta.threads.runs.retrieve(run.id, thread_id=thread_id))
+    poller.start()
+    deadline = time.monotonic() + 30
+    while not list((data_dir / "sandbox").rglob(marker)):
+        assert time.monotonic() < deadline, "the cell never started"
+        time.sleep(0.05)
+    client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
+    poller.join(30)
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "cancelled"
+
+
+def test_a_run_cancelled_during_its_cell_is_billed_the_session_it_started_only(
+    client: OpenAI, control: httpx.Client, data_dir: Path
+) -> None:
+    thread_id, run_id = _code_run(client, "kept = 1")
+    assert client.beta.threads.runs.poll(run_id, thread_id=thread_id).status == "completed"
+    assistant_id = client.beta.threads.runs.retrieve(run_id, thread_id=thread_id).assistant_id
+    _cancel_while_the_cell_runs(client, data_dir, thread_id, assistant_id)  # reuses the thread's session
+    _cancel_while_the_cell_runs(client, data_dir, client.beta.threads.create().id, assistant_id)  # starts one
+    report = control.get("/usage").json()
+    assert (report["runs"], report["code_interpreter_sessions"]) == (3, 2), report
