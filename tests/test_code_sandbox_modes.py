@@ -158,6 +158,17 @@ def test_a_cell_whose_read_then_fails_keeps_its_result_and_runs_once(client: Ope
     assert _logs_of_first_call(client, thread_id, again.id) == ["ran \n"]
 
 
+def test_the_moves_of_a_run_that_committed_before_its_read_failed_are_logged(tmp_path: Path) -> None:
+    with extra_server(tmp_path, EMULATOR_LOG_LEVEL="INFO") as server:
+        client = _sdk(server)
+        thread_id, run_id = _code_run(client, "print(1)")
+        missing = httpx.get(f"{server.base_url}/threads/{thread_id}/runs/{run_id}/steps/step_unknown",
+                            headers={"Authorization": f"Bearer {client.api_key}", "OpenAI-Beta": "assistants=v2"})
+        assert missing.status_code == 404, missing.text
+    log = (tmp_path / "server.log").read_text()
+    assert f"run {run_id} on thread {thread_id}: queued -> in_progress" in log
+
+
 def _cancel_while_the_cell_runs(client: OpenAI, data_dir: Path, thread_id: str, assistant_id: str) -> None:
     marker = f"started-{uuid.uuid4().hex}"
     code = f"import time\n_ = open('{marker}', 'w').write('x')\ntime.sleep(4)"
