@@ -197,3 +197,26 @@ def test_a_run_cancelled_during_its_cell_is_billed_the_session_it_started_only(
     _cancel_while_the_cell_runs(client, data_dir, client.beta.threads.create().id, assistant_id)  # starts one
     report = control.get("/usage").json()
     assert (report["runs"], report["code_interpreter_sessions"]) == (3, 2), report
+
+
+def _process_directory(pid: int, *, namespace: int | None = None) -> str:
+    """The sandbox directory name of process `pid` of this machine (boot, PID namespace, pid, start time)."""
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    namespace = namespace if namespace is not None else os.stat("/proc/self/ns/pid").st_ino
+    stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}").exists() else ") x" + " 0" * 20
+    return f"proc-{boot}-{namespace}-{pid}-{stat.rpartition(')')[2].split()[19]}"
+
+
+def test_a_server_removes_the_session_directories_of_gone_processes_only(tmp_path: Path) -> None:
+    """Replicas share the data dir, and in containers their host name and pid: a directory is judged gone only
+    by a process of the same machine boot and PID namespace."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    root = tmp_path / "sandbox"
+    gone, alive = root / _process_directory(ended.pid), root / _process_directory(os.getpid())
+    other_container = root / _process_directory(ended.pid, namespace=1)
+    for directory in (gone, alive, other_container):
+        (directory / "cisession_x" / "data").mkdir(parents=True)
+    with extra_server(tmp_path):
+        pass
+    assert (gone.exists(), alive.exists(), other_container.exists()) == (False, True, True)
