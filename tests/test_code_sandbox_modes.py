@@ -150,9 +150,9 @@ def test_a_cell_whose_read_then_fails_keeps_its_result_and_runs_once(client: Ope
         assert run.status in {"queued", "in_progress"} and time.monotonic() < deadline, (run.status, run.last_error)
         time.sleep(0.2)
     assert _logs_of_first_call(client, thread_id, run_id) == ["done\n"]
+    count = "Run:\n```python\nprint(open('/mnt/data/runs.txt').read())\n```"
     again = client.beta.threads.runs.create_and_poll(
-        thread_id=thread_id, assistant_id=run.assistant_id,
-        additional_messages=[{"role": "user", "content": "Run:\n```python\nprint(open('/mnt/data/runs.txt').read())\n```"}],
+        thread_id=thread_id, assistant_id=run.assistant_id, additional_messages=[{"role": "user", "content": count}]
     )
     assert again.status == "completed", again.last_error
     assert _logs_of_first_call(client, thread_id, again.id) == ["ran \n"]

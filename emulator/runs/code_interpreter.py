@@ -124,6 +124,15 @@ def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
     return Outcome(current=True, execution=execution, failure=failure)
 
 
+def commit_result(ctx: Ctx, run: Run) -> None:
+    """The call's result (or the run's move) commits at once: what the request does next (a 404, a retry)
+    cannot lose it and run the cell again. The unit of work goes on in a new transaction, the run locked again
+    (its thread first)."""
+    ctx.commit_and_continue()
+    plain.forget_loaded(ctx.session, keep=run)
+    store.reread(ctx.session, run)
+
+
 def claim_orphaned(run: Run) -> bool:
     """The run's cell was claimed by a server that is gone (it crashed or was killed mid-cell; `processes`):
     its claim (the lease) need not be waited out."""

@@ -345,7 +345,7 @@ def _run_code(ctx: Ctx, run: Run, turn: dict[str, Any]) -> list[Event]:
         produced = _finish_cancel(ctx, run) if run.status == RunStatus.CANCELLING else []
     else:
         produced = _complete_code_step(ctx, run, turn, outcome)
-    ctx.commit_and_continue()
+    code_interpreter.commit_result(ctx, run)
     return produced
 
 
