@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -89,13 +90,50 @@ class Outcome:
     failure: str | None = None
 
 
+_finished: dict[tuple[str, str], tuple[Execution | None, str | None]] = {}
+"""Cells this process ran, by (run id, call id), until their result commits (`commit_result`): a unit of work
+that rolls back after the cell (a deadlock retry) records the kept result when it runs again, never the cell."""
+_finished_lock = threading.Lock()
+
+
+def result_waiting(run: Run) -> bool:
+    """This process ran the run's pending cell and keeps its result: the next unit of work records it (no claim
+    to wait out, no interruption to count)."""
+    if not _finished:
+        return False
+    turn = run.pending_turn or {}
+    return turn.get("kind") == "code" and (run.id, turn.get("call_id")) in _finished
+
+
 def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
     """Run the cell outside any transaction: claim the run, commit, run, then read the run again (locked)."""
     require_worker_thread("a code_interpreter cell runs in the sandbox")
+    with _finished_lock:
+        kept = _finished.get((run.id, call_id))
+    execution, failure = kept if kept is not None else _claim_and_execute(ctx, run, code, call_id)
+    if not store.reread(ctx.session, run):
+        return Outcome(current=False)
+    run.unfinished_work = None  # the cell ended: this transaction records its result, or the run moved on
+    if not _still_waiting_for(run, call_id):
+        if execution is not None:
+            _bill_session(run, execution)
+        return Outcome(current=False)
+    return Outcome(current=True, execution=execution, failure=failure)
+
+
+def forget_results(run_id: str) -> None:
+    """The run failed while recording a cell's result: the kept result goes (`_finished`)."""
+    with _finished_lock:
+        keys = [key for key in _finished if key[0] == run_id]
+        dropped = [_finished.pop(key) for key in keys]
+    for execution, _failure in dropped:
+        if execution is not None:
+            cleanup(execution)
+
+
+def _claim_and_execute(ctx: Ctx, run: Run, code: str, call_id: str) -> tuple[Execution | None, str | None]:
     inputs = _inputs(ctx, run)
     now = ctx.now
-    resumed = "claimed_by" in (run.pending_turn or {})
-    held_until = None if resumed else run.lease_until  # a resumed claim's lease was its dead claimant's
     box = sandbox.installed()
     run.lease_until = time.time() + box.timeout_seconds + kernel.START_SECONDS + _CLAIM_MARGIN_SECONDS
     run.pending_turn = {**(run.pending_turn or {}), "claimed_by": _CLAIMANT}
@@ -110,25 +148,20 @@ def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
     except Exception as error:  # any failure of the sandbox fails the call, never the server's request
         log.exception("code_interpreter sandbox failed for run %s", run.id)
         failure = f"the code_interpreter sandbox failed: {type(error).__name__}"
-    if not store.reread(ctx.session, run):
-        if execution is not None:
-            cleanup(execution)
-        return Outcome(current=False)
-    run.unfinished_work = None  # the cell ended: this transaction records its result, or the run moved on
-    if not _still_waiting_for(run, call_id):
-        if execution is not None:
-            _bill_session(run, execution)
-            cleanup(execution)
-        return Outcome(current=False)
-    run.lease_until = held_until
-    return Outcome(current=True, execution=execution, failure=failure)
+    with _finished_lock:
+        _finished[(run.id, call_id)] = (execution, failure)
+    return execution, failure
 
 
-def commit_result(ctx: Ctx, run: Run) -> None:
+def commit_result(ctx: Ctx, run: Run, call_id: str) -> None:
     """The call's result (or the run's move) commits at once: what the request does next (a 404, a retry)
     cannot lose it and run the cell again. The unit of work goes on in a new transaction, the run locked again
     (its thread first)."""
     ctx.commit_and_continue()
+    with _finished_lock:
+        kept = _finished.pop((run.id, call_id), None)
+    if kept is not None and kept[0] is not None:
+        cleanup(kept[0])
     plain.forget_loaded(ctx.session, keep=run)
     store.reread(ctx.session, run)
 
@@ -154,8 +187,8 @@ def start_billing(run: Run) -> None:
 
 
 def _bill_session(run: Run, execution: Execution) -> None:
-    """The session the call started is billed, whether or not the run keeps the call's result."""
-    if execution.new_session is not None:
+    """The session the call started is billed (once), whether or not the run keeps the call's result."""
+    if execution.new_session is not None and execution.new_session not in (run.tool_resources or {}).get(SESSIONS, []):
         state = dict(run.tool_resources or {})
         state[SESSIONS] = [*state.get(SESSIONS, []), execution.new_session]
         run.tool_resources = state
@@ -191,11 +224,9 @@ def _keep(ctx: Ctx, made: Path) -> CodeFile:
 
 
 def record(ctx: Ctx, run: Run, code: str, call_id: str, execution: Execution) -> dict[str, Any]:
-    """Keep what the cell made; the step's code_interpreter tool call, outputs included."""
-    try:
-        made = [_keep(ctx, path) for path in execution.created]
-    finally:
-        cleanup(execution)
+    """Keep what the cell made; the step's code_interpreter tool call, outputs included. (Its copies are removed
+    once the result commits, `commit_result`.)"""
+    made = [_keep(ctx, path) for path in execution.created]
     outputs: list[dict[str, Any]] = [{"type": "logs", "logs": execution.logs}] if execution.logs else []
     outputs += [{"type": "image", "image": {"file_id": item.file_id}} for item in made if item.image]
     _bill_session(run, execution)

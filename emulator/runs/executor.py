@@ -49,7 +49,8 @@ _DELTA_CHUNK = re.compile(r"\s*\S+|\s+$")
 
 def lease_held(run: Run) -> bool:
     """A stream drives the run, or a server process runs its code cell (unless that process is gone)."""
-    return run.lease_until is not None and run.lease_until > time.time() and not code_interpreter.claim_orphaned(run)
+    return (run.lease_until is not None and run.lease_until > time.time() and not code_interpreter.claim_orphaned(run)
+            and not code_interpreter.result_waiting(run))
 
 
 def take_lease(run: Run) -> None:
@@ -117,7 +118,7 @@ def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
         if wait_seconds(ctx, run, streaming=streaming) > 0:
             return []
         if turn["kind"] == "code":
-            return _run_code(ctx, run, turn)
+            return _run_code(ctx, run, turn, streaming=streaming)
         if turn["kind"] == "text":
             return _deliver_text(ctx, run, turn)
         return _request_action(ctx, run)
@@ -335,17 +336,22 @@ def _open_code_step(ctx: Ctx, run: Run, code: str, usage: dict[str, int]) -> lis
     return produced
 
 
-def _run_code(ctx: Ctx, run: Run, turn: dict[str, Any]) -> list[Event]:
+def _run_code(ctx: Ctx, run: Run, turn: dict[str, Any], *, streaming: bool) -> list[Event]:
     """Run the cell with no transaction open (`code_interpreter.run`), then complete its step; a sandbox that
     fails fails the call and the run (`server_error`). A run cancelled meanwhile is cancelled now. The result
     commits at once: whatever else the request does (a 404 after the read, a retry) cannot lose it and run the
-    cell again."""
+    cell again. The cell's claim ends with it: a stream driving the run holds its own lease again, a poll none
+    (not even the lease of a dead claimant whose cell it resumed)."""
     outcome = code_interpreter.run(ctx, run, turn["code"], turn["call_id"])
+    if streaming:
+        take_lease(run)
+    else:
+        drop_lease(run)
     if not outcome.current:
         produced = _finish_cancel(ctx, run) if run.status == RunStatus.CANCELLING else []
     else:
         produced = _complete_code_step(ctx, run, turn, outcome)
-    code_interpreter.commit_result(ctx, run)
+    code_interpreter.commit_result(ctx, run, turn["call_id"])
     return produced
 
 
