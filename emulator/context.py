@@ -85,11 +85,14 @@ class Ctx:
     def commit_and_continue(self) -> None:
         """Commit what the unit of work did so far and release its locks: what follows runs in a new
         transaction, at a new instant. For work that must not hold a transaction open (a code cell); only in a
-        worker thread (the event loop's lane cannot commit part of a unit of work)."""
+        worker thread (the event loop's lane cannot commit part of a unit of work). What the committed part
+        planned to do after its commit (`after_commit`) is done now: a later retry or error cannot undo it."""
         require_worker_thread("the unit of work commits before work that must not hold a transaction")
         write_changes(self.session)
         self.session.commit()
         self._now = self._offset = None
+        self.committed()
+        self._planned_before_begin = 0  # a later attempt of the unit of work keeps nothing of this one's plans
 
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run `action` once this request's transaction has committed (never if it rolls back); the request's

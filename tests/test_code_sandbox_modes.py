@@ -131,3 +131,92 @@ def test_deleting_a_thread_ends_its_session(client: OpenAI, data_dir: Path) -> N
     [session_file] = [path for path in (data_dir / "sandbox").glob("*/*/data/token.txt") if path.read_text() == token]
     client.beta.threads.delete(thread_id)
     assert not session_file.parent.parent.exists()
+
+
+def _logs_of_first_call(client: OpenAI, thread_id: str, run_id: str) -> list[str]:
+    step = client.beta.threads.runs.steps.list(run_id, thread_id=thread_id, order="asc").data[0]
+    [call] = step.step_details.tool_calls  # type: ignore[union-attr]
+    return [output.logs for output in call.code_interpreter.outputs if output.type == "logs"]  # type: ignore[union-attr]
+
+
+def test_a_cell_whose_read_then_fails_keeps_its_result_and_runs_once(client: OpenAI, http: httpx.Client) -> None:
+    """The read that ran the cell answers 404 (an unknown step): the cell's result stays, it is not run again."""
+    code = "with open('/mnt/data/runs.txt', 'a') as out:\n    out.write('ran ')\nprint('done')"
+    thread_id, run_id = _code_run(client, code)
+    missing = http.get(f"/threads/{thread_id}/runs/{run_id}/steps/step_unknown")
+    assert (missing.status_code, missing.json()["error"]["type"]) == (404, "invalid_request_error"), missing.text
+    deadline = time.monotonic() + 20
+    while (run := client.beta.threads.runs.retrieve(run_id, thread_id=thread_id)).status != "completed":
+        assert run.status in {"queued", "in_progress"} and time.monotonic() < deadline, (run.status, run.last_error)
+        time.sleep(0.2)
+    assert _logs_of_first_call(client, thread_id, run_id) == ["done\n"]
+    count = "Run:\n```python\nprint(open('/mnt/data/runs.txt').read())\n```"
+    again = client.beta.threads.runs.create_and_poll(
+        thread_id=thread_id, assistant_id=run.assistant_id, additional_messages=[{"role": "user", "content": count}]
+    )
+    assert again.status == "completed", again.last_error
+    assert _logs_of_first_call(client, thread_id, again.id) == ["ran \n"]
+
+
+def test_the_moves_of_a_run_that_committed_before_its_read_failed_are_logged(tmp_path: Path) -> None:
+    with extra_server(tmp_path, EMULATOR_LOG_LEVEL="INFO") as server:
+        client = _sdk(server)
+        thread_id, run_id = _code_run(client, "print(1)")
+        missing = httpx.get(f"{server.base_url}/threads/{thread_id}/runs/{run_id}/steps/step_unknown",
+                            headers={"Authorization": f"Bearer {client.api_key}", "OpenAI-Beta": "assistants=v2"})
+        assert missing.status_code == 404, missing.text
+    log = (tmp_path / "server.log").read_text()
+    assert f"run {run_id} on thread {thread_id}: queued -> in_progress" in log
+
+
+def _cancel_while_the_cell_runs(client: OpenAI, data_dir: Path, thread_id: str, assistant_id: str) -> None:
+    marker = f"started-{uuid.uuid4().hex}"
+    code = f"import time\n_ = open('{marker}', 'w').write('x')\ntime.sleep(4)"
+    run = client.beta.threads.runs.create(
+        thread_id=thread_id, assistant_id=assistant_id,
+        additional_messages=[{"role": "user", "content": f"Run:\n```python\n{code}\n```"}],
+    )
+    poller = threading.Thread(target=lambda: client.beta.threads.runs.retrieve(run.id, thread_id=thread_id))
+    poller.start()
+    deadline = time.monotonic() + 30
+    while not list((data_dir / "sandbox").rglob(marker)):
+        assert time.monotonic() < deadline, "the cell never started"
+        time.sleep(0.05)
+    client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
+    poller.join(30)
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "cancelled"
+
+
+def test_a_run_cancelled_during_its_cell_is_billed_the_session_it_started_only(
+    client: OpenAI, control: httpx.Client, data_dir: Path
+) -> None:
+    thread_id, run_id = _code_run(client, "kept = 1")
+    assert client.beta.threads.runs.poll(run_id, thread_id=thread_id).status == "completed"
+    assistant_id = client.beta.threads.runs.retrieve(run_id, thread_id=thread_id).assistant_id
+    _cancel_while_the_cell_runs(client, data_dir, thread_id, assistant_id)  # reuses the thread's session
+    _cancel_while_the_cell_runs(client, data_dir, client.beta.threads.create().id, assistant_id)  # starts one
+    report = control.get("/usage").json()
+    assert (report["runs"], report["code_interpreter_sessions"]) == (3, 2), report
+
+
+def _process_directory(pid: int, *, namespace: int | None = None) -> str:
+    """The sandbox directory name of process `pid` of this machine (boot, PID namespace, pid, start time)."""
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    namespace = namespace if namespace is not None else os.stat("/proc/self/ns/pid").st_ino
+    stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}").exists() else ") x" + " 0" * 20
+    return f"proc-{boot}-{namespace}-{pid}-{stat.rpartition(')')[2].split()[19]}"
+
+
+def test_a_server_removes_the_session_directories_of_gone_processes_only(tmp_path: Path) -> None:
+    """Replicas share the data dir, and in containers their host name and pid: a directory is judged gone only
+    by a process of the same machine boot and PID namespace."""
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    root = tmp_path / "sandbox"
+    gone, alive = root / _process_directory(ended.pid), root / _process_directory(os.getpid())
+    other_container = root / _process_directory(ended.pid, namespace=1)
+    for directory in (gone, alive, other_container):
+        (directory / "cisession_x" / "data").mkdir(parents=True)
+    with extra_server(tmp_path):
+        pass
+    assert (gone.exists(), alive.exists(), other_container.exists()) == (False, True, True)

@@ -146,3 +146,21 @@ def test_a_cell_that_kills_the_server_runs_again_once_then_the_run_fails(
         assert httpx.get(f"{third.root_url}/_emulator/health").status_code == 200
         assert _get_run(third, key, thread, run_id).json() == ended
 
+
+
+def test_a_resumed_cell_does_not_keep_its_dead_claimants_lease(server: RunningServer, tmp_path: Path) -> None:
+    """The cell kills its first server only: the next server resumes it, and the run then completes without
+    waiting for the lease the dead server had taken."""
+    database = server.database_url if not server.database_url.startswith("sqlite") else None
+    key = f"sk-crash-{uuid.uuid4().hex}"
+    marker = tmp_path / "killed-once"
+    code = (f"import os\nif not os.path.exists({str(marker)!r}):\n    open({str(marker)!r}, 'w').close()\n"
+            "    os.kill(os.getppid(), 9)\nprint('second time')")
+    with run_server(tmp_path, database, **UNSAFE) as first:
+        headers = {"Authorization": f"Bearer {key}", **BETA}
+        with httpx.Client(base_url=first.base_url, headers=headers, timeout=30) as http:
+            thread, run_id = _code_run(http, f"Run:\n```python\n{code}\n```", [])
+        _read_until_the_server_dies(first, key, thread, run_id)
+    with run_server(tmp_path, database, **UNSAFE, EMULATOR_LATENCY_TTFT_MS="500") as second:
+        ended = _read_until_it_ends(second, key, thread, run_id)  # the answer after the cell takes a later read
+        assert (ended["status"], ended["last_error"]) == ("completed", None)

@@ -14,9 +14,8 @@ cell, and reads the run again after it, so that a cancel or an expiry meanwhile 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,15 +24,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from emulator import sandbox
+from emulator import processes, sandbox
 from emulator.context import Ctx
 from emulator.db import require_worker_thread
 from emulator.runs.prompt import completed_tool_calls
 from emulator.runs.state import RunStatus
-from emulator.sandbox import Execution, InputFile, SandboxError
+from emulator.sandbox import Execution, InputFile, SandboxError, kernel
 from emulator.services import tool_resources
 from emulator.services.files import storage_path
 from emulator.store import files as file_store
+from emulator.store import plain
 from emulator.store import runs as store
 from emulator.store.runs import Run, Step
 from emulator.stub_model import CodeFile, CodeResult
@@ -45,9 +45,11 @@ _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _OUTPUTS = "code_interpreter_outputs"
 SESSIONS = "code_interpreter_sessions"
 """Internal tool state of a run: the ids of the code_interpreter sessions it started (each billed once)."""
-_CLAIM_MARGIN_SECONDS = 30
-_THIS_PROCESS = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex}
-"""Who claims a run while its cell runs (see `claim_orphaned`)."""
+_CLAIM_MARGIN_SECONDS = 120
+"""The claim's lease covers the cell's time limit, a kernel's start and this margin (placing the input files,
+copying out what the cell made, a slow disk): a reader never takes a live call for an interrupted one."""
+_CLAIMANT = {**processes.THIS_PROCESS, "token": uuid.uuid4().hex}
+"""Who claims a run while its cell runs (see `claim_orphaned`): this process, and this server within it."""
 
 
 def available(run: Run) -> bool:
@@ -88,17 +90,56 @@ class Outcome:
     failure: str | None = None
 
 
+_finished: dict[tuple[str, str], tuple[Execution | None, str | None]] = {}
+"""Cells this process ran, by (run id, call id), until their result commits (`commit_result`): a unit of work
+that rolls back after the cell (a deadlock retry) records the kept result when it runs again, never the cell."""
+_finished_lock = threading.Lock()
+
+
+def result_waiting(run: Run) -> bool:
+    """This process ran the run's pending cell and keeps its result: the next unit of work records it (no claim
+    to wait out, no interruption to count)."""
+    if not _finished:
+        return False
+    turn = run.pending_turn or {}
+    return turn.get("kind") == "code" and (run.id, turn.get("call_id")) in _finished
+
+
 def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
     """Run the cell outside any transaction: claim the run, commit, run, then read the run again (locked)."""
     require_worker_thread("a code_interpreter cell runs in the sandbox")
+    with _finished_lock:
+        kept = _finished.get((run.id, call_id))
+    execution, failure = kept if kept is not None else _claim_and_execute(ctx, run, code, call_id)
+    if not store.reread(ctx.session, run):
+        return Outcome(current=False)
+    run.unfinished_work = None  # the cell ended: this transaction records its result, or the run moved on
+    if not _still_waiting_for(run, call_id):
+        if execution is not None:
+            _bill_session(run, execution)
+        return Outcome(current=False)
+    return Outcome(current=True, execution=execution, failure=failure)
+
+
+def forget_results(run_id: str) -> None:
+    """The run failed while recording a cell's result: the kept result goes (`_finished`)."""
+    with _finished_lock:
+        keys = [key for key in _finished if key[0] == run_id]
+        dropped = [_finished.pop(key) for key in keys]
+    for execution, _failure in dropped:
+        if execution is not None:
+            cleanup(execution)
+
+
+def _claim_and_execute(ctx: Ctx, run: Run, code: str, call_id: str) -> tuple[Execution | None, str | None]:
     inputs = _inputs(ctx, run)
     now = ctx.now
-    held_until = run.lease_until
     box = sandbox.installed()
-    run.lease_until = time.time() + box.timeout_seconds + _CLAIM_MARGIN_SECONDS
-    run.pending_turn = {**(run.pending_turn or {}), "claimed_by": _THIS_PROCESS}
+    run.lease_until = time.time() + box.timeout_seconds + kernel.START_SECONDS + _CLAIM_MARGIN_SECONDS
+    run.pending_turn = {**(run.pending_turn or {}), "claimed_by": _CLAIMANT}
     run.unfinished_work = "code_interpreter cell"  # on record before the cell runs (`runs.safety`)
     ctx.commit_and_continue()
+    plain.forget_loaded(ctx.session, keep=run)  # what the result's transaction needs it reads again
     execution, failure = None, None
     try:
         execution = box.execute(tenant=run.tenant, thread_id=run.thread_id, now=now, code=code, inputs=inputs)
@@ -107,34 +148,50 @@ def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
     except Exception as error:  # any failure of the sandbox fails the call, never the server's request
         log.exception("code_interpreter sandbox failed for run %s", run.id)
         failure = f"the code_interpreter sandbox failed: {type(error).__name__}"
-    if not store.reread(ctx.session, run):
-        if execution is not None:
-            cleanup(execution)
-        return Outcome(current=False)
-    run.unfinished_work = None  # the cell ended: this transaction records its result, or the run moved on
-    if not _still_waiting_for(run, call_id):
-        if execution is not None:
-            cleanup(execution)
-        return Outcome(current=False)
-    run.lease_until = held_until
-    return Outcome(current=True, execution=execution, failure=failure)
+    with _finished_lock:
+        _finished[(run.id, call_id)] = (execution, failure)
+    return execution, failure
+
+
+def commit_result(ctx: Ctx, run: Run, call_id: str) -> None:
+    """The call's result (or the run's move) commits at once: what the request does next (a 404, a retry)
+    cannot lose it and run the cell again. The unit of work goes on in a new transaction, the run locked again
+    (its thread first)."""
+    ctx.commit_and_continue()
+    with _finished_lock:
+        kept = _finished.pop((run.id, call_id), None)
+    if kept is not None and kept[0] is not None:
+        cleanup(kept[0])
+    plain.forget_loaded(ctx.session, keep=run)
+    store.reread(ctx.session, run)
 
 
 def claim_orphaned(run: Run) -> bool:
-    """The run's cell was claimed by a server process of this host that is gone (it crashed or was killed
-    mid-cell): its claim (the lease) need not be waited out."""
+    """The run's cell was claimed by a server that is gone (it crashed or was killed mid-cell; `processes`):
+    its claim (the lease) need not be waited out."""
     claimant = (run.pending_turn or {}).get("claimed_by")
-    if not claimant or claimant.get("host") != _THIS_PROCESS["host"]:
+    if not isinstance(claimant, dict):
         return False
-    if claimant.get("pid") == _THIS_PROCESS["pid"]:
-        return claimant.get("token") != _THIS_PROCESS["token"]
-    try:
-        os.kill(int(claimant["pid"]), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError, TypeError, OverflowError):
-        return False
-    return False
+    if processes.is_this_process(claimant):
+        return claimant.get("token") != _CLAIMANT["token"]
+    return processes.is_gone(claimant)
+
+
+def start_billing(run: Run) -> None:
+    """The run may start code_interpreter sessions: its record of them starts (empty), so the usage report
+    counts what it records, never a guess from its steps."""
+    state = dict(run.tool_resources or {})
+    if SESSIONS not in state:
+        state[SESSIONS] = []
+        run.tool_resources = state
+
+
+def _bill_session(run: Run, execution: Execution) -> None:
+    """The session the call started is billed (once), whether or not the run keeps the call's result."""
+    if execution.new_session is not None and execution.new_session not in (run.tool_resources or {}).get(SESSIONS, []):
+        state = dict(run.tool_resources or {})
+        state[SESSIONS] = [*state.get(SESSIONS, []), execution.new_session]
+        run.tool_resources = state
 
 
 def _still_waiting_for(run: Run, call_id: str) -> bool:
@@ -167,17 +224,14 @@ def _keep(ctx: Ctx, made: Path) -> CodeFile:
 
 
 def record(ctx: Ctx, run: Run, code: str, call_id: str, execution: Execution) -> dict[str, Any]:
-    """Keep what the cell made; the step's code_interpreter tool call, outputs included."""
-    try:
-        made = [_keep(ctx, path) for path in execution.created]
-    finally:
-        cleanup(execution)
+    """Keep what the cell made; the step's code_interpreter tool call, outputs included. (Its copies are removed
+    once the result commits, `commit_result`.)"""
+    made = [_keep(ctx, path) for path in execution.created]
     outputs: list[dict[str, Any]] = [{"type": "logs", "logs": execution.logs}] if execution.logs else []
     outputs += [{"type": "image", "image": {"file_id": item.file_id}} for item in made if item.image]
+    _bill_session(run, execution)
     state = dict(run.tool_resources or {})
     state[_OUTPUTS] = {**state.get(_OUTPUTS, {}), call_id: [vars(item) for item in made]}
-    started = [execution.new_session] if execution.new_session is not None else []
-    state[SESSIONS] = [*state.get(SESSIONS, []), *started]
     run.tool_resources = state
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
 

@@ -49,7 +49,8 @@ _DELTA_CHUNK = re.compile(r"\s*\S+|\s+$")
 
 def lease_held(run: Run) -> bool:
     """A stream drives the run, or a server process runs its code cell (unless that process is gone)."""
-    return run.lease_until is not None and run.lease_until > time.time() and not code_interpreter.claim_orphaned(run)
+    return (run.lease_until is not None and run.lease_until > time.time() and not code_interpreter.claim_orphaned(run)
+            and not code_interpreter.result_waiting(run))
 
 
 def take_lease(run: Run) -> None:
@@ -117,7 +118,7 @@ def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
         if wait_seconds(ctx, run, streaming=streaming) > 0:
             return []
         if turn["kind"] == "code":
-            return _run_code(ctx, run, turn)
+            return _run_code(ctx, run, turn, streaming=streaming)
         if turn["kind"] == "text":
             return _deliver_text(ctx, run, turn)
         return _request_action(ctx, run)
@@ -331,15 +332,30 @@ def _open_code_step(ctx: Ctx, run: Run, code: str, usage: dict[str, int]) -> lis
     step.step_details = {"type": "tool_calls", "tool_calls": [call]}
     produced.append(events.tool_call_delta(step.id, 0, call))
     run.pending_turn = {"kind": "code", "code": code, "call_id": call["id"], "step_id": step.id, "usage": usage}
+    code_interpreter.start_billing(run)
     return produced
 
 
-def _run_code(ctx: Ctx, run: Run, turn: dict[str, Any]) -> list[Event]:
+def _run_code(ctx: Ctx, run: Run, turn: dict[str, Any], *, streaming: bool) -> list[Event]:
     """Run the cell with no transaction open (`code_interpreter.run`), then complete its step; a sandbox that
-    fails fails the call and the run (`server_error`). A run cancelled meanwhile is cancelled now."""
+    fails fails the call and the run (`server_error`). A run cancelled meanwhile is cancelled now. The result
+    commits at once: whatever else the request does (a 404 after the read, a retry) cannot lose it and run the
+    cell again. The cell's claim ends with it: a stream driving the run holds its own lease again, a poll none
+    (not even the lease of a dead claimant whose cell it resumed)."""
     outcome = code_interpreter.run(ctx, run, turn["code"], turn["call_id"])
+    if streaming:
+        take_lease(run)
+    else:
+        drop_lease(run)
     if not outcome.current:
-        return _finish_cancel(ctx, run) if run.status == RunStatus.CANCELLING else []
+        produced = _finish_cancel(ctx, run) if run.status == RunStatus.CANCELLING else []
+    else:
+        produced = _complete_code_step(ctx, run, turn, outcome)
+    code_interpreter.commit_result(ctx, run, turn["call_id"])
+    return produced
+
+
+def _complete_code_step(ctx: Ctx, run: Run, turn: dict[str, Any], outcome: code_interpreter.Outcome) -> list[Event]:
     step = store.get_step(ctx.session, run.id, turn["step_id"])
     if outcome.execution is None:
         message = outcome.failure or "the code_interpreter sandbox failed"

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from emulator.context import Ctx
 from emulator.db import CHANGES, LeaveEventLoop, RecordThenRetry, write_changes
-from emulator.runs import executor
+from emulator.runs import code_interpreter, executor
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, can_move, is_terminal
 from emulator.store import runs as store
@@ -69,7 +69,7 @@ def _resume(ctx: Ctx, run: Run) -> list[Event]:
     """Before advancing: a mark whose claim no longer holds is an interruption (the run fails at the second)."""
     if run.unfinished_work is None or is_terminal(run.status):
         return []
-    if executor.lease_held(run):
+    if executor.lease_held(run) or code_interpreter.result_waiting(run):
         return []
     return _count_interruption(ctx, run)
 
@@ -94,6 +94,7 @@ def _own_ctx(ctx: Ctx, session: Session) -> Ctx:
 def _fail_broken(ctx: Ctx, run_id: str, error: Exception, session: Session) -> None:
     log.error("run %s failed while advancing: it ends failed (server_error)", run_id, exc_info=error)
     _broken_here.set(_broken_here.get() | {run_id})
+    code_interpreter.forget_results(run_id)
     try:
         run = store.get_by_id_thread_first(session, run_id)
         if run is not None and can_move(RunStatus(run.status), RunStatus.FAILED):

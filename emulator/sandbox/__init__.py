@@ -7,11 +7,10 @@ sessions belong to the server process, like its kernels.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import socket
 from pathlib import Path
 
+from emulator import processes
 from emulator.sandbox.isolation import Launcher, Mode, choose
 from emulator.sandbox.kernel import SandboxError
 from emulator.sandbox.sessions import Execution, InputFile, Sandbox
@@ -48,26 +47,15 @@ def install(root: Path, *, unsafe: bool, timeout_seconds: int) -> Sandbox:
 
 def _process_directory(root: Path) -> Path:
     """This process's own directory under `root`: replicas may share the data dir. Directories left by earlier
-    processes of this host that are gone (their sessions died with them) are removed."""
-    host = socket.gethostname()
-    for earlier in root.glob(f"{host}-*"):
-        pid = earlier.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+    processes that are gone (their sessions died with them) are removed (`processes.is_gone`)."""
+    for earlier in root.glob("proc-*"):
+        identity = processes.from_directory_name(earlier.name)
+        if identity is not None and processes.is_gone(identity):
             shutil.rmtree(earlier, ignore_errors=True)
-    mine = root / f"{host}-{os.getpid()}"
+    mine = root / processes.directory_name(processes.THIS_PROCESS)
     shutil.rmtree(mine, ignore_errors=True)
     mine.mkdir(parents=True)
     return mine
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def installed() -> Sandbox:

@@ -114,10 +114,13 @@ class Kernel:
             if remaining <= 0:
                 self.stop()
                 raise KernelEnded(f"Execution timed out after {timeout_seconds:g} seconds; the session was reset.")
-            ready, _, _ = select.select([self.replies], [], [], remaining)
-            if not ready:
+            try:
+                ready, _, _ = select.select([self.replies], [], [], remaining)
+                chunk = os.read(self.replies, 1 << 20) if ready else None
+            except (OSError, ValueError):  # the kernel was stopped meanwhile (its session ended): its pipe is closed
+                raise KernelEnded(self._ended_logs()) from None
+            if chunk is None:
                 continue
-            chunk = os.read(self.replies, 1 << 20)
             if not chunk:
                 raise KernelEnded(self._ended_logs())
             self._pending += chunk

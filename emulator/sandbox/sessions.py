@@ -63,10 +63,12 @@ class _Session:
     thread_id: str
     directory: Path
     uid: int
-    kernel: Kernel
     last_used: int
+    kernel: Kernel | None = None
+    """None until it has started (its starter holds `lock` meanwhile)."""
     placed: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held while the session starts or runs a cell: ending or evicting it waits for neither."""
 
     @property
     def data(self) -> Path:
@@ -101,54 +103,75 @@ class Sandbox:
             )
         self.end_idle(now, tenant)
         session, started = self._session_for(tenant, thread_id, now)
-        with session.lock:
+        try:
+            assert session.kernel is not None
             notes = self._place(session, inputs)
             before = files.snapshot(session.data)
             try:
                 reply = session.kernel.run(code, self.timeout_seconds)
                 logs, images = reply.logs, reply.images
             except KernelEnded as ended:
-                self.end(thread_id)
+                self._discard(session)
                 logs, images = ended.logs, []
             except SandboxError:
-                self.end(thread_id)
+                self._discard(session)
                 raise
             session.last_used = now
             workdir = Path(tempfile.mkdtemp(prefix="outputs-", dir=self.root))
             created = self._copy_created(session, before, workdir)
             pictures = self._write_images(images, workdir)
+            if not self._is_current(session):  # ended (its thread deleted) while the cell ran
+                self._discard(session)
+        finally:
+            session.lock.release()
         logs = "".join(notes) + logs
         return Execution(logs=logs, created=sorted(created + pictures, key=lambda path: path.name), images=pictures,
                          workdir=workdir, new_session=session.id if started else None)
 
     def _session_for(self, tenant: str, thread_id: str, now: int) -> tuple[_Session, bool]:
-        with self._lock:
-            found = self._sessions.get(thread_id)
-            if found is not None and found.kernel.alive:
+        """The thread's live session, its lock held by the caller (started, under its lock, when there is none:
+        concurrent calls of one thread wait for the one kernel it starts)."""
+        while True:
+            with self._lock:
+                found = self._sessions.get(thread_id)
+                if found is None:
+                    session = self._reserve(tenant, thread_id, now)
+                    break
+            found.lock.acquire()
+            if self._is_current(found) and found.kernel is not None and found.kernel.alive:
                 return found, False
-        if found is not None:
-            self.end(thread_id)
-        self._make_room()
-        session = self._start(tenant, thread_id, now)
-        with self._lock:
-            self._sessions[thread_id] = session
+            self._discard(found)
+            found.lock.release()
+        try:
+            self._make_room()
+            self._start(session)
+        except BaseException:
+            self._discard(session)
+            session.lock.release()
+            raise
         return session, True
 
-    def _start(self, tenant: str, thread_id: str, now: int) -> _Session:
+    def _reserve(self, tenant: str, thread_id: str, now: int) -> _Session:
+        """A session registered for the thread, locked, its kernel not started yet (the caller holds `_lock`)."""
         session_id = f"cisession_{uuid.uuid4().hex[:24]}"
-        directory = self.root / session_id
-        directory.mkdir(mode=0o700)  # the host's other users see nothing of a session
-        (directory / "data").mkdir()
         uid = _UID_BASE + next(self._uids) % _UID_SPAN
+        session = _Session(session_id, tenant, thread_id, self.root / session_id, uid, now)
+        session.lock.acquire()
+        self._sessions[thread_id] = session
+        return session
+
+    def _start(self, session: _Session) -> None:
+        session.directory.mkdir(mode=0o700)  # the host's other users see nothing of a session
+        session.data.mkdir()
         if self.launcher.mode is Mode.ISOLATED and self.launcher.as_root:
-            os.chown(directory / "data", uid, uid)
-        try:
-            kernel = Kernel.start(self.launcher, directory / "data", uid, self.timeout_seconds, self.font_cache)
-        except SandboxError:
-            shutil.rmtree(directory, ignore_errors=True)
-            raise
-        log.info("code_interpreter session %s started for thread %s (%s)", session_id, thread_id, self.mode.value)
-        return _Session(session_id, tenant, thread_id, directory, uid, kernel, now)
+            os.chown(session.data, session.uid, session.uid)
+        session.kernel = Kernel.start(self.launcher, session.data, session.uid, self.timeout_seconds, self.font_cache)
+        log.info("code_interpreter session %s started for thread %s (%s)", session.id, session.thread_id,
+                 self.mode.value)
+
+    def _is_current(self, session: _Session) -> bool:
+        with self._lock:
+            return self._sessions.get(session.thread_id) is session
 
     def _place(self, session: _Session, inputs: Iterable[InputFile]) -> list[str]:
         notes = []
@@ -192,30 +215,59 @@ class Sandbox:
     def end_idle(self, now: int, tenant: str) -> None:
         """End the tenant's sessions unused for `IDLE_SECONDS` at its emulator time `now`."""
         with self._lock:
-            idle = [found.thread_id for found in self._sessions.values()
+            idle = [found for found in self._sessions.values()
                     if found.tenant == tenant and now - found.last_used >= IDLE_SECONDS]
-        for thread_id in idle:
-            self.end(thread_id)
+        for session in idle:
+            self._end_unless_busy(session)
 
     def _make_room(self) -> None:
+        """End the least recently used sessions that run no cell, down to `MAX_SESSIONS`."""
         with self._lock:
-            if len(self._sessions) < MAX_SESSIONS:
+            surplus = len(self._sessions) - MAX_SESSIONS
+            oldest = sorted(self._sessions.values(), key=lambda session: session.last_used)
+        for session in oldest:
+            if surplus <= 0:
                 return
-            oldest = min(self._sessions.values(), key=lambda session: session.last_used)
-        self.end(oldest.thread_id)
+            surplus -= self._end_unless_busy(session)
+
+    def _end_unless_busy(self, session: _Session) -> bool:
+        if not session.lock.acquire(blocking=False):
+            return False
+        try:
+            self._discard(session)
+        finally:
+            session.lock.release()
+        return True
+
+    def _discard(self, session: _Session) -> None:
+        """Unregister the session (unless a newer one of its thread took its place), stop its kernel, remove its
+        files."""
+        with self._lock:
+            if self._sessions.get(session.thread_id) is session:
+                del self._sessions[session.thread_id]
+        if session.kernel is not None:
+            session.kernel.stop()
+        if session.directory.exists():
+            shutil.rmtree(session.directory, ignore_errors=True)
+            log.info("code_interpreter session %s of thread %s ended", session.id, session.thread_id)
 
     def end(self, thread_id: str) -> None:
-        """End the thread's session, if any: its kernel stops and its files are removed."""
+        """End the thread's session, if any: its kernel stops and its files are removed. A cell it is running
+        ends with it (its call removes the files when it is done with them)."""
         with self._lock:
             session = self._sessions.pop(thread_id, None)
         if session is None:
             return
-        session.kernel.stop()
-        shutil.rmtree(session.directory, ignore_errors=True)
-        log.info("code_interpreter session %s of thread %s ended", session.id, thread_id)
+        if self._end_unless_busy(session):
+            return
+        if session.kernel is not None:
+            session.kernel.stop()
 
     def close(self) -> None:
         with self._lock:
-            threads = list(self._sessions)
-        for thread_id in threads:
-            self.end(thread_id)
+            sessions = list(self._sessions.values())
+            self._sessions.clear()
+        for session in sessions:
+            if session.kernel is not None:
+                session.kernel.stop()
+            shutil.rmtree(session.directory, ignore_errors=True)

@@ -224,6 +224,14 @@ class Changes:
             del self.dirty[0]
 
 
+def forget_loaded(session: Session, *, keep: Tracked) -> None:
+    """The unit of work committed part of its work and goes on in a new transaction: its records (but `keep`,
+    which the caller reads again) may be stale, and a later load reads its row afresh."""
+    changes: Changes | None = session.info.get(CHANGES)
+    if changes is not None:
+        changes.loaded = {key: record for key, record in changes.loaded.items() if record is keep}
+
+
 def _changes(session: Session) -> Changes:
     changes: Changes | None = session.info.get(CHANGES)
     if changes is None:

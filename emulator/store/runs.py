@@ -176,7 +176,10 @@ def open_message(session: Session, run_id: str) -> Message | None:
 
 def reread(session: Session, run: Run) -> bool:
     """Read the run's row again (locked): its record takes the row's values, as another transaction left them
-    (for work done outside the unit of work's transaction); False when the row is gone."""
+    (for work done outside the unit of work's transaction); False when the row is gone. Its thread is locked
+    first (the lock order above)."""
+    if not plain.on_sqlite(session):
+        plain.first(session, _THREAD_OF_RUN_LOCKED, {"run_id": run.id})
     row = plain.first(session, _ANY_BY_ID, {"run_id": run.id})
     if row is None:
         return False
