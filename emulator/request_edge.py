@@ -35,7 +35,11 @@ class RequestEdge:
         if (scope["method"], scope["path"]) in self.streamed:
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
+        if not declared and "chunked" not in headers.get("transfer-encoding", "").lower():
+            await self.app(scope, receive, send)  # no body (HTTP/1.1: neither a length nor chunks): nothing to hold
+            return
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await self._refuse(scope, receive, send)
             return
