@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import socket
 from pathlib import Path
 
+from emulator.sandbox.files import remove_tree
 from emulator.sandbox.isolation import Launcher, Mode, choose
 from emulator.sandbox.kernel import SandboxError
 from emulator.sandbox.sessions import Execution, InputFile, Sandbox
@@ -53,9 +53,9 @@ def _process_directory(root: Path) -> Path:
     for earlier in root.glob(f"{host}-*"):
         pid = earlier.name.rsplit("-", 1)[-1]
         if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(earlier, ignore_errors=True)
+            remove_tree(earlier)
     mine = root / f"{host}-{os.getpid()}"
-    shutil.rmtree(mine, ignore_errors=True)
+    remove_tree(mine)
     mine.mkdir(parents=True)
     return mine
 

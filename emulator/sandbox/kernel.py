@@ -42,6 +42,8 @@ class KernelEnded(Exception):
 class Reply:
     logs: str
     images: list[bytes] = field(default_factory=list)
+    threads: int = 1
+    """The kernel's threads after the cell: more than one means the cell left a thread running."""
 
 
 @dataclass
@@ -90,30 +92,49 @@ class Kernel:
 
     def run(self, code: str, timeout_seconds: int) -> Reply:
         """Run one cell; `KernelEnded` when the kernel died or the cell ran out of time (the kernel is stopped)."""
+        deadline = time.monotonic() + timeout_seconds
+        self._send((json.dumps({"code": code}) + "\n").encode(), deadline, timeout_seconds)
         try:
-            os.write(self.requests, (json.dumps({"code": code}) + "\n").encode())
-        except OSError:
-            raise KernelEnded(self._ended_logs()) from None
-        try:
-            answer = self._read_line(timeout_seconds)
+            answer = self._read_line(max(0.0, deadline - time.monotonic()), timeout_seconds)
         except KernelEnded:
             self.stop()
             raise
         try:
             reply = json.loads(answer)
             images = [_decode_image(item) for item in reply.get("images", [])]
-            return Reply(logs=str(reply["logs"]), images=images)
+            return Reply(logs=str(reply["logs"]), images=images, threads=int(reply.get("threads", 1)))
         except (ValueError, KeyError, TypeError) as error:
             self.stop()
             raise SandboxError(f"the code_interpreter kernel answered garbage: {error}") from None
 
-    def _read_line(self, timeout_seconds: float) -> bytes:
-        deadline = time.monotonic() + timeout_seconds
+    def _send(self, request: bytes, deadline: float, timeout_seconds: float) -> None:
+        """Write the request within the cell's deadline: a kernel that stopped reading (a cell stopped it, or
+        it is busy) must not hold the server's thread on a full pipe."""
+        os.set_blocking(self.requests, False)
+        view = memoryview(request)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stop()
+                raise KernelEnded(_timed_out(timeout_seconds))
+            _, ready, _ = select.select([], [self.requests], [], remaining)
+            if not ready:
+                continue
+            try:
+                written = os.write(self.requests, view)
+            except BlockingIOError:
+                continue
+            except OSError:
+                raise KernelEnded(self._ended_logs()) from None
+            view = view[written:]
+
+    def _read_line(self, seconds: float, timeout_seconds: float | None = None) -> bytes:
+        deadline = time.monotonic() + seconds
         while b"\n" not in self._pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.stop()
-                raise KernelEnded(f"Execution timed out after {timeout_seconds:g} seconds; the session was reset.")
+                raise KernelEnded(_timed_out(timeout_seconds if timeout_seconds is not None else seconds))
             ready, _, _ = select.select([self.replies], [], [], remaining)
             if not ready:
                 continue
@@ -166,6 +187,10 @@ class Kernel:
         self.requests = self.replies = -1
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+def _timed_out(timeout_seconds: float) -> str:
+    return f"Execution timed out after {timeout_seconds:g} seconds; the session was reset."
 
 
 def _decode_image(item: Any) -> bytes:

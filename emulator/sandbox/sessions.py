@@ -11,10 +11,9 @@ a thread's next call may reach another replica and start a new session there.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import shutil
+import secrets
 import tempfile
 import threading
 import uuid
@@ -33,8 +32,10 @@ IDLE_SECONDS = 3600
 """A session unused this long (emulator time) ends."""
 MAX_SESSIONS = 32
 """Live kernels per server; starting one more ends the least recently used."""
-_UID_BASE = 1_500_000_000
-_UID_SPAN = 1_000_000
+_UID_LOW = 100_000_000
+_UID_HIGH = 2**31 - 2
+"""Session uids are drawn at random from this range, never one a process runs as: a uid is not reused by a
+later session of this server, after a restart, nor (with high probability) by another replica."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,6 @@ class Sandbox:
         self.timeout_seconds = timeout_seconds
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
-        self._uids = itertools.count()
         self.font_cache = root / "matplotlib"
         if launcher.mode is Mode.ISOLATED:
             threading.Thread(target=build_font_cache, args=(self.font_cache,), name="font-cache", daemon=True).start()
@@ -104,9 +104,10 @@ class Sandbox:
         with session.lock:
             notes = self._place(session, inputs)
             before = files.snapshot(session.data)
+            threads = 1
             try:
                 reply = session.kernel.run(code, self.timeout_seconds)
-                logs, images = reply.logs, reply.images
+                logs, images, threads = reply.logs, reply.images, reply.threads
             except KernelEnded as ended:
                 self.end(thread_id)
                 logs, images = ended.logs, []
@@ -115,8 +116,14 @@ class Sandbox:
                 raise
             session.last_used = now
             workdir = Path(tempfile.mkdtemp(prefix="outputs-", dir=self.root))
-            created = self._copy_created(session, before, workdir)
+            after = files.snapshot(session.data)
+            created, copy_notes = self._copy_created(session, before, after, workdir)
+            notes += copy_notes
             pictures = self._write_images(images, workdir)
+            ending = _reason_to_end(after, threads)
+            if ending is not None:
+                self.end(thread_id)
+                notes.append(ending)
         logs = "".join(notes) + logs
         return Execution(logs=logs, created=sorted(created + pictures, key=lambda path: path.name), images=pictures,
                          workdir=workdir, new_session=session.id if started else None)
@@ -139,13 +146,13 @@ class Sandbox:
         directory = self.root / session_id
         directory.mkdir(mode=0o700)  # the host's other users see nothing of a session
         (directory / "data").mkdir()
-        uid = _UID_BASE + next(self._uids) % _UID_SPAN
+        uid = _fresh_uid()
         if self.launcher.mode is Mode.ISOLATED and self.launcher.as_root:
             os.chown(directory / "data", uid, uid)
         try:
             kernel = Kernel.start(self.launcher, directory / "data", uid, self.timeout_seconds, self.font_cache)
         except SandboxError:
-            shutil.rmtree(directory, ignore_errors=True)
+            files.remove_tree(directory)
             raise
         log.info("code_interpreter session %s started for thread %s (%s)", session_id, thread_id, self.mode.value)
         return _Session(session_id, tenant, thread_id, directory, uid, kernel, now)
@@ -163,17 +170,26 @@ class Sandbox:
             session.placed.add(item.file_id)
         return notes
 
-    def _copy_created(self, session: _Session, before: files.Snapshot, workdir: Path) -> list[Path]:
-        after = files.snapshot(session.data)
-        created = []
-        for relative, stamp in sorted(after.items()):
-            if before.get(relative) == stamp:
+    def _copy_created(self, session: _Session, before: files.Snapshot, after: files.Snapshot,
+                      workdir: Path) -> tuple[list[Path], list[str]]:
+        """Copy out the files the cell made or changed, within the per-cell caps; notes for the logs name the
+        ones not returned."""
+        changed = [(relative, stamp) for relative, stamp in sorted(after.files.items())
+                   if before.files.get(relative) != stamp]
+        created: list[Path] = []
+        left: list[str] = []
+        total = 0
+        for relative, (size, _) in changed:
+            too_many = len(created) >= limits.CODE_INTERPRETER_MAX_OUTPUT_FILES
+            if too_many or size > MAX_FILE_BYTES or total + size > limits.CODE_INTERPRETER_MAX_OUTPUT_BYTES:
+                left.append(relative)
                 continue
-            target = workdir / f"{len(created)}" / Path(relative).name
+            target = workdir / f"{len(created)}" / files.display_name(relative)
             target.parent.mkdir()
             if files.copy_out(session.data, relative, target, MAX_FILE_BYTES):
                 created.append(target)
-        return created
+                total += target.stat().st_size
+        return created, _not_returned(left, after.complete)
 
     def _write_images(self, images: list[bytes], workdir: Path) -> list[Path]:
         written = []
@@ -211,7 +227,7 @@ class Sandbox:
         if session is None:
             return
         session.kernel.stop()
-        shutil.rmtree(session.directory, ignore_errors=True)
+        files.remove_tree(session.directory)
         log.info("code_interpreter session %s of thread %s ended", session.id, thread_id)
 
     def close(self) -> None:
@@ -219,3 +235,48 @@ class Sandbox:
             threads = list(self._sessions)
         for thread_id in threads:
             self.end(thread_id)
+
+
+def _fresh_uid() -> int:
+    """A uid no process runs as, at random in a wide range (see `_UID_LOW`)."""
+    while True:
+        uid = _UID_LOW + secrets.randbelow(_UID_HIGH - _UID_LOW)
+        if uid not in _running_uids():
+            return uid
+
+
+def _running_uids() -> set[int]:
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            found.add(entry.stat().st_uid)
+        except OSError:
+            continue
+    return found
+
+
+def _not_returned(left: list[str], complete: bool) -> list[str]:
+    notes = []
+    if left:
+        shown = ", ".join(files.display_name(relative) for relative in left[:20])
+        more = f" and {len(left) - 20} more" if len(left) > 20 else ""
+        notes.append(f"[{len(left)} files were not returned (at most {limits.CODE_INTERPRETER_MAX_OUTPUT_FILES} "
+                     f"files and {limits.CODE_INTERPRETER_MAX_OUTPUT_BYTES // 2**20} MB per cell, "
+                     f"{MAX_FILE_BYTES // 2**20} MB per file): {shown}{more}]\n")
+    if not complete:
+        notes.append(f"[/mnt/data holds more than {files.MAX_ENTRIES} entries or {files.MAX_DEPTH} levels of "
+                     "directories: files beyond them were not looked at]\n")
+    return notes
+
+
+def _reason_to_end(after: files.Snapshot, threads: int) -> str | None:
+    """Why the session must end after this cell, if it must: more on disk than a session may keep, or a
+    thread of the cell still running in the kernel (it would run between cells, past the CPU limit)."""
+    if after.total_bytes > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
+        return (f"[/mnt/data holds more than {limits.CODE_INTERPRETER_SESSION_DISK_BYTES // 2**30} GB: the session "
+                "was reset and its files removed]\n")
+    if threads > 1:
+        return "[a thread the cell started was still running after it: the session was reset]\n"
+    return None
