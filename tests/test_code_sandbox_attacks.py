@@ -109,3 +109,17 @@ def test_children_that_exit_are_reaped(sdk: OpenAI) -> None:
                "    try:\n        found += 'State:\\tZ' in open(f'/proc/{pid}/status').read()\n"
                "    except OSError:\n        pass\nprint(found)")
     assert thread.cell(zombies) == "0\n"
+
+
+def test_the_kernel_keyring_and_new_namespaces_are_refused(sdk: OpenAI) -> None:
+    thread = Thread(sdk)
+    logs = thread.cell(
+        "import ctypes, platform, subprocess\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "add_key = {'x86_64': 248, 'aarch64': 217}[platform.machine()]\n"
+        "key = libc.syscall(add_key, b'user', b'secret', b'value', 5, -3)\n"
+        "print('add_key', key, ctypes.get_errno())\n"
+        "nested = subprocess.run(['unshare', '-Ur', 'id', '-u'], capture_output=True, text=True)\n"
+        "print('unshare', nested.returncode, nested.stdout.strip() or nested.stderr.strip())"
+    )
+    assert logs == "add_key -1 1\nunshare 1 unshare: unshare failed: Operation not permitted\n"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import limits
+from emulator.sandbox import seccomp
 from emulator.sandbox.isolation import ENVIRONMENT, Launcher, Mode
 
 START_SECONDS = 30.0
@@ -64,21 +65,25 @@ class Kernel:
             str(limits.CODE_INTERPRETER_MEMORY_BYTES), str(timeout_seconds), str(MAX_PROCESSES), str(MAX_FILE_BYTES),
             str(limits.CODE_INTERPRETER_MAX_LOG_CHARS), launcher.mode.value, str(request_read), str(reply_write),
         ]
+        filter_fd = seccomp.descriptor() if launcher.mode is Mode.ISOLATED else None
+        extra = () if filter_fd is None else (filter_fd,)
         try:
             process = subprocess.Popen(
-                launcher.command(arguments, data_dir, uid, font_cache),
+                launcher.command(arguments, data_dir, uid, font_cache, filter_fd),
                 cwd=launcher.working_directory(data_dir),
                 env=ENVIRONMENT,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                pass_fds=(request_read, reply_write),
+                pass_fds=(request_read, reply_write, *extra),
                 start_new_session=launcher.mode is Mode.ISOLATED,
             )
         except OSError as error:
-            for fd in (request_read, request_write, reply_read, reply_write):
+            for fd in (request_read, request_write, reply_read, reply_write, *extra):
                 os.close(fd)
             raise SandboxError(f"the code_interpreter sandbox could not start: {error}") from error
+        for fd in extra:
+            os.close(fd)
         os.close(request_read)
         os.close(reply_write)
         kernel = cls(process, request_write, reply_read)
