@@ -31,7 +31,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]
 
 @pytest.fixture
 def sdk(hostile: RunningServer) -> OpenAI:
-    return OpenAI(base_url=hostile.base_url, api_key=f"sk-test-{uuid.uuid4().hex}", max_retries=0)
+    return OpenAI(base_url=hostile.base_url, api_key=f"sk-test-{uuid.uuid4().hex}", max_retries=0, timeout=30)
 
 
 def _cell_within(thread: Thread, code: str, seconds: float) -> str:
