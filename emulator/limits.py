@@ -131,3 +131,9 @@ CODE_INTERPRETER_TIMEOUT_SECONDS: Final = 120
 CODE_INTERPRETER_MEMORY_BYTES: Final = 512 * 1024 * 1024
 CODE_INTERPRETER_MAX_LOG_CHARS: Final = 20_000
 CODE_INTERPRETER_SESSION_USD: Final = 0.03
+CODE_INTERPRETER_MAX_OUTPUT_FILES: Final = 100
+"""Files a cell's run gets back (new or changed in /mnt/data); more are named in the logs, not returned."""
+CODE_INTERPRETER_MAX_OUTPUT_BYTES: Final = 1024 * 1024 * 1024
+"""Bytes of files a cell's run gets back."""
+CODE_INTERPRETER_SESSION_DISK_BYTES: Final = 2 * 1024 * 1024 * 1024
+"""A session's /mnt/data: a cell that leaves more ends its session (its files are removed)."""

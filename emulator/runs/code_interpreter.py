@@ -30,6 +30,7 @@ from emulator.db import require_worker_thread
 from emulator.runs.prompt import completed_tool_calls
 from emulator.runs.state import RunStatus
 from emulator.sandbox import Execution, InputFile, SandboxError, kernel
+from emulator.sandbox.files import remove_tree
 from emulator.services import tool_resources
 from emulator.services.files import storage_path
 from emulator.store import files as file_store
@@ -201,14 +202,14 @@ def _still_waiting_for(run: Run, call_id: str) -> bool:
 
 def cleanup(execution: Execution) -> None:
     if execution.workdir is not None:
-        shutil.rmtree(execution.workdir, ignore_errors=True)
+        remove_tree(execution.workdir)
 
 
 def _keep(ctx: Ctx, made: Path) -> CodeFile:
     file_id = ctx.ids.new("file")
     target = storage_path(ctx.settings.files_dir, file_id)
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(made, target)
+    shutil.move(made, target)  # the working copy goes at once (a file of up to 512 MB is not kept twice)
     file_store.create(
         ctx.session,
         tenant=ctx.tenant,

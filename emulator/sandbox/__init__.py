@@ -7,10 +7,10 @@ sessions belong to the server process, like its kernels.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 from emulator import processes
+from emulator.sandbox.files import remove_tree
 from emulator.sandbox.isolation import Launcher, Mode, choose
 from emulator.sandbox.kernel import SandboxError
 from emulator.sandbox.sessions import Execution, InputFile, Sandbox
@@ -51,9 +51,9 @@ def _process_directory(root: Path) -> Path:
     for earlier in root.glob("proc-*"):
         identity = processes.from_directory_name(earlier.name)
         if identity is not None and processes.is_gone(identity):
-            shutil.rmtree(earlier, ignore_errors=True)
+            remove_tree(earlier)
     mine = root / processes.directory_name(processes.THIS_PROCESS)
-    shutil.rmtree(mine, ignore_errors=True)
+    remove_tree(mine)
     mine.mkdir(parents=True)
     return mine
 

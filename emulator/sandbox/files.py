@@ -8,22 +8,58 @@ writes: every access here is relative to a directory descriptor and refuses to f
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import stat
+import subprocess
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger("emulator.sandbox")
 
 _NAME_BYTES = 255
 _COPY_CHUNK = 1 << 20
+MAX_DEPTH = 64
+"""Directory levels of /mnt/data the server looks into (a cell may nest thousands)."""
+MAX_ENTRIES = 20_000
+"""Directory entries of /mnt/data the server looks at after a cell."""
+_REMOVE_SECONDS = 300
 
 
 def safe_name(name: str) -> str:
     """A name that is one file name in /mnt/data: no NUL, no directory part, never `.` or `..` or empty."""
-    cleaned = name.replace("\x00", "").replace("/", "_").replace("\\", "_").strip()
+    cleaned = "".join(_printable(character) for character in name.replace("\x00", ""))
+    cleaned = cleaned.replace("/", "_").replace("\\", "_").strip()
     while len(cleaned.encode("utf-8", "surrogatepass")) > _NAME_BYTES:
         cleaned = cleaned[:-1]
     cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
     return "file" if cleaned in ("", ".", "..") else cleaned
+
+
+def _printable(character: str) -> str:
+    """Control and format characters (newlines, bidirectional overrides such as U+202E) become `_`."""
+    return "_" if unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp") else character
+
+
+def display_name(relative: str) -> str:
+    """The file name of a path found in /mnt/data (any bytes) as a safe name."""
+    return safe_name(os.fsdecode(os.path.basename(relative)))
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory tree a cell may have filled (thousands of levels, links): never raises. `rm` walks
+    without recursion limits and stays on this file system."""
+    if not os.path.lexists(path):
+        return
+    try:
+        done = subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True,
+                              timeout=_REMOVE_SECONDS, check=False)
+        if done.returncode != 0:
+            log.warning("could not remove %s: %s", path, done.stderr.decode("utf-8", "replace").strip())
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("could not remove %s: %s", path, error)
 
 
 def place(directory: Path, name: str, source: Path, owner: int | None) -> None:
@@ -42,23 +78,72 @@ def place(directory: Path, name: str, source: Path, owner: int | None) -> None:
         os.close(top)
 
 
-Snapshot = dict[str, tuple[int, int]]
+@dataclass
+class Snapshot:
+    """The regular files under a directory (relative path: size, mtime); `complete` is False when the walk
+    stopped at `MAX_DEPTH` or `MAX_ENTRIES`."""
+
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)
+    complete: bool = True
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(size for size, _ in self.files.values())
 
 
 def snapshot(directory: Path) -> Snapshot:
-    """Every regular file under `directory` (relative path: size, mtime), links never followed."""
-    found: Snapshot = {}
+    """Every regular file under `directory`, links never followed, walked without recursion and within caps."""
+    found = Snapshot()
     if not directory.is_dir():
         return found
-    for folder, _dirs, names, folder_fd in os.fwalk(directory, follow_symlinks=False):
-        for name in names:
-            try:
-                info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode):
-                found[os.path.relpath(os.path.join(folder, name), directory)] = (info.st_size, info.st_mtime_ns)
+    pending: list[tuple[str, int]] = [("", 0)]
+    seen = 0
+    while pending:
+        relative, depth = pending.pop()
+        fd = _open_directory(directory, relative)
+        if fd is None:
+            continue
+        try:
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > MAX_ENTRIES:
+                        found.complete = False
+                        return found
+                    path = os.path.join(relative, entry.name)
+                    try:
+                        info = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if stat.S_ISREG(info.st_mode):
+                        found.files[path] = (info.st_size, info.st_mtime_ns)
+                    elif stat.S_ISDIR(info.st_mode):
+                        if depth + 1 >= MAX_DEPTH:
+                            found.complete = False
+                        else:
+                            pending.append((path, depth + 1))
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
     return found
+
+
+def _open_directory(directory: Path, relative: str) -> int | None:
+    """A descriptor of `relative` under `directory`, no link followed on the way; None if it is none."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    for part in Path(relative).parts:
+        try:
+            inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+        except OSError:
+            os.close(fd)
+            return None
+        os.close(fd)
+        fd = inner
+    return fd
 
 
 def copy_out(directory: Path, relative: str, target: Path, max_bytes: int) -> bool:

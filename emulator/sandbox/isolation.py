@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from emulator.sandbox import seccomp
+
 KERNEL_SCRIPT = Path(__file__).with_name("kernel_main.py")
 SANDBOX_KERNEL_PATH = "/opt/emulator/kernel.py"
 SANDBOX_DATA = "/mnt/data"
@@ -72,8 +74,10 @@ class Launcher:
     def as_root(self) -> bool:
         return os.geteuid() == 0
 
-    def command(self, kernel_args: list[str], data_dir: Path, uid: int, font_cache: Path | None = None) -> list[str]:
-        """The command that starts a kernel whose /mnt/data is `data_dir` (its `uid` when the server is root)."""
+    def command(self, kernel_args: list[str], data_dir: Path, uid: int, font_cache: Path | None = None,
+                seccomp_fd: int | None = None) -> list[str]:
+        """The command that starts a kernel whose /mnt/data is `data_dir` (its `uid` when the server is root),
+        under the seccomp filter in `seccomp_fd` (`seccomp.descriptor`), passed to the process."""
         if self.mode is Mode.UNSAFE:
             return [sys.executable, "-I", str(KERNEL_SCRIPT), *kernel_args]
         assert self.bwrap is not None
@@ -93,6 +97,7 @@ class Launcher:
             *_directory("/mnt"), "--bind", str(data_dir), SANDBOX_DATA,
             *_directory("/opt/emulator"), "--ro-bind", str(KERNEL_SCRIPT), SANDBOX_KERNEL_PATH,
             *(["--ro-bind", str(font_cache), SANDBOX_FONT_CACHE] if font_cache and font_cache.is_dir() else []),
+            *(["--seccomp", str(seccomp_fd)] if seccomp_fd is not None else []),
             "--remount-ro", "/", "--chdir", SANDBOX_DATA, "--", *python,
         ]
 
@@ -167,14 +172,19 @@ def choose(*, unsafe: bool) -> Launcher:
 
 def _try(launcher: Launcher) -> str | None:
     """Start a trivial sandboxed process; why it failed, or None."""
+    filter_fd = seccomp.descriptor()
     with tempfile.TemporaryDirectory(prefix="emulator-sandbox-probe-") as empty:
-        command = launcher.command([], Path(empty), _PROBE_UID)
+        command = launcher.command([], Path(empty), _PROBE_UID, seccomp_fd=filter_fd)
         script_at = len(command) - 1 - command[::-1].index(SANDBOX_KERNEL_PATH)
         command[script_at:] = ["-c", "print('ok')"]
         try:
-            done = subprocess.run(command, env=ENVIRONMENT, capture_output=True, timeout=30, check=False)
+            done = subprocess.run(command, env=ENVIRONMENT, capture_output=True, timeout=30, check=False,
+                                  pass_fds=() if filter_fd is None else (filter_fd,))
         except (OSError, subprocess.TimeoutExpired) as error:
             return f"bubblewrap could not start a process: {error}"
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
     if done.stdout.strip() != b"ok":
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
         return f"bubblewrap could not start a process here: {detail[-1] if detail else f'exit {done.returncode}'}"

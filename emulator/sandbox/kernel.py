@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator import limits
+from emulator.sandbox import seccomp
 from emulator.sandbox.isolation import ENVIRONMENT, Launcher, Mode
 
 START_SECONDS = 30.0
@@ -42,6 +43,8 @@ class KernelEnded(Exception):
 class Reply:
     logs: str
     images: list[bytes] = field(default_factory=list)
+    threads: int = 1
+    """The kernel's threads after the cell: more than one means the cell left a thread running."""
 
 
 @dataclass
@@ -62,21 +65,25 @@ class Kernel:
             str(limits.CODE_INTERPRETER_MEMORY_BYTES), str(timeout_seconds), str(MAX_PROCESSES), str(MAX_FILE_BYTES),
             str(limits.CODE_INTERPRETER_MAX_LOG_CHARS), launcher.mode.value, str(request_read), str(reply_write),
         ]
+        filter_fd = seccomp.descriptor() if launcher.mode is Mode.ISOLATED else None
+        extra = () if filter_fd is None else (filter_fd,)
         try:
             process = subprocess.Popen(
-                launcher.command(arguments, data_dir, uid, font_cache),
+                launcher.command(arguments, data_dir, uid, font_cache, filter_fd),
                 cwd=launcher.working_directory(data_dir),
                 env=ENVIRONMENT,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                pass_fds=(request_read, reply_write),
+                pass_fds=(request_read, reply_write, *extra),
                 start_new_session=launcher.mode is Mode.ISOLATED,
             )
         except OSError as error:
-            for fd in (request_read, request_write, reply_read, reply_write):
+            for fd in (request_read, request_write, reply_read, reply_write, *extra):
                 os.close(fd)
             raise SandboxError(f"the code_interpreter sandbox could not start: {error}") from error
+        for fd in extra:
+            os.close(fd)
         os.close(request_read)
         os.close(reply_write)
         kernel = cls(process, request_write, reply_read)
@@ -90,30 +97,47 @@ class Kernel:
 
     def run(self, code: str, timeout_seconds: int) -> Reply:
         """Run one cell; `KernelEnded` when the kernel died or the cell ran out of time (the kernel is stopped)."""
+        deadline = time.monotonic() + timeout_seconds
+        self._send((json.dumps({"code": code}) + "\n").encode(), deadline, timeout_seconds)
         try:
-            os.write(self.requests, (json.dumps({"code": code}) + "\n").encode())
-        except OSError:
-            raise KernelEnded(self._ended_logs()) from None
-        try:
-            answer = self._read_line(timeout_seconds)
+            answer = self._read_line(max(0.0, deadline - time.monotonic()), timeout_seconds)
         except KernelEnded:
             self.stop()
             raise
         try:
             reply = json.loads(answer)
             images = [_decode_image(item) for item in reply.get("images", [])]
-            return Reply(logs=str(reply["logs"]), images=images)
+            return Reply(logs=str(reply["logs"]), images=images, threads=int(reply.get("threads", 1)))
         except (ValueError, KeyError, TypeError) as error:
             self.stop()
             raise SandboxError(f"the code_interpreter kernel answered garbage: {error}") from None
 
-    def _read_line(self, timeout_seconds: float) -> bytes:
-        deadline = time.monotonic() + timeout_seconds
+    def _send(self, request: bytes, deadline: float, timeout_seconds: float) -> None:
+        """Write the request within the cell's deadline: a kernel that stopped reading (a cell stopped it, or
+        it is busy) must not hold the server's thread on a full pipe."""
+        os.set_blocking(self.requests, False)
+        view = memoryview(request)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.stop()
+                raise KernelEnded(_timed_out(timeout_seconds))
+            try:
+                _, ready, _ = select.select([], [self.requests], [], remaining)
+                written = os.write(self.requests, view) if ready else 0
+            except BlockingIOError:
+                continue
+            except (OSError, ValueError):  # the kernel was stopped meanwhile (its session ended): its pipe is closed
+                raise KernelEnded(self._ended_logs()) from None
+            view = view[written:]
+
+    def _read_line(self, seconds: float, timeout_seconds: float | None = None) -> bytes:
+        deadline = time.monotonic() + seconds
         while b"\n" not in self._pending:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.stop()
-                raise KernelEnded(f"Execution timed out after {timeout_seconds:g} seconds; the session was reset.")
+                raise KernelEnded(_timed_out(timeout_seconds if timeout_seconds is not None else seconds))
             try:
                 ready, _, _ = select.select([self.replies], [], [], remaining)
                 chunk = os.read(self.replies, 1 << 20) if ready else None
@@ -169,6 +193,10 @@ class Kernel:
         self.requests = self.replies = -1
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+
+def _timed_out(timeout_seconds: float) -> str:
+    return f"Execution timed out after {timeout_seconds:g} seconds; the session was reset."
 
 
 def _decode_image(item: Any) -> bytes:

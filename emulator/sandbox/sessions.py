@@ -11,10 +11,9 @@ a thread's next call may reach another replica and start a new session there.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
-import shutil
+import secrets
 import tempfile
 import threading
 import uuid
@@ -33,8 +32,10 @@ IDLE_SECONDS = 3600
 """A session unused this long (emulator time) ends."""
 MAX_SESSIONS = 32
 """Live kernels per server; starting one more ends the least recently used."""
-_UID_BASE = 1_500_000_000
-_UID_SPAN = 1_000_000
+_UID_LOW = 100_000_000
+_UID_HIGH = 2**31 - 2
+"""Session uids are drawn at random from this range, never one a process runs as: a uid is not reused by a
+later session of this server, after a restart, nor (with high probability) by another replica."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,6 @@ class Sandbox:
         self.timeout_seconds = timeout_seconds
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
-        self._uids = itertools.count()
         self.font_cache = root / "matplotlib"
         if launcher.mode is Mode.ISOLATED:
             threading.Thread(target=build_font_cache, args=(self.font_cache,), name="font-cache", daemon=True).start()
@@ -107,9 +107,10 @@ class Sandbox:
             assert session.kernel is not None
             notes = self._place(session, inputs)
             before = files.snapshot(session.data)
+            threads = 1
             try:
                 reply = session.kernel.run(code, self.timeout_seconds)
-                logs, images = reply.logs, reply.images
+                logs, images, threads = reply.logs, reply.images, reply.threads
             except KernelEnded as ended:
                 self._discard(session)
                 logs, images = ended.logs, []
@@ -118,9 +119,14 @@ class Sandbox:
                 raise
             session.last_used = now
             workdir = Path(tempfile.mkdtemp(prefix="outputs-", dir=self.root))
-            created = self._copy_created(session, before, workdir)
+            after = files.snapshot(session.data)
+            created, copy_notes = self._copy_created(session, before, after, workdir)
+            notes += copy_notes
             pictures = self._write_images(images, workdir)
-            if not self._is_current(session):  # ended (its thread deleted) while the cell ran
+            ending = _reason_to_end(after, threads)
+            if ending is not None:
+                notes.append(ending)
+            if ending is not None or not self._is_current(session):  # or ended (thread deleted) while it ran
                 self._discard(session)
         finally:
             session.lock.release()
@@ -154,7 +160,7 @@ class Sandbox:
     def _reserve(self, tenant: str, thread_id: str, now: int) -> _Session:
         """A session registered for the thread, locked, its kernel not started yet (the caller holds `_lock`)."""
         session_id = f"cisession_{uuid.uuid4().hex[:24]}"
-        uid = _UID_BASE + next(self._uids) % _UID_SPAN
+        uid = _fresh_uid()
         session = _Session(session_id, tenant, thread_id, self.root / session_id, uid, now)
         session.lock.acquire()
         self._sessions[thread_id] = session
@@ -186,17 +192,26 @@ class Sandbox:
             session.placed.add(item.file_id)
         return notes
 
-    def _copy_created(self, session: _Session, before: files.Snapshot, workdir: Path) -> list[Path]:
-        after = files.snapshot(session.data)
-        created = []
-        for relative, stamp in sorted(after.items()):
-            if before.get(relative) == stamp:
+    def _copy_created(self, session: _Session, before: files.Snapshot, after: files.Snapshot,
+                      workdir: Path) -> tuple[list[Path], list[str]]:
+        """Copy out the files the cell made or changed, within the per-cell caps; notes for the logs name the
+        ones not returned."""
+        changed = [(relative, stamp) for relative, stamp in sorted(after.files.items())
+                   if before.files.get(relative) != stamp]
+        created: list[Path] = []
+        left: list[str] = []
+        total = 0
+        for relative, (size, _) in changed:
+            too_many = len(created) >= limits.CODE_INTERPRETER_MAX_OUTPUT_FILES
+            if too_many or size > MAX_FILE_BYTES or total + size > limits.CODE_INTERPRETER_MAX_OUTPUT_BYTES:
+                left.append(relative)
                 continue
-            target = workdir / f"{len(created)}" / Path(relative).name
+            target = workdir / f"{len(created)}" / files.display_name(relative)
             target.parent.mkdir()
             if files.copy_out(session.data, relative, target, MAX_FILE_BYTES):
                 created.append(target)
-        return created
+                total += target.stat().st_size
+        return created, _not_returned(left, after.complete)
 
     def _write_images(self, images: list[bytes], workdir: Path) -> list[Path]:
         written = []
@@ -248,7 +263,7 @@ class Sandbox:
         if session.kernel is not None:
             session.kernel.stop()
         if session.directory.exists():
-            shutil.rmtree(session.directory, ignore_errors=True)
+            files.remove_tree(session.directory)
             log.info("code_interpreter session %s of thread %s ended", session.id, session.thread_id)
 
     def end(self, thread_id: str) -> None:
@@ -270,4 +285,49 @@ class Sandbox:
         for session in sessions:
             if session.kernel is not None:
                 session.kernel.stop()
-            shutil.rmtree(session.directory, ignore_errors=True)
+            files.remove_tree(session.directory)
+
+
+def _fresh_uid() -> int:
+    """A uid no process runs as, at random in a wide range (see `_UID_LOW`)."""
+    while True:
+        uid = _UID_LOW + secrets.randbelow(_UID_HIGH - _UID_LOW)
+        if uid not in _running_uids():
+            return uid
+
+
+def _running_uids() -> set[int]:
+    found = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            found.add(entry.stat().st_uid)
+        except OSError:
+            continue
+    return found
+
+
+def _not_returned(left: list[str], complete: bool) -> list[str]:
+    notes = []
+    if left:
+        shown = ", ".join(files.display_name(relative) for relative in left[:20])
+        more = f" and {len(left) - 20} more" if len(left) > 20 else ""
+        notes.append(f"[{len(left)} files were not returned (at most {limits.CODE_INTERPRETER_MAX_OUTPUT_FILES} "
+                     f"files and {limits.CODE_INTERPRETER_MAX_OUTPUT_BYTES // 2**20} MB per cell, "
+                     f"{MAX_FILE_BYTES // 2**20} MB per file): {shown}{more}]\n")
+    if not complete:
+        notes.append(f"[/mnt/data holds more than {files.MAX_ENTRIES} entries or {files.MAX_DEPTH} levels of "
+                     "directories: files beyond them were not looked at]\n")
+    return notes
+
+
+def _reason_to_end(after: files.Snapshot, threads: int) -> str | None:
+    """Why the session must end after this cell, if it must: more on disk than a session may keep, or a
+    thread of the cell still running in the kernel (it would run between cells, past the CPU limit)."""
+    if after.total_bytes > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
+        return (f"[/mnt/data holds more than {limits.CODE_INTERPRETER_SESSION_DISK_BYTES // 2**30} GB: the session "
+                "was reset and its files removed]\n")
+    if threads > 1:
+        return "[a thread the cell started was still running after it: the session was reset]\n"
+    return None
