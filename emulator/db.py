@@ -50,15 +50,15 @@ _on_event_loop: ContextVar[bool] = ContextVar("on_event_loop", default=False)
 
 RAW_CONNECTION = "emulator.raw_connection"
 """`Session.info` key: (DB-API connection, dialect) of a session whose Core statements may run on that
-connection directly (`store.plain`), inside the session's transaction."""
+connection directly (`store.statements`), inside the session's transaction."""
 
 CHANGES = "emulator.changes"
-"""`Session.info` key: the unit of work's tracked records (`store.plain.Changes`), whose changes are written
+"""`Session.info` key: the unit of work's tracked records (`store.records.Changes`), whose changes are written
 before commit."""
 
 
 def write_changes(session: Session) -> None:
-    """Write the records changed in this unit of work: before every statement of `store.plain` and of the
+    """Write the records changed in this unit of work: before every statement of `store.statements` and of the
     session, and before commit."""
     changes = session.info.get(CHANGES)
     if changes is not None and changes.dirty:
@@ -93,7 +93,7 @@ def is_conflict(error: BaseException) -> bool:
 
 def is_busy(error: Exception) -> bool:
     """SQLite's "database is locked" / "busy", raised by sqlite3 itself (a statement run on the DB-API
-    connection: `BEGIN`, `store.plain`) or wrapped by SQLAlchemy."""
+    connection: `BEGIN`, `store.statements`) or wrapped by SQLAlchemy."""
     message = str(getattr(error, "orig", error))
     return "locked" in message or "busy" in message
 
@@ -206,7 +206,7 @@ def _session_factories(engine: Engine) -> tuple[sessionmaker[Session], sessionma
 
 
 class _SessionOnFirstUse:
-    """A unit of work's session, made when first used. Most requests on the lane run only `store.plain`
+    """A unit of work's session, made when first used. Most requests on the lane run only `store.statements`
     statements, which read the session's `info` (the raw connection) and nothing else; making and closing a
     session costs more than their two point reads."""
 

@@ -22,7 +22,7 @@ from emulator.context import NO_SESSION, Ctx
 from emulator.db import Database, LeaveEventLoop, require_worker_thread
 from emulator.ids import IdFactory
 from emulator.settings import Settings
-from emulator.store import messages, plain, threads
+from emulator.store import messages, statements, threads
 
 
 @pytest.fixture
@@ -131,10 +131,10 @@ def test_a_retry_keeps_what_the_dependencies_planned_and_forgets_the_failed_atte
     assert ran == ["planned by a dependency"]
 
 
-def test_plain_statements_on_the_raw_connection_read_what_sqlalchemy_reads(tmp_path: Path) -> None:
-    """On the lane, `store.plain` runs its statements on the sqlite3 connection with its own compiled form and
+def test_statements_on_the_raw_connection_read_what_sqlalchemy_reads(tmp_path: Path) -> None:
+    """On the lane, `store.statements` runs its statements on the sqlite3 connection with its own compiled form and
     type processing; through SQLAlchemy (a worker thread's session) the same rows must come back."""
-    db = Database.connect(f"sqlite:///{tmp_path / 'plain.db'}")
+    db = Database.connect(f"sqlite:///{tmp_path / 'lane.db'}")
     migrate.upgrade(db.engine)
     content = [{"type": "text", "text": {"value": "héllo", "annotations": []}}]
 
@@ -143,7 +143,7 @@ def test_plain_statements_on_the_raw_connection_read_what_sqlalchemy_reads(tmp_p
         messages.create(session, tenant="t", message_id="msg_1", thread_id="thread_1", now=100, role="user",
                         content=content, attachments=[], metadata={"k": "v"})
         threads.touch_by_id(session, "thread_1", 100, 160)
-        return plain.RAW_CONNECTION in session.info
+        return statements.RAW_CONNECTION in session.info
 
     try:
         assert db.run_inline(create, write=True), "the lane's sessions carry their raw connection"

@@ -34,7 +34,7 @@ from emulator.sandbox.files import remove_tree
 from emulator.services import tool_resources
 from emulator.services.files import storage_path
 from emulator.store import files as file_store
-from emulator.store import plain
+from emulator.store import records
 from emulator.store import runs as store
 from emulator.store.runs import Run, Step
 from emulator.stub_model import CodeFile, CodeResult
@@ -140,7 +140,7 @@ def _claim_and_execute(ctx: Ctx, run: Run, code: str, call_id: str) -> tuple[Exe
     run.pending_turn = {**(run.pending_turn or {}), "claimed_by": _CLAIMANT}
     run.unfinished_work = "code_interpreter cell"  # on record before the cell runs (`runs.safety`)
     ctx.commit_and_continue()
-    plain.forget_loaded(ctx.session, keep=run)  # what the result's transaction needs it reads again
+    records.forget_loaded(ctx.session, keep=run)  # what the result's transaction needs it reads again
     execution, failure = None, None
     try:
         execution = box.execute(tenant=run.tenant, thread_id=run.thread_id, now=now, code=code, inputs=inputs)
@@ -163,7 +163,7 @@ def commit_result(ctx: Ctx, run: Run, call_id: str) -> None:
         kept = _finished.pop((run.id, call_id), None)
     if kept is not None and kept[0] is not None:
         cleanup(kept[0])
-    plain.forget_loaded(ctx.session, keep=run)
+    records.forget_loaded(ctx.session, keep=run)
     store.reread(ctx.session, run)
 
 

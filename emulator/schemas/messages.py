@@ -9,12 +9,11 @@ from pydantic import AfterValidator, Field
 
 from emulator import limits
 from emulator.schemas.common import Metadata, StrictModel, openai_error
-from emulator.tables import MessageRow
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Row
 
-    from emulator.store.plain import Tracked
+    from emulator.store.rows import Message
 
 ImageDetail = Literal["auto", "low", "high"]
 
@@ -119,8 +118,8 @@ def text_part(value: str, annotations: list[dict[str, Any]] | None = None) -> di
     return {"type": "text", "text": {"value": value, "annotations": annotations or []}}
 
 
-def render_message(row: MessageRow | Tracked | Row[Any]) -> dict[str, Any]:
-    """From the ORM object or a plain row (`store.plain`): they read alike."""
+def render_message(row: Message | Row[Any]) -> dict[str, Any]:
+    """From the ORM object or a plain row (`store.statements`): they read alike."""
     return {
         "id": row.id,
         "object": "thread.message",

@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from emulator.schemas.common import Metadata, StrictModel, ToolResources
 from emulator.schemas.messages import CreateMessage
-from emulator.tables import ThreadRow
 
 if TYPE_CHECKING:
-    from emulator.store.plain import Tracked
+    from emulator.store.rows import Thread
 
 
 class ModifyThread(StrictModel):
@@ -21,7 +20,7 @@ class CreateThread(ModifyThread):
     messages: list[CreateMessage] | None = None
 
 
-def render_thread(row: ThreadRow | Tracked) -> dict[str, Any]:
+def render_thread(row: Thread) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "thread",

@@ -12,9 +12,10 @@ from emulator import clock
 from emulator.context import Ctx
 from emulator.errors import PermissionDenied
 from emulator.schemas.control import AddFaults, Latency, RateLimits
-from emulator.store import clocks, plain, retention
+from emulator.store import clocks, retention
 from emulator.store import control as control_store
 from emulator.store import vector_stores as vector_store_store
+from emulator.store.rows import ScriptedTurn
 from emulator.tables import (
     AssistantRow,
     FaultRuleRow,
@@ -78,7 +79,7 @@ def remove_paths(paths: list[Path]) -> None:
             os.unlink(path)
 
 
-def pending_turns(ctx: Ctx) -> list[plain.Tracked]:
+def pending_turns(ctx: Ctx) -> list[ScriptedTurn]:
     return control_store.pending_turns(ctx.session, ctx.tenant)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from emulator.context import Ctx
 from emulator.schemas.control import AddTurns
 from emulator.store import control as store
-from emulator.store import plain
+from emulator.store.rows import ScriptedTurn
 from emulator.store.runs import Run
 from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn
 from emulator.tables import ScriptedTurnRow
@@ -44,7 +44,7 @@ def add(ctx: Ctx, body: AddTurns) -> list[ScriptedTurnRow]:
     return rows
 
 
-def render(row: ScriptedTurnRow | plain.Tracked) -> dict[str, Any]:
+def render(row: ScriptedTurnRow | ScriptedTurn) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "emulator.scripted_turn",
@@ -101,7 +101,7 @@ class Pick:
 
     turn: ModelTurn | None
     delay: float
-    rows: tuple[plain.Tracked, ...]
+    rows: tuple[ScriptedTurn, ...]
     """The pending turns this call plays (delays included), consumed only once the call goes ahead."""
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
-from emulator.store import plain
+from emulator.store import statements
 from emulator.store.pagination import Page, PageRequest, paginate, select_scoped
 from emulator.tables import AssistantRow
 
@@ -32,14 +32,16 @@ def get(session: Session, tenant: str, assistant_id: str) -> AssistantRow:
     return row
 
 
-_READ = plain.prepared(
-    plain.select_plain(AssistantRow, AssistantRow.tenant == bindparam("tenant"), AssistantRow.id == bindparam("id"))
+_READ = statements.prepared(
+    statements.select_columns(
+        AssistantRow, AssistantRow.tenant == bindparam("tenant"), AssistantRow.id == bindparam("id")
+    )
 )
 
 
 def read(session: Session, tenant: str, assistant_id: str) -> Row[Any]:
     """`get` as a plain row, only to read (a run takes its defaults from it)."""
-    row = plain.first(session, _READ, {"tenant": tenant, "id": assistant_id})
+    row = statements.first(session, _READ, {"tenant": tenant, "id": assistant_id})
     if row is None:
         raise NotFound.object("assistant", assistant_id)
     return row

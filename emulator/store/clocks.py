@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from emulator.store import plain
+from emulator.store import statements
 from emulator.tables import ClockRow, TenantClockRow
 
 CLOCK_ROW_ID = 1
@@ -25,18 +25,18 @@ OFFSET_COLUMN = (_EVERY_TENANT + _TENANT_OWN).label("clock_offset")
 """The offset of the tenant bound as `tenant`, as a column: a request's first query reads its clock along with
 its own rows (two primary-key lookups in the same statement)."""
 
-_OFFSET = plain.prepared(select(OFFSET_COLUMN))
-_EVERY_TENANT_OFFSET = plain.prepared(select(_EVERY_TENANT.label("clock_offset")))
+_OFFSET = statements.prepared(select(OFFSET_COLUMN))
+_EVERY_TENANT_OFFSET = statements.prepared(select(_EVERY_TENANT.label("clock_offset")))
 _LARGEST_OWN = select(func.coalesce(func.max(_OWN.offset_seconds), 0))
 
 
 def offset_seconds(session: Session, tenant: str) -> int:
-    return plain.scalar(session, _OFFSET, {"tenant": tenant}) or 0
+    return statements.scalar(session, _OFFSET, {"tenant": tenant}) or 0
 
 
 def every_tenant_offset(session: Session) -> int:
     """The part of every tenant's offset that the operator moved (the server's time before any tenant's own)."""
-    return plain.scalar(session, _EVERY_TENANT_OFFSET, {}) or 0
+    return statements.scalar(session, _EVERY_TENANT_OFFSET, {}) or 0
 
 
 def largest_own_offset(session: Session) -> int:

@@ -9,7 +9,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from emulator.store import plain
+from emulator.store import statements
+from emulator.store.records import Table
+from emulator.store.rows import ScriptedTurn
 from emulator.tables import FaultRuleRow, RateCounterRow, ScriptedTurnRow, TenantSettingsRow
 
 
@@ -40,16 +42,16 @@ def add_turn(
     return row
 
 
-SCRIPTED_TURNS = plain.Table(ScriptedTurnRow)
-_PENDING = plain.prepared(
-    plain.select_plain(
+SCRIPTED_TURNS = Table(ScriptedTurn)
+_PENDING = statements.prepared(
+    statements.select_columns(
         ScriptedTurnRow, ScriptedTurnRow.tenant == bindparam("tenant"), ScriptedTurnRow.consumed_at.is_(None)
     ).order_by(ScriptedTurnRow.seq)
 )
-_PENDING_LOCKED = plain.prepared(_PENDING.with_for_update())
+_PENDING_LOCKED = statements.prepared(_PENDING.with_for_update())
 
 
-def pending_turns(session: Session, tenant: str, *, lock: bool = False) -> list[plain.Tracked]:
+def pending_turns(session: Session, tenant: str, *, lock: bool = False) -> list[ScriptedTurn]:
     """The tenant's turns not played yet, in order, as records (playing one sets its `consumed_*`)."""
     return SCRIPTED_TURNS.load_all(session, _PENDING_LOCKED if lock else _PENDING, {"tenant": tenant})
 
@@ -59,7 +61,7 @@ def global_copy_id(turn_id: str, tenant: str) -> str:
     return f"{turn_id}.{tenant}"
 
 
-def pending_global_turns(session: Session, global_tenant: str, tenant: str) -> list[plain.Tracked]:
+def pending_global_turns(session: Session, global_tenant: str, tenant: str) -> list[ScriptedTurn]:
     """The turns of every tenant (locked, in order) that `tenant` has not played yet."""
     rows = pending_turns(session, global_tenant, lock=True)
     if not rows:
@@ -128,13 +130,15 @@ def count_fired(session: Session, rule_id: str, times: int | None) -> bool:
 _SETTINGS = "emulator.tenant_settings"
 """`Session.info` key: the settings rows (or None) already read in this unit of work, by tenant (a model call
 asks twice: its rate limits, its latency)."""
-_SETTINGS_OF = plain.prepared(plain.select_plain(TenantSettingsRow, TenantSettingsRow.tenant == bindparam("tenant")))
+_SETTINGS_OF = statements.prepared(
+    statements.select_columns(TenantSettingsRow, TenantSettingsRow.tenant == bindparam("tenant"))
+)
 
 
 def tenant_settings(session: Session, tenant: str) -> Row[Any] | None:
     known: dict[str, Row[Any] | None] = session.info.setdefault(_SETTINGS, {})
     if tenant not in known:
-        known[tenant] = plain.first(session, _SETTINGS_OF, {"tenant": tenant})
+        known[tenant] = statements.first(session, _SETTINGS_OF, {"tenant": tenant})
     return known[tenant]
 
 

@@ -9,13 +9,13 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
-from emulator.store import plain
+from emulator.store import statements
 from emulator.store.pagination import Listing, Page, PageRequest
+from emulator.store.records import Table
+from emulator.store.rows import Message
 from emulator.tables import MessageRow
 
-MESSAGES = plain.Table(MessageRow)
-Message = plain.Tracked
-"""A message's record, with `MessageRow`'s attributes."""
+MESSAGES = Table(Message)
 
 
 def create(
@@ -55,16 +55,16 @@ def create(
     )
 
 
-_READ_BY_ID = plain.prepared(plain.select_plain(
+_READ_BY_ID = statements.prepared(statements.select_columns(
     MessageRow,
     MessageRow.tenant == bindparam("tenant"),
     MessageRow.thread_id == bindparam("thread_id"),
     MessageRow.id == bindparam("message_id"),
 ))
-_OF_THREAD = Listing(MessageRow, plain.select_plain(MessageRow, MessageRow.thread_id == bindparam("thread_id")))
+_OF_THREAD = Listing(MessageRow, statements.select_columns(MessageRow, MessageRow.thread_id == bindparam("thread_id")))
 _OF_RUN = Listing(
     MessageRow,
-    plain.select_plain(
+    statements.select_columns(
         MessageRow, MessageRow.thread_id == bindparam("thread_id"), MessageRow.run_id == bindparam("run_id")
     ),
 )
@@ -80,7 +80,7 @@ def get(session: Session, tenant: str, thread_id: str, message_id: str) -> Messa
 
 def read(session: Session, tenant: str, thread_id: str, message_id: str) -> Row[Any]:
     """`get` as a plain row, only to render."""
-    row = plain.first(session, _READ_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
+    row = statements.first(session, _READ_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
     if row is None:
         raise NotFound.object("message", message_id)
     return row

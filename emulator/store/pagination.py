@@ -10,7 +10,7 @@ from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from emulator.errors import InvalidRequest
-from emulator.store import plain
+from emulator.store import statements
 
 Row = TypeVar("Row")
 Order = Literal["asc", "desc"]
@@ -35,7 +35,7 @@ class Listing:
 
     Built once at import with bind parameters for the scope's values, a listing builds each page query at its
     first use and then only binds values: building a statement costs more than running it. A scope that selects
-    the mapped class gives ORM objects; one that selects columns (`plain.select_plain`) gives plain rows.
+    the mapped class gives ORM objects; one that selects columns (`statements.select_columns`) gives plain rows.
     """
 
     def __init__(self, table: Any, scoped: Select[Any], *, long_lived: bool = True) -> None:
@@ -48,8 +48,8 @@ class Listing:
         self._pages: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
     def _prepared(self, statement: Select[Any]) -> Select[Any]:
-        """A long-lived listing's queries are built once, so they may run directly (`plain.prepared`)."""
-        return plain.prepared(statement) if self.long_lived else statement
+        """A long-lived listing's queries are built once, so they may run directly (`statements.prepared`)."""
+        return statements.prepared(statement) if self.long_lived else statement
 
     def _page_query(self, after: bool, before: bool, descending: bool) -> Select[Any]:
         key = (after, before, descending)
@@ -68,7 +68,7 @@ class Listing:
 
     def _cursor_seq(self, session: Session, params: dict[str, Any], cursor: str, param: str) -> int:
         """Resolve a cursor id to its `seq`, within the same scope as the list (tenant, thread, filters)."""
-        seq = plain.scalar(session, self._cursor, {**params, "cursor": cursor})
+        seq = statements.scalar(session, self._cursor, {**params, "cursor": cursor})
         if seq is None:
             raise InvalidRequest(f"Invalid '{param}': no object with id '{cursor}' in this list.", param=param)
         return seq
@@ -86,7 +86,7 @@ class Listing:
         if page.before:
             values["before_seq"] = self._cursor_seq(session, params, page.before, "before")
         query = self._page_query(bool(page.after), bool(page.before), page.order == "desc")
-        rows = list(session.scalars(query, values) if self.objects else plain.all_rows(session, query, values))
+        rows = list(session.scalars(query, values) if self.objects else statements.all_rows(session, query, values))
         has_more = len(rows) > page.limit
         rows = rows[: page.limit]
         if page.before and not page.after:

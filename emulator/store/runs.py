@@ -1,6 +1,6 @@
 """Runs and run steps, and the thread's active-run claim that keeps one active run per thread.
 
-Runs, steps and the messages a run writes are `plain.Tracked` records: the executor changes their attributes
+Runs, steps and the messages a run writes are records (`store.records`): the executor changes their attributes
 and the unit of work writes the changed columns (a run's phases are the emulator's busiest writes).
 
 Lock order (PostgreSQL): a unit of work that may move a run locks the run's thread first, then the run. A run
@@ -17,26 +17,25 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
-from emulator.store import plain
+from emulator.store import statements
 from emulator.store.messages import MESSAGES, Message
 from emulator.store.pagination import Listing, Page, PageRequest
+from emulator.store.records import Table
+from emulator.store.rows import Run, RunStep
 from emulator.store.threads import THREADS
 from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
 
-RUNS = plain.Table(RunRow)
-STEPS = plain.Table(RunStepRow)
-Run = plain.Tracked
-"""A run's record, with `RunRow`'s attributes."""
-Step = plain.Tracked
-"""A run step's record, with `RunStepRow`'s attributes."""
+RUNS = Table(Run)
+STEPS = Table(RunStep)
+Step = RunStep
 
 _threads = ThreadRow.__table__.c
-_CLAIM = plain.prepared(
+_CLAIM = statements.prepared(
     update(ThreadRow.__table__)
     .where(_threads.id == bindparam("thread_id"), _threads.active_run_id.is_(None))
     .values(active_run_id=bindparam("run_id"))
 )
-_RELEASE = plain.prepared(
+_RELEASE = statements.prepared(
     update(ThreadRow.__table__)
     .where(_threads.id == bindparam("thread_id"), _threads.active_run_id == bindparam("run_id"))
     .values(active_run_id=None)
@@ -45,14 +44,14 @@ _RELEASE = plain.prepared(
 
 def claim_thread(session: Session, thread_id: str, run_id: str) -> bool:
     """Make `run_id` the thread's active run, atomically; False when another run already holds it."""
-    if plain.execute(session, _CLAIM, {"thread_id": thread_id, "run_id": run_id}) != 1:
+    if statements.execute(session, _CLAIM, {"thread_id": thread_id, "run_id": run_id}) != 1:
         return False
     THREADS.synchronize(session, thread_id, active_run_id=run_id)
     return True
 
 
 def release_thread(session: Session, thread_id: str, run_id: str) -> None:
-    if plain.execute(session, _RELEASE, {"thread_id": thread_id, "run_id": run_id}) == 1:
+    if statements.execute(session, _RELEASE, {"thread_id": thread_id, "run_id": run_id}) == 1:
         THREADS.synchronize(session, thread_id, active_run_id=None)
 
 
@@ -67,13 +66,13 @@ def create(session: Session, **fields: Any) -> Run:
     return RUNS.insert(session, {**_RUN_STARTS_WITHOUT, "interruptions": 0, **fields})
 
 
-_BY_ID = plain.prepared(
-    plain.select_plain(
+_BY_ID = statements.prepared(
+    statements.select_columns(
         RunRow, RunRow.tenant == bindparam("tenant"), RunRow.thread_id == bindparam("thread_id"),
         RunRow.id == bindparam("run_id"),
     ).with_for_update()
 )
-_ANY_BY_ID = plain.prepared(plain.select_plain(RunRow, RunRow.id == bindparam("run_id")).with_for_update())
+_ANY_BY_ID = statements.prepared(statements.select_columns(RunRow, RunRow.id == bindparam("run_id")).with_for_update())
 
 
 def get(session: Session, tenant: str, thread_id: str, run_id: str) -> Run:
@@ -90,7 +89,7 @@ def get_by_id(session: Session, run_id: str) -> Run | None:
     return RUNS.load(session, _ANY_BY_ID, {"run_id": run_id})
 
 
-_THREAD_OF_RUN_LOCKED = plain.prepared(
+_THREAD_OF_RUN_LOCKED = statements.prepared(
     select(_threads.id)
     .where(_threads.id == select(RunRow.thread_id).where(RunRow.id == bindparam("run_id")).scalar_subquery())
     .with_for_update()
@@ -100,21 +99,21 @@ _THREAD_OF_RUN_LOCKED = plain.prepared(
 def get_by_id_thread_first(session: Session, run_id: str) -> Run | None:
     """`get_by_id` for code that knows only the run (a stream), with its thread locked first (the lock order
     above). SQLite serializes write transactions whole and needs neither lock."""
-    if not plain.on_sqlite(session):
-        plain.first(session, _THREAD_OF_RUN_LOCKED, {"run_id": run_id})
+    if not statements.on_sqlite(session):
+        statements.first(session, _THREAD_OF_RUN_LOCKED, {"run_id": run_id})
     return get_by_id(session, run_id)
 
 
-_THREAD_LOCKED = plain.prepared(select(_threads.id).where(_threads.id == bindparam("thread_id")).with_for_update())
+_THREAD_LOCKED = statements.prepared(select(_threads.id).where(_threads.id == bindparam("thread_id")).with_for_update())
 
 
 def lock_thread(session: Session, thread_id: str) -> None:
     """Lock the thread before one of its runs (the lock order above), where the thread was read unlocked."""
-    if not plain.on_sqlite(session):
-        plain.first(session, _THREAD_LOCKED, {"thread_id": thread_id})
+    if not statements.on_sqlite(session):
+        statements.first(session, _THREAD_LOCKED, {"thread_id": thread_id})
 
 
-_OF_THREAD = Listing(RunRow, plain.select_plain(RunRow, RunRow.thread_id == bindparam("thread_id")))
+_OF_THREAD = Listing(RunRow, statements.select_columns(RunRow, RunRow.thread_id == bindparam("thread_id")))
 
 
 def list_page(session: Session, thread_id: str, page: PageRequest) -> Page[Any]:
@@ -131,13 +130,15 @@ def create_step(session: Session, **fields: Any) -> Step:
     return STEPS.insert(session, {**_STEP_STARTS_WITHOUT, **fields})
 
 
-_STEP = plain.prepared(
-    plain.select_plain(RunStepRow, RunStepRow.run_id == bindparam("run_id"), RunStepRow.id == bindparam("step_id"))
+_STEP = statements.prepared(
+    statements.select_columns(
+        RunStepRow, RunStepRow.run_id == bindparam("run_id"), RunStepRow.id == bindparam("step_id")
+    )
 )
-_STEPS_OF_RUN = plain.prepared(
-    plain.select_plain(RunStepRow, RunStepRow.run_id == bindparam("run_id")).order_by(RunStepRow.seq)
+_STEPS_OF_RUN = statements.prepared(
+    statements.select_columns(RunStepRow, RunStepRow.run_id == bindparam("run_id")).order_by(RunStepRow.seq)
 )
-_STEPS_LISTING = Listing(RunStepRow, plain.select_plain(RunStepRow, RunStepRow.run_id == bindparam("run_id")))
+_STEPS_LISTING = Listing(RunStepRow, statements.select_columns(RunStepRow, RunStepRow.run_id == bindparam("run_id")))
 
 
 def get_step(session: Session, run_id: str, step_id: str) -> Step:
@@ -155,19 +156,19 @@ def list_steps(session: Session, run_id: str, page: PageRequest) -> Page[Any]:
     return _STEPS_LISTING.page(session, page, {"run_id": run_id})
 
 
-_HISTORY = plain.prepared(
-    plain.select_plain(
+_HISTORY = statements.prepared(
+    statements.select_columns(
         MessageRow, MessageRow.thread_id == bindparam("thread_id"), MessageRow.status != "in_progress"
     ).order_by(MessageRow.seq)
 )
-_OPEN_MESSAGE = plain.prepared(
-    plain.select_plain(MessageRow, MessageRow.run_id == bindparam("run_id"), MessageRow.status == "in_progress")
+_OPEN_MESSAGE = statements.prepared(
+    statements.select_columns(MessageRow, MessageRow.run_id == bindparam("run_id"), MessageRow.status == "in_progress")
 )
 
 
 def thread_history(session: Session, thread_id: str) -> list[Any]:
     """Every finished message of the thread, oldest first: what a model call may see."""
-    return list(plain.all_rows(session, _HISTORY, {"thread_id": thread_id}))
+    return list(statements.all_rows(session, _HISTORY, {"thread_id": thread_id}))
 
 
 def open_message(session: Session, run_id: str) -> Message | None:
@@ -178,9 +179,9 @@ def reread(session: Session, run: Run) -> bool:
     """Read the run's row again (locked): its record takes the row's values, as another transaction left them
     (for work done outside the unit of work's transaction); False when the row is gone. Its thread is locked
     first (the lock order above)."""
-    if not plain.on_sqlite(session):
-        plain.first(session, _THREAD_OF_RUN_LOCKED, {"run_id": run.id})
-    row = plain.first(session, _ANY_BY_ID, {"run_id": run.id})
+    if not statements.on_sqlite(session):
+        statements.first(session, _THREAD_OF_RUN_LOCKED, {"run_id": run.id})
+    row = statements.first(session, _ANY_BY_ID, {"run_id": run.id})
     if row is None:
         return False
     RUNS.synchronize(session, run.id, **{key: value for key, value in row._asdict().items() if key in RUNS.keys})

@@ -13,15 +13,15 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
-from emulator.store import clocks, plain
+from emulator.store import clocks, statements
+from emulator.store.records import Table
+from emulator.store.rows import Thread
 from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
 
 T = TypeVar("T")
 
 
-THREADS = plain.Table(ThreadRow)
-Thread = plain.Tracked
-"""A thread's record, with `ThreadRow`'s attributes."""
+THREADS = Table(Thread)
 
 
 def create(
@@ -47,12 +47,12 @@ def create(
     )
 
 
-_BY_ID = plain.prepared(
-    select(*plain.columns(ThreadRow), clocks.OFFSET_COLUMN).where(
+_BY_ID = statements.prepared(
+    select(*statements.columns(ThreadRow), clocks.OFFSET_COLUMN).where(
         ThreadRow.tenant == bindparam("tenant"), ThreadRow.id == bindparam("thread_id")
     )
 )
-_BY_ID_LOCKED = plain.prepared(_BY_ID.with_for_update())
+_BY_ID_LOCKED = statements.prepared(_BY_ID.with_for_update())
 
 
 def get_with_clock(
@@ -64,31 +64,32 @@ def get_with_clock(
     `lock` takes the row lock (PostgreSQL) that serializes everything that checks the thread's active run;
     SQLite needs none, its write transactions are already serialized by `BEGIN IMMEDIATE`.
     """
-    row = plain.first(session, _BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id})
+    row = statements.first(session, _BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id})
     return (None, None) if row is None else (THREADS.track(session, row), row.clock_offset)
 
 
 _REF_COLUMNS = (ThreadRow.__table__.c.id, ThreadRow.__table__.c.last_active_at, ThreadRow.__table__.c.active_run_id)
-_REF_BY_ID = plain.prepared(
+_REF_BY_ID = statements.prepared(
     select(*_REF_COLUMNS, clocks.OFFSET_COLUMN).where(
         ThreadRow.__table__.c.tenant == bindparam("tenant"), ThreadRow.__table__.c.id == bindparam("thread_id")
     )
 )
-_REF_BY_ID_LOCKED = plain.prepared(_REF_BY_ID.with_for_update())
+_REF_BY_ID_LOCKED = statements.prepared(_REF_BY_ID.with_for_update())
 
 
 def get_ref_with_clock(session: Session, tenant: str, thread_id: str, *, lock: bool = False) -> Row[Any] | None:
     """Like `get_with_clock`, as a plain row of what most requests need: `id`, `last_active_at`,
     `active_run_id` and `clock_offset`."""
-    return plain.first(session, _REF_BY_ID_LOCKED if lock else _REF_BY_ID, {"tenant": tenant, "thread_id": thread_id})
+    statement = _REF_BY_ID_LOCKED if lock else _REF_BY_ID
+    return statements.first(session, statement, {"tenant": tenant, "thread_id": thread_id})
 
 
-_TOOL_RESOURCES = plain.prepared(select(ThreadRow.tool_resources).where(ThreadRow.id == bindparam("thread_id")))
+_TOOL_RESOURCES = statements.prepared(select(ThreadRow.tool_resources).where(ThreadRow.id == bindparam("thread_id")))
 
 
 def tool_resources_of(session: Session, thread_id: str) -> dict[str, Any]:
     """The thread's `tool_resources` (empty if it is gone): what a run's built-in tools may use."""
-    return plain.scalar(session, _TOOL_RESOURCES, {"thread_id": thread_id}) or {}
+    return statements.scalar(session, _TOOL_RESOURCES, {"thread_id": thread_id}) or {}
 
 
 def require_alive(row: T | None, thread_id: str, *, alive_since: int) -> T:
@@ -108,7 +109,7 @@ def touch(thread: Thread, now: int) -> None:
         thread.last_active_at = now
 
 
-_TOUCH = plain.prepared(
+_TOUCH = statements.prepared(
     update(ThreadRow.__table__)
     .where(ThreadRow.__table__.c.id == bindparam("thread_id"), ThreadRow.__table__.c.last_active_at < bindparam("now"))
     .values(last_active_at=bindparam("now"))
@@ -117,7 +118,7 @@ _TOUCH = plain.prepared(
 
 def touch_by_id(session: Session, thread_id: str, last_active_at: int, now: int) -> None:
     """`touch` for a thread read as a plain row (`get_ref_with_clock`)."""
-    if last_active_at < now and plain.execute(session, _TOUCH, {"thread_id": thread_id, "now": now}):
+    if last_active_at < now and statements.execute(session, _TOUCH, {"thread_id": thread_id, "now": now}):
         THREADS.synchronize(session, thread_id, last_active_at=now)
 
 

@@ -1,4 +1,4 @@
-"""Tracked records (`store.plain.Table`): the runs' storage without the ORM must keep the ORM's guarantees.
+"""Records (`store.records.Table`): the runs' storage without the ORM must keep the ORM's guarantees.
 
 A unit of work sees its own changes (written before its next statement, plain or ORM), commits them, loses
 them when it fails, holds one record per row, and writes only the columns it changed, so a conditional UPDATE
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from emulator import migrate
 from emulator.db import Database, write_changes
-from emulator.store import messages, plain, runs, threads
+from emulator.store import messages, records, runs, threads
 from emulator.tables import MessageRow
 from tests.server import postgres_database
 
@@ -165,7 +165,7 @@ def test_a_record_refuses_what_is_not_a_column(unit: Unit[Any]) -> None:
             thread.id = "thread_renamed"  # its changes are written by id
         with pytest.raises(ValueError, match="needs exactly the columns"):
             threads.THREADS.insert(session, {"id": "thread_2", "tenant": "t"})
-        assert isinstance(thread, plain.Tracked)
+        assert isinstance(thread, records.Record)
 
     unit(work)
 

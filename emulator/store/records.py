@@ -1,0 +1,203 @@
+"""Records: typed rows of a unit of work, their changes written before its next statement and at commit.
+
+A `Record` subclass per table (`store.rows`) declares the table's columns as typed attributes, so a type
+checker sees a run's fields. A `Table` inserts and loads rows as records: one per row in a unit of work (the
+identity map, by the table's key), attribute sets tracked, the changed columns written by key (one UPDATE)
+before the unit of work's next statement and before commit (`db.write_changes`): the ORM's autoflush, without
+its cost. Statements are built once (`statements.prepared`), so on the SQLite lane they run on the sqlite3
+connection directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, TypeVar
+
+from sqlalchemy import Select, bindparam, event, insert, inspect, update
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.sql import Executable
+
+from emulator.db import CHANGES, write_changes
+from emulator.store import statements
+
+
+class Record:
+    """One row of a table in a unit of work. Subclasses declare the table's columns (`mapped=` its ORM
+    class, which stays the schema of record) as annotated attributes: the declaration is checked against the
+    table when the class is made, so the two cannot drift apart."""
+
+    mapped: ClassVar[Any]
+    key_names: ClassVar[tuple[str, ...]]
+    """The columns that name a row: its primary key, or `id` where the primary key is only the `seq` keyset."""
+    column_names: ClassVar[frozenset[str]]
+
+    def __init_subclass__(cls, *, mapped: Any, key: tuple[str, ...] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        attributes = {a.key for a in inspect(mapped).column_attrs if not a.deferred}
+        declared = {name for klass in cls.__mro__ for name in getattr(klass, "__annotations__", {})}
+        declared -= {"mapped", "key_names", "column_names"}
+        if declared != attributes:
+            raise TypeError(
+                f"{cls.__name__} is not {mapped.__tablename__}: columns not declared {sorted(attributes - declared)}, "
+                f"declared but no column {sorted(declared - attributes)}"
+            )
+        primary = tuple(column.key for column in mapped.__table__.primary_key.columns)
+        cls.mapped, cls.column_names = mapped, frozenset(attributes)
+        cls.key_names = key or (("id",) if primary == ("seq",) else primary)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        state = self.__dict__
+        if name not in state["_table"].keys:
+            raise AttributeError(f"{name!r} is not a column that a record of {state['_table'].name} may change")
+        state[name] = value
+        changed: set[str] = state["_changed"]
+        if not changed:
+            state["_changes"].dirty.append(self)
+        changed.add(name)
+
+    def __repr__(self) -> str:
+        key = ", ".join(f"{name}={self.__dict__.get(name)!r}" for name in self.key_names)
+        return f"<{type(self).__name__} {key}>"
+
+
+R = TypeVar("R", bound=Record)
+
+
+class Changes:
+    """A unit of work's records: one per row (by table and key, as the ORM's identity map) and those changed
+    since the last write."""
+
+    __slots__ = ("dirty", "loaded")
+
+    def __init__(self) -> None:
+        self.loaded: dict[tuple[str, Any], Record] = {}
+        self.dirty: list[Record] = []
+
+    def write(self, session: Session) -> None:
+        """Write the changed records in the order they changed; one that fails stays changed, as do the rest."""
+        while self.dirty:
+            record = self.dirty[0]
+            record.__dict__["_table"].write(session, record)
+            del self.dirty[0]
+
+
+def forget_loaded(session: Session, *, keep: Record) -> None:
+    """The unit of work committed part of its work and goes on in a new transaction: its records (but `keep`,
+    which the caller reads again) may be stale, and a later load reads its row afresh."""
+    changes: Changes | None = session.info.get(CHANGES)
+    if changes is not None:
+        changes.loaded = {key: record for key, record in changes.loaded.items() if record is keep}
+
+
+def _changes(session: Session) -> Changes:
+    changes: Changes | None = session.info.get(CHANGES)
+    if changes is None:
+        changes = session.info[CHANGES] = Changes()
+    return changes
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _write_changes_first(state: ORMExecuteState) -> None:
+    write_changes(state.session)
+
+
+class Table(Generic[R]):
+    """Access to one table through its record class: insert and load rows as records, write their changes."""
+
+    def __init__(self, record: type[R]) -> None:
+        mapped = record.mapped
+        self.record = record
+        self.name: str = mapped.__tablename__
+        self._table = mapped.__table__
+        self._names = {a.key: a.columns[0].name for a in inspect(mapped).column_attrs if not a.deferred}
+        self._generated = "seq" in self._names and "seq" not in record.key_names
+        self.columns = frozenset(self._names) - ({"seq"} if self._generated else set())
+        """The attributes an insert gives (a generated `seq` is the database's)."""
+        self.keys = self.columns - set(record.key_names)
+        """The attributes a record may change (its changes are written by its key)."""
+        self._key = record.key_names
+        self._insert = statements.prepared(insert(self._table))
+        self._insert_columns = [self._names[key] for key in self.columns]
+        self._updates: dict[frozenset[str], Executable] = {}
+
+    def identity(self, values: Mapping[str, Any]) -> tuple[str, Any]:
+        key = self._key
+        return (self.name, values[key[0]] if len(key) == 1 else tuple(values[name] for name in key))
+
+    def insert(self, session: Session, values: dict[str, Any]) -> R:
+        """Insert one row, given a value for every column but a generated `seq` (no column default applies)."""
+        if values.keys() != self.columns:
+            raise ValueError(f"an insert into {self.name} needs exactly the columns {sorted(self.columns)}")
+        write_changes(session)
+        params = {self._names[key]: value for key, value in values.items()}
+        result, compiled = statements.run(session, self._insert, params, self._insert_columns)
+        state = dict(values)
+        if self._generated:
+            state["seq"] = result.lastrowid if compiled is not None else result.inserted_primary_key[0]
+        changes = _changes(session)
+        record = changes.loaded[self.identity(values)] = self._make(changes, state)
+        return record
+
+    def _make(self, changes: Changes, values: Mapping[str, Any]) -> R:
+        record = object.__new__(self.record)
+        state = record.__dict__
+        state.update(values)
+        state["_table"], state["_changes"], state["_changed"] = self, changes, set()
+        return record
+
+    def load(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> R | None:
+        """The first row of `statement` (which selects this table's columns by attribute name), as the unit of
+        work's record of that row."""
+        row = statements.first(session, statement, params)
+        return None if row is None else self.track(session, row)
+
+    def load_all(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> list[R]:
+        return [self.track(session, row) for row in statements.all_rows(session, statement, params)]
+
+    def track(self, session: Session, row: Row[Any]) -> R:
+        """The unit of work's record of `row` (which may hold more columns than the table's): the one already
+        loaded or inserted (whose values may be newer, as with the ORM's identity map), else a new record."""
+        changes = _changes(session)
+        values = row._asdict()
+        key = self.identity(values)
+        record = changes.loaded.get(key)
+        if record is None:
+            names = self._names
+            record = changes.loaded[key] = self._make(
+                changes, {name: value for name, value in values.items() if name in names}
+            )
+        return record  # type: ignore[return-value]
+
+    def synchronize(self, session: Session, key: Any, **changed: Any) -> None:
+        """A statement changed the row of `key` (its key's value, a tuple for a key of several columns) in the
+        database (a conditional UPDATE): the loaded record follows, without being written again."""
+        changes: Changes | None = session.info.get(CHANGES)
+        record = None if changes is None else changes.loaded.get((self.name, key))
+        if record is not None:
+            record.__dict__.update(changed)
+
+    def write(self, session: Session, record: Record) -> None:
+        """UPDATE the record's changed columns. A row that is gone (deleted under the unit of work, e.g. by a
+        concurrent thread delete on PostgreSQL) is an error, as the ORM's StaleDataError, not a change dropped."""
+        state = record.__dict__
+        changed: set[str] = state["_changed"]
+        names = frozenset(changed)
+        statement = self._updates.get(names)
+        if statement is None:
+            statement = self._updates[names] = self._update_of(names)
+        params = {f"new_{key}": state[key] for key in names}
+        params.update({f"key_{key}": state[key] for key in self._key})
+        result, _compiled = statements.run(session, statement, params)
+        if result.rowcount != 1:
+            key = self.identity(state)[1]
+            raise LookupError(f"{self.name} row {key!r} is gone: its changes {sorted(names)} cannot be written")
+        changed.clear()
+
+    def _update_of(self, names: frozenset[str]) -> Executable:
+        columns = self._table.c
+        values = {
+            self._names[key]: bindparam(f"new_{key}", type_=columns[self._names[key]].type) for key in sorted(names)
+        }
+        where = [columns[self._names[key]] == bindparam(f"key_{key}") for key in self._key]
+        return statements.prepared(update(self._table).where(*where).values(values))
