@@ -67,6 +67,10 @@ class RateLimited(APIError):
     type = "requests"
 
 
+SERVER_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
+"""The hosted API's words for an error of its own: in a 500's envelope and in a run's `last_error`."""
+
+
 class ServerError(APIError):
     status = 500
     type = "server_error"

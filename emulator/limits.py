@@ -61,18 +61,25 @@ Python's recursion limit to spare."""
 
 # Runs
 RUN_EXPIRY_SECONDS: Final = 600
+RUN_STREAM_LEASE_SECONDS: Final = 30.0
+"""While a stream drives a run it holds a lease this long (wall seconds, renewed), and observers leave the run to it."""
 RUN_MIN_TOKEN_BOUND: Final = 256
 RUN_MAX_TOKEN_BOUND: Final = 2_147_483_647
 """The hosted API published no maximum; this one is what an INTEGER column holds on every supported database."""
 
 # Times (Unix seconds in BIGINT columns)
 TIMESTAMP_MAX: Final = 2**63 - 1
+SECONDS_PER_DAY: Final = 86_400
+
+# Sizes
+BYTES_PER_GB: Final = 1_000_000_000
+"""Storage is billed in decimal GB (SPEC.md)."""
 
 # Retention
 THREAD_RETENTION_DAYS: Final = 60
 
 # The control plane
-CLOCK_MAX_ADVANCE_SECONDS: Final = 100 * 365 * 86_400
+CLOCK_MAX_ADVANCE_SECONDS: Final = 100 * 365 * SECONDS_PER_DAY
 """One advance of a tenant's clock moves it at most 100 years."""
 
 # Rate limits (SPEC.md "Rate limits and cost"). The management endpoints (assistants, threads, messages, runs,
@@ -121,7 +128,7 @@ CHUNK_STATIC_MAX_TOKENS: Final = 4_096
 SEARCH_MAX_NUM_RESULTS_MIN: Final = 1
 SEARCH_MAX_NUM_RESULTS_MAX: Final = 50
 SEARCH_MAX_NUM_RESULTS_DEFAULT: Final = 10
-VECTOR_STORE_FREE_BYTES: Final = 1_000_000_000
+VECTOR_STORE_FREE_BYTES: Final = BYTES_PER_GB
 """Storage billing: the first GB (decimal, 10**9 bytes) of vector store usage per tenant is free..."""
 VECTOR_STORE_USD_PER_GB_DAY: Final = 0.10
 """...then $0.10 per GB per day."""
