@@ -14,7 +14,7 @@ import json
 import re
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -47,12 +47,12 @@ _TAGS = (  # the first resource named in a path, from the most specific: how the
 @cache
 def official() -> dict[str, Any]:
     """The extract: `operations` keyed by `METHOD /v1/path`, and the `components` they reference."""
-    return json.loads(_OFFICIAL_FILE.read_text())
+    return cast(dict[str, Any], json.loads(_OFFICIAL_FILE.read_text()))
 
 
 def operation_id(route: APIRoute) -> str:
     """The official operationId of a route, or its endpoint's name outside the official API (control plane)."""
-    method = sorted(route.methods)[0]
+    method = sorted(route.methods or ())[0]
     return operation_of(method, re.sub(r"\{[^}]+\}", "x", route.path_format)) or route.name
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import pytest
@@ -49,38 +49,39 @@ class Emulator:
             self._client = OpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0)
         return self._client
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """The control plane's JSON answer (always an object)."""
         response = self._control.request(method, path, **kwargs)
         if response.status_code >= 400:
             raise AssertionError(f"{method} /_emulator{path} failed: {response.status_code} {response.text}")
-        return response.json()
+        return cast(dict[str, Any], response.json())
 
     def script(self, *turns: dict[str, Any]) -> list[dict[str, Any]]:
         """Queue model turns (played in order by the runs they match)."""
-        return self._call("POST", "/script", json={"turns": list(turns)})["data"]
+        return cast(list[dict[str, Any]], self._call("POST", "/script", json={"turns": list(turns)})["data"])
 
     def consumed_turns(self) -> list[dict[str, Any]]:
         """The turns played so far, with the run that played each and the prompt it answered."""
-        return self._call("GET", "/script/consumed")["data"]
+        return cast(list[dict[str, Any]], self._call("GET", "/script/consumed")["data"])
 
     def faults(self, *rules: dict[str, Any]) -> list[dict[str, Any]]:
-        return self._call("POST", "/faults", json={"rules": list(rules)})["data"]
+        return cast(list[dict[str, Any]], self._call("POST", "/faults", json={"rules": list(rules)})["data"])
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 
     def advance(self, seconds: int) -> int:
         """Move the server's clock forward (for every tenant); returns the new time."""
-        return self._call("POST", "/clock/advance", json={"seconds": seconds})["now"]
+        return cast(int, self._call("POST", "/clock/advance", json={"seconds": seconds})["now"])
 
     def now(self) -> int:
-        return self._call("GET", "/clock")["now"]
+        return cast(int, self._call("GET", "/clock")["now"])
 
     def rate_limits(self, **config: Any) -> dict[str, Any]:
-        return self._call("POST", "/rate_limits", json=config)["rate_limits"]
+        return cast(dict[str, Any], self._call("POST", "/rate_limits", json=config)["rate_limits"])
 
     def latency(self, **profile: Any) -> dict[str, Any]:
-        return self._call("POST", "/latency", json=profile)["latency"]
+        return cast(dict[str, Any], self._call("POST", "/latency", json=profile)["latency"])
 
     def usage(self, **params: Any) -> dict[str, Any]:
         return self._call("GET", "/usage", params=params)
