@@ -13,7 +13,7 @@ from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.store import files as store
 from emulator.store import vector_stores as vector_store_store
-from emulator.tables import FileRow
+from emulator.store.rows import File
 from emulator.uploads import Upload
 
 _EXPIRES_MIN_SECONDS = 3_600
@@ -77,7 +77,7 @@ def _check_form(upload: Upload) -> str:
     return purpose
 
 
-def register(ctx: Ctx, file_id: str, upload: Upload) -> FileRow:
+def register(ctx: Ctx, file_id: str, upload: Upload) -> File:
     """Record an upload already on disk at its final path; on any refusal the bytes are removed."""
     try:
         purpose = _check_form(upload)
