@@ -17,7 +17,6 @@ from emulator.errors import PayloadTooLarge
 from emulator.schemas.common import render_list
 from emulator.schemas.files import render_file
 from emulator.services import files as service
-from emulator.store import files as store
 from emulator.store.pagination import PageRequest
 from emulator.uploads import Upload, receive_upload
 
@@ -66,17 +65,17 @@ def list_files(
     after: str | None = None,
 ) -> OpenAIJSON:
     page = PageRequest(limit=limit, order=order, after=after)
-    return ok(render_list(store.list_page(ctx.session, ctx.tenant, page, purpose, now=ctx.now), render_file))
+    return ok(render_list(service.list_page(ctx, page, purpose), render_file))
 
 
 @router.get("/{file_id}")
 def retrieve_file(file_id: str, ctx: ReadCtx) -> OpenAIJSON:
-    return ok(render_file(store.get(ctx.session, ctx.tenant, file_id, now=ctx.now)))
+    return ok(render_file(service.get(ctx, file_id)))
 
 
 @router.get("/{file_id}/content")
 def retrieve_file_content(file_id: str, ctx: ReadCtx) -> FileResponse:
-    row = store.get(ctx.session, ctx.tenant, file_id, now=ctx.now)
+    row = service.get(ctx, file_id)
     return FileResponse(row.storage_path, media_type="application/octet-stream")
 
 

@@ -1,4 +1,4 @@
-"""Assistants: validation that needs more than the request body, then storage."""
+"""Assistants: validation that needs more than the request body, then storage; the routes' one call each."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from emulator.schemas.assistants import CreateAssistant, ModifyAssistant
 from emulator.schemas.common import dump_response_format, dump_tools
 from emulator.services.tool_resources import resolve_tool_resources
 from emulator.store import assistants as store
+from emulator.store.pagination import Page, PageRequest
 from emulator.store.rows import Assistant
 
 
@@ -60,3 +61,15 @@ def update(ctx: Ctx, assistant_id: str, body: ModifyAssistant) -> Assistant:
     if "response_format" in given:
         assistant.response_format = dump_response_format(body.response_format)
     return assistant
+
+
+def get(ctx: Ctx, assistant_id: str) -> Assistant:
+    return store.get(ctx.session, ctx.tenant, assistant_id)
+
+
+def list_page(ctx: Ctx, page: PageRequest) -> Page[Assistant]:
+    return store.list_page(ctx.session, ctx.tenant, page)
+
+
+def delete(ctx: Ctx, assistant_id: str) -> None:
+    store.remove(ctx.session, ctx.tenant, assistant_id)
