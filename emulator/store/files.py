@@ -77,6 +77,9 @@ def get(session: Session, tenant: str, file_id: str, *, now: int) -> File:
 def live(session: Session, tenant: str, file_ids: Sequence[str], *, now: int) -> dict[str, File]:
     """The tenant's live files among `file_ids`, by id (those that do not exist are left out)."""
     wanted = list(dict.fromkeys(file_ids))
+    if len(wanted) == 1:  # the usual case (an attachment), by the prepared statement
+        row = FILES.load(session, _BY_ID, {"tenant": tenant, "id": wanted[0], "now": now})
+        return {} if row is None else {row.id: row}
     found: dict[str, File] = {}
     for start in range(0, len(wanted), _IN_BATCH):
         params: dict[str, Any] = {"tenant": tenant, "now": now, "ids": wanted[start : start + _IN_BATCH]}
