@@ -26,14 +26,14 @@ _IN_BATCH = 500
 """Ids per `IN (...)` list: well under SQLite's and PostgreSQL's bound-parameter limits."""
 
 _LIVE = FileRow.expires_at.is_(None) | (FileRow.expires_at > bindparam("now"))
-_OF_TENANT = (FileRow.tenant == bindparam("tenant"), _LIVE)
-_BY_ID = statements.prepared(statements.select_columns(FileRow, *_OF_TENANT, FileRow.id == bindparam("id")))
-_AMONG = statements.select_columns(FileRow, *_OF_TENANT, FileRow.id.in_(bindparam("ids", expanding=True)))
+_LIVE_OF_TENANT = (FileRow.tenant == bindparam("tenant"), _LIVE)
+_BY_ID = statements.prepared(statements.select_columns(FileRow, *_LIVE_OF_TENANT, FileRow.id == bindparam("id")))
+_AMONG = statements.select_columns(FileRow, *_LIVE_OF_TENANT, FileRow.id.in_(bindparam("ids", expanding=True)))
 """Not `prepared`: its expanding list is compiled per length, which SQLAlchemy's statement cache does."""
 _DELETE = statements.prepared(delete(FileRow).where(FileRow.seq == bindparam("seq")))
-_LISTED = Listing(FileRow, statements.select_columns(FileRow, *_OF_TENANT))
+_LISTED = Listing(FileRow, statements.select_columns(FileRow, *_LIVE_OF_TENANT))
 _LISTED_FOR_PURPOSE = Listing(
-    FileRow, statements.select_columns(FileRow, *_OF_TENANT, FileRow.purpose == bindparam("purpose"))
+    FileRow, statements.select_columns(FileRow, *_LIVE_OF_TENANT, FileRow.purpose == bindparam("purpose"))
 )
 
 
