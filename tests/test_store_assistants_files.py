@@ -15,7 +15,7 @@ from emulator.store.pagination import PageRequest
 from emulator.store.rows import Assistant, File
 from tests.test_store_unit_of_work import Unit, unit  # noqa: F401 - the fixture
 
-_ASSISTANT = dict(
+_ASSISTANT: dict[str, Any] = dict(
     name="a", description=None, model="gpt-4o", instructions="be brief", tools=[], tool_resources={},
     metadata_={}, temperature=1.0, top_p=1.0, response_format="auto", reasoning_effort=None,
 )
