@@ -9,7 +9,6 @@ from emulator.api.responses import OpenAIJSON, ok
 from emulator.schemas.assistants import CreateAssistant, ModifyAssistant, render_assistant
 from emulator.schemas.common import render_deleted, render_list
 from emulator.services import assistants as service
-from emulator.store import assistants as store
 
 router = APIRouter(prefix="/v1/assistants", dependencies=[BetaHeader], route_class=UnitOfWorkRoute)
 
@@ -21,12 +20,12 @@ def create_assistant(body: CreateAssistant, ctx: WriteCtx) -> OpenAIJSON:
 
 @router.get("")
 def list_assistants(ctx: ReadCtx, page: Pagination) -> OpenAIJSON:
-    return ok(render_list(store.list_page(ctx.session, ctx.tenant, page), render_assistant))
+    return ok(render_list(service.list_page(ctx, page), render_assistant))
 
 
 @router.get("/{assistant_id}")
 def retrieve_assistant(assistant_id: str, ctx: ReadCtx) -> OpenAIJSON:
-    return ok(render_assistant(store.get(ctx.session, ctx.tenant, assistant_id)))
+    return ok(render_assistant(service.get(ctx, assistant_id)))
 
 
 @router.post("/{assistant_id}")
@@ -36,5 +35,5 @@ def modify_assistant(assistant_id: str, body: ModifyAssistant, ctx: WriteCtx) ->
 
 @router.delete("/{assistant_id}")
 def delete_assistant(assistant_id: str, ctx: WriteCtx) -> OpenAIJSON:
-    store.remove(ctx.session, ctx.tenant, assistant_id)
+    service.delete(ctx, assistant_id)
     return ok(render_deleted(assistant_id, "assistant.deleted"))

@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
 from emulator import limits
 from emulator.api.deps import Order, ReadCtx, WorkerThreadRoute, WriteCtx, runtime, tenant
 from emulator.api.responses import OpenAIJSON, ok
-from emulator.context import Ctx
 from emulator.errors import PayloadTooLarge
 from emulator.schemas.common import render_list
 from emulator.schemas.files import render_file
 from emulator.services import files as service
-from emulator.store import files as store
 from emulator.store.pagination import PageRequest
-from emulator.uploads import receive_upload
+from emulator.uploads import Upload, receive_upload
 
 router = APIRouter(prefix="/v1/files", route_class=WorkerThreadRoute)
 
 
-@router.post("")
-async def create_file(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> OpenAIJSON:
+@dataclass(frozen=True)
+class ReceivedFile:
+    file_id: str
+    upload: Upload
+
+
+async def received_file(request: Request, _tenant: Annotated[str, Depends(tenant)]) -> AsyncIterator[ReceivedFile]:
+    """The upload, on disk at its final path before the unit of work opens (the caller's key checked first, so
+    a refused key uploads nothing); its bytes are removed when the request fails."""
     rt = runtime(request)
     max_bytes = rt.settings.max_file_bytes
     declared = int(request.headers.get("content-length") or 0)
@@ -36,17 +42,16 @@ async def create_file(request: Request, tenant_id: Annotated[str, Depends(tenant
     file_id = rt.ids.new("file")
     path = service.storage_path(rt.settings.files_dir, file_id)
     upload = await receive_upload(request.headers.get("content-type"), request.stream(), path, max_bytes)
+    try:
+        yield ReceivedFile(file_id, upload)
+    except BaseException:
+        service.discard(upload.path)
+        raise
 
-    def register() -> dict[str, object]:
-        try:
-            with rt.db.transaction() as session:
-                ctx = Ctx(session=session, tenant=tenant_id, settings=rt.settings, ids=rt.ids)
-                return render_file(service.register(ctx, file_id, upload))
-        except BaseException:
-            service.discard(upload.path)
-            raise
 
-    return ok(await run_in_threadpool(register))
+@router.post("")
+def create_file(received: Annotated[ReceivedFile, Depends(received_file)], ctx: WriteCtx) -> OpenAIJSON:
+    return ok(render_file(service.register(ctx, received.file_id, received.upload)))
 
 
 @router.get("")
@@ -60,17 +65,17 @@ def list_files(
     after: str | None = None,
 ) -> OpenAIJSON:
     page = PageRequest(limit=limit, order=order, after=after)
-    return ok(render_list(store.list_page(ctx.session, ctx.tenant, page, purpose, now=ctx.now), render_file))
+    return ok(render_list(service.list_page(ctx, page, purpose), render_file))
 
 
 @router.get("/{file_id}")
 def retrieve_file(file_id: str, ctx: ReadCtx) -> OpenAIJSON:
-    return ok(render_file(store.get(ctx.session, ctx.tenant, file_id, now=ctx.now)))
+    return ok(render_file(service.get(ctx, file_id)))
 
 
 @router.get("/{file_id}/content")
 def retrieve_file_content(file_id: str, ctx: ReadCtx) -> FileResponse:
-    row = store.get(ctx.session, ctx.tenant, file_id, now=ctx.now)
+    row = service.get(ctx, file_id)
     return FileResponse(row.storage_path, media_type="application/octet-stream")
 
 

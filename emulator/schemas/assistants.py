@@ -17,7 +17,7 @@ from emulator.schemas.common import (
     ToolResources,
     TopP,
 )
-from emulator.tables import AssistantRow
+from emulator.store.rows import Assistant
 
 Name = Annotated[str | None, Field(max_length=limits.ASSISTANT_NAME_MAX_CHARS)]
 Description = Annotated[str | None, Field(max_length=limits.ASSISTANT_DESCRIPTION_MAX_CHARS)]
@@ -42,7 +42,7 @@ class CreateAssistant(ModifyAssistant):
     model: str
 
 
-def render_assistant(row: AssistantRow) -> dict[str, Any]:
+def render_assistant(row: Assistant) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "assistant",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator.tables import FileRow
+from emulator.store.rows import File
 
 
-def render_file(row: FileRow) -> dict[str, Any]:
+def render_file(row: File) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "file",

@@ -1,4 +1,4 @@
-"""Assistants: validation that needs more than the request body, then storage."""
+"""Assistants: validation that needs more than the request body, then storage; the routes' one call each."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from emulator.schemas.assistants import CreateAssistant, ModifyAssistant
 from emulator.schemas.common import dump_response_format, dump_tools
 from emulator.services.tool_resources import resolve_tool_resources
 from emulator.store import assistants as store
-from emulator.tables import AssistantRow
+from emulator.store.pagination import Page, PageRequest
+from emulator.store.rows import Assistant
 
 
 def require_known_model(ctx: Ctx, model: str) -> None:
@@ -20,7 +21,7 @@ def require_known_model(ctx: Ctx, model: str) -> None:
     )
 
 
-def create(ctx: Ctx, body: CreateAssistant) -> AssistantRow:
+def create(ctx: Ctx, body: CreateAssistant) -> Assistant:
     require_known_model(ctx, body.model)
     return store.create(
         ctx.session,
@@ -41,22 +42,34 @@ def create(ctx: Ctx, body: CreateAssistant) -> AssistantRow:
     )
 
 
-def update(ctx: Ctx, assistant_id: str, body: ModifyAssistant) -> AssistantRow:
-    row = store.get(ctx.session, ctx.tenant, assistant_id)
+def update(ctx: Ctx, assistant_id: str, body: ModifyAssistant) -> Assistant:
+    """Change the fields the body gives (a field given as null is set to null); the unit of work writes them."""
+    assistant = store.get(ctx.session, ctx.tenant, assistant_id)
     given = body.model_fields_set
-    changes: dict[str, object] = {}
     if "model" in given and body.model is not None:
         require_known_model(ctx, body.model)
-        changes["model"] = body.model
+        assistant.model = body.model
     for name in ("name", "description", "instructions", "reasoning_effort", "temperature", "top_p"):
         if name in given:
-            changes[name] = getattr(body, name)
+            setattr(assistant, name, getattr(body, name))
     if "tools" in given:
-        changes["tools"] = dump_tools(body.tools or [])
+        assistant.tools = dump_tools(body.tools or [])
     if "tool_resources" in given:
-        changes["tool_resources"] = resolve_tool_resources(ctx, body.tool_resources, owner="assistant")
+        assistant.tool_resources = resolve_tool_resources(ctx, body.tool_resources, owner="assistant")
     if "metadata" in given:
-        changes["metadata_"] = body.metadata or {}
+        assistant.metadata_ = body.metadata or {}
     if "response_format" in given:
-        changes["response_format"] = dump_response_format(body.response_format)
-    return store.update(ctx.session, row, **changes)
+        assistant.response_format = dump_response_format(body.response_format)
+    return assistant
+
+
+def get(ctx: Ctx, assistant_id: str) -> Assistant:
+    return store.get(ctx.session, ctx.tenant, assistant_id)
+
+
+def list_page(ctx: Ctx, page: PageRequest) -> Page[Assistant]:
+    return store.list_page(ctx.session, ctx.tenant, page)
+
+
+def delete(ctx: Ctx, assistant_id: str) -> None:
+    store.remove(ctx.session, ctx.tenant, assistant_id)

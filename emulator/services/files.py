@@ -6,14 +6,13 @@ import contextlib
 import os
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from emulator import limits
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.store import files as store
 from emulator.store import vector_stores as vector_store_store
-from emulator.tables import FileRow
+from emulator.store.pagination import Page, PageRequest
+from emulator.store.rows import File
 from emulator.uploads import Upload
 
 _EXPIRES_MIN_SECONDS = 3_600
@@ -77,26 +76,22 @@ def _check_form(upload: Upload) -> str:
     return purpose
 
 
-def register(ctx: Ctx, file_id: str, upload: Upload) -> FileRow:
-    """Record an upload already on disk at its final path; on any refusal the bytes are removed."""
-    try:
-        purpose = _check_form(upload)
-        expires_at = _expires_at(ctx, upload.fields)
-        assert upload.path is not None
-        return store.create(
-            ctx.session,
-            tenant=ctx.tenant,
-            file_id=file_id,
-            now=ctx.now,
-            size=upload.size,
-            filename=upload.filename or "upload",
-            purpose=purpose,
-            expires_at=expires_at,
-            storage_path=upload.path,
-        )
-    except (InvalidRequest, ValidationError):
-        discard(upload.path)
-        raise
+def register(ctx: Ctx, file_id: str, upload: Upload) -> File:
+    """Record an upload already on disk at its final path (the caller removes it if the request fails)."""
+    purpose = _check_form(upload)
+    expires_at = _expires_at(ctx, upload.fields)
+    assert upload.path is not None
+    return store.create(
+        ctx.session,
+        tenant=ctx.tenant,
+        file_id=file_id,
+        now=ctx.now,
+        size=upload.size,
+        filename=upload.filename or "upload",
+        purpose=purpose,
+        expires_at=expires_at,
+        storage_path=upload.path,
+    )
 
 
 def discard(path: Path | None) -> None:
@@ -105,10 +100,18 @@ def discard(path: Path | None) -> None:
             os.unlink(path)
 
 
+def get(ctx: Ctx, file_id: str) -> File:
+    return store.get(ctx.session, ctx.tenant, file_id, now=ctx.now)
+
+
+def list_page(ctx: Ctx, page: PageRequest, purpose: str | None) -> Page[File]:
+    return store.list_page(ctx.session, ctx.tenant, page, purpose, now=ctx.now)
+
+
 def delete(ctx: Ctx, file_id: str) -> Path:
     """Delete the file and remove it from all vector stores (as the API reference says); the caller removes the
     bytes once the transaction has committed."""
-    row = store.get(ctx.session, ctx.tenant, file_id, now=ctx.now)
+    row = get(ctx, file_id)
     vector_store_store.remove_file_everywhere(ctx.session, ctx.tenant, file_id)
     store.remove(ctx.session, row)
     return Path(row.storage_path)

@@ -6,8 +6,6 @@ import functools
 import logging
 from typing import Any
 
-from sqlalchemy.engine import Row
-
 from emulator import limits, logs
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
@@ -22,6 +20,7 @@ from emulator.services.assistants import require_known_model
 from emulator.store import assistants
 from emulator.store import runs as store
 from emulator.store import threads as thread_store
+from emulator.store.rows import Assistant
 from emulator.store.runs import Run
 from emulator.store.threads import Thread
 
@@ -71,14 +70,14 @@ def release_expired_holder(ctx: Ctx, thread: Thread) -> None:
         executor.expire_if_due(ctx, holder)
 
 
-def _require_searchable_stores(ctx: Ctx, thread: Thread, assistant: Row[Any]) -> None:
+def _require_searchable_stores(ctx: Ctx, thread: Thread, assistant: Assistant) -> None:
     """An expired vector store cannot be used by a run (400), whether the thread's or the assistant's."""
     for owner in (thread, assistant):
         ids = (owner.tool_resources.get("file_search") or {}).get("vector_store_ids", [])
         vector_stores.require_usable(ctx, ids, "tool_resources.file_search.vector_store_ids")
 
 
-def _new_run(ctx: Ctx, thread: Thread, assistant: Row[Any], body: RunOptions, instructions: str) -> Run:
+def _new_run(ctx: Ctx, thread: Thread, assistant: Assistant, body: RunOptions, instructions: str) -> Run:
     if body.model is not None:
         require_known_model(ctx, body.model)
     tools = dump_tools(body.tools) if body.tools is not None else assistant.tools
@@ -115,14 +114,14 @@ def _new_run(ctx: Ctx, thread: Thread, assistant: Row[Any], body: RunOptions, in
     return run
 
 
-def _instructions(assistant: Row[Any], body: RunOptions, additional: str | None) -> str:
+def _instructions(assistant: Assistant, body: RunOptions, additional: str | None) -> str:
     base = body.instructions if body.instructions is not None else (assistant.instructions or "")
     return f"{base}\n{additional}" if additional else base
 
 
 def create(ctx: Ctx, thread_id: str, body: CreateRun, *, stream: bool) -> tuple[Run, list[Event]]:
     thread = threads.get_live(ctx, thread_id, lock=True)
-    assistant = assistants.read(ctx.session, ctx.tenant, body.assistant_id)
+    assistant = assistants.get(ctx.session, ctx.tenant, body.assistant_id)
     for index, message in enumerate(body.additional_messages or []):
         messages.add(ctx, thread, message, param_prefix=f"additional_messages[{index}].")
     run = _new_run(ctx, thread, assistant, body, _instructions(assistant, body, body.additional_instructions))
@@ -133,7 +132,7 @@ def create(ctx: Ctx, thread_id: str, body: CreateRun, *, stream: bool) -> tuple[
 
 
 def create_thread_and_run(ctx: Ctx, body: CreateThreadAndRun, *, stream: bool) -> tuple[Run, list[Event]]:
-    assistant = assistants.read(ctx.session, ctx.tenant, body.assistant_id)
+    assistant = assistants.get(ctx.session, ctx.tenant, body.assistant_id)
     thread_body = body.thread or CreateThread()
     if body.tool_resources is not None and thread_body.tool_resources is None:
         thread_body = thread_body.model_copy(update={"tool_resources": body.tool_resources})

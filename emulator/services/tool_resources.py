@@ -57,5 +57,5 @@ def of_run(ctx: Ctx, thread_id: str, assistant_id: str) -> list[dict[str, Any]]:
     leaves its runs without its resources)."""
     owned = [threads.tool_resources_of(ctx.session, thread_id)]
     with contextlib.suppress(NotFound):
-        owned.append(assistants.read(ctx.session, ctx.tenant, assistant_id).tool_resources)
+        owned.append(assistants.get(ctx.session, ctx.tenant, assistant_id).tool_resources)
     return owned
