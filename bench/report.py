@@ -126,7 +126,7 @@ def print_report(args: argparse.Namespace, results: dict[str, Result], extras: d
     print(f"Server RSS: emulator {rss['emulator_start'] / 1024:.1f} MB at start, "
           f"{rss['emulator_end'] / 1024:.1f} MB at the end; bare app {rss['bare_start'] / 1024:.1f} MB at start, "
           f"{rss['bare_end'] / 1024:.1f} MB at the end")
-    print(f"Seeding: 1,000 messages through the API in {extras['seed_1k_s']:.1f} s; 99,999 rows written directly "
+    print(f"Seeding: 1,000 messages through the API in {extras['seed_1k_s']:.1f} s; 99,999 rows through the store "
           f"in {extras['seed_100k_s']:.1f} s")
     if extras.get("streams"):
         print("-" * w)

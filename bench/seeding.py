@@ -67,7 +67,7 @@ def add_messages_like(database_url: str | None, data_dir: Path, template: dict[s
         return f"{PREFIXES['message']}{secrets.token_hex(12)}"
 
     start = time.monotonic()
-    db = Database.connect(Settings(data_dir=data_dir, database_url=database_url).resolved_database_url)
+    db = Database.connect(Settings(data_dir=data_dir, database_url=database_url).resolved_database_url())
     try:
         with db.transaction() as session:
             first = messages.create(
