@@ -67,15 +67,15 @@ async def api(app: Asgi, method: str, path: str, body: Any = None, query: str = 
     status, raw = await call(app, method, path, body, query)
     if status != 200:
         raise SystemExit(f"{method} {path}: {status} {raw[:300]!r}")
-    return json.loads(raw)
+    answer: dict[str, Any] = json.loads(raw)
+    return answer
 
 
 def bare_apps() -> dict[str, Asgi]:
+    from servers import bare_app
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
-
-    from bench import bare_app
 
     async def starlette_get(_request: Any) -> JSONResponse:
         return JSONResponse({"object": "bare", "ok": True})
