@@ -1,0 +1,259 @@
+"""The upstream's streamed answer to one turn, over HTTP (`POST {url}/chat/completions`).
+
+    async with client.stream(request) as turn:
+        async for delta in turn:        # TextDelta, ToolCallDelta, Usage, Finish, as the upstream sends them
+            ...
+    finished = turn.finished()          # text, tool calls with parsed arguments, usage, finish reason
+
+Leaving the `async with` early (a break, an exception, the task cancelled) closes the HTTP request at once, so
+the upstream sees the connection closed and stops generating. Every failure is an `UpstreamError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from emulator.upstream.config import UpstreamConfig
+from emulator.upstream.deltas import (
+    Delta,
+    Finish,
+    FinishedTurn,
+    MalformedChunk,
+    ReportedError,
+    TurnAssembler,
+    parse_chunk,
+    parse_completion,
+)
+from emulator.upstream.errors import ErrorCode, UpstreamError
+from emulator.upstream.request import TurnRequest, chat_completions_body
+
+ERROR_BODY_MAX_BYTES = 16_384
+"""How much of an error answer is read for its message."""
+
+_DONE = "[DONE]"
+_RATE_LIMIT_CODES = frozenset({"rate_limit_exceeded", "rate_limit_error", "429"})
+
+
+class UpstreamClient:
+    """One per process: a pool of connections to the upstream, shared by every run's turns."""
+
+    def __init__(
+        self,
+        config: UpstreamConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int | None = None,
+    ) -> None:
+        self.config = config
+        headers = {"User-Agent": "assistants-emulator"}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            # The timeout bounds each wait (connect, each read), not the whole answer, which may stream for minutes.
+            timeout=httpx.Timeout(config.timeout_seconds, pool=None),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> UpstreamClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    def stream(self, request: TurnRequest) -> StreamedTurn:
+        """The upstream's answer to `request`, with the model the config maps the run's model to."""
+        return self.stream_body(chat_completions_body(request, self.config.upstream_model(request.model)))
+
+    def stream_body(self, body: dict[str, Any]) -> StreamedTurn:
+        return StreamedTurn(self._http, self.config, body)
+
+    async def complete(self, request: TurnRequest) -> FinishedTurn:
+        """The whole turn, deltas unseen."""
+        async with self.stream(request) as turn:
+            async for _delta in turn:
+                pass
+        return turn.finished()
+
+
+def _error_message(raw: bytes) -> str:
+    text = raw.decode("utf-8", "replace").strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:500]
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    if isinstance(error, str):
+        return error
+    if isinstance(data, dict) and isinstance(data.get("message"), str):
+        return str(data["message"])
+    return text[:500]
+
+
+class StreamedTurn:
+    """One streamed answer: an async context manager (the HTTP exchange) and an async iterator of its deltas."""
+
+    def __init__(self, http: httpx.AsyncClient, config: UpstreamConfig, body: dict[str, Any]) -> None:
+        self._http = http
+        self._config = config
+        self._body = body
+        self._response: httpx.Response | None = None
+        self._deltas: AsyncGenerator[Delta, None] | None = None
+        self._assembler = TurnAssembler()
+        self._complete = False
+
+    def _failure(self, exc: httpx.HTTPError, during: str) -> UpstreamError:
+        where = self._config.display_url
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamError(
+                "server_error",
+                f"the upstream at {where} did not answer within {self._config.timeout_seconds:g} s {during}",
+                kind="timeout",
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return UpstreamError(
+                "server_error", f"could not connect to the upstream at {where}: {exc or 'connection refused'}",
+                kind="connect",
+            )
+        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) and self._response is not None:
+            return UpstreamError(
+                "server_error", f"the upstream at {where} broke off its answer {during}: {exc}", kind="stream_cut"
+            )
+        return UpstreamError(
+            "server_error", f"the request to the upstream at {where} failed {during}: {type(exc).__name__}: {exc}",
+            kind="connect" if self._response is None else "stream_cut",
+        )
+
+    async def __aenter__(self) -> StreamedTurn:
+        request = self._http.build_request("POST", self._config.completions_url, json=self._body)
+        try:
+            self._response = await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self._failure(exc, "before answering") from exc
+        if self._response.status_code != 200:
+            await self._refuse(self._response)
+        return self
+
+    async def _refuse(self, response: httpx.Response) -> None:
+        raw = b""
+        try:
+            async for part in response.aiter_bytes():
+                raw += part
+                if len(raw) >= ERROR_BODY_MAX_BYTES:
+                    break
+        except httpx.HTTPError:
+            pass
+        finally:
+            await response.aclose()
+        status = response.status_code
+        detail = _error_message(raw) or "no message"
+        where = self._config.display_url
+        reason = f"{status} {response.reason_phrase}".strip()
+        if status == 429:
+            retry = response.headers.get("retry-after")
+            wait = f" (retry after {retry} s)" if retry else ""
+            raise UpstreamError(
+                "rate_limit_exceeded", f"the upstream at {where} is rate limited: {reason}{wait}: {detail}",
+                kind="status", status=status,
+            )
+        raise UpstreamError(
+            "server_error", f"the upstream at {where} answered {reason}: {detail}", kind="status", status=status
+        )
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._deltas is not None:
+            await self._deltas.aclose()
+        if self._response is not None:
+            await self._response.aclose()
+
+    def __aiter__(self) -> AsyncIterator[Delta]:
+        if self._response is None:
+            raise RuntimeError("iterate a StreamedTurn inside `async with`")
+        if self._deltas is None:
+            self._deltas = self._read(self._response)
+        return self._deltas
+
+    async def _read(self, response: httpx.Response) -> AsyncGenerator[Delta, None]:
+        content_type = response.headers.get("content-type", "")
+        try:
+            if content_type.startswith("application/json"):
+                payloads: AsyncIterator[str] = self._whole(response)
+            else:
+                payloads = self._events(response)
+            async for payload in payloads:
+                if payload == _DONE:
+                    self._complete = True
+                    return
+                for delta in self._parse(payload, content_type):
+                    self._assembler.add(delta)
+                    yield delta
+        except httpx.HTTPError as exc:
+            raise self._failure(exc, "mid-stream") from exc
+        if self._assembler.finish_reason is None:
+            raise UpstreamError(
+                "server_error",
+                f"the upstream at {self._config.display_url} ended its answer without finishing it "
+                f"(no finish_reason, no [DONE])",
+                kind="stream_cut",
+            )
+        self._complete = True
+
+    def _parse(self, payload: str, content_type: str) -> list[Delta]:
+        try:
+            if content_type.startswith("application/json"):
+                return parse_completion(payload)
+            return parse_chunk(payload)
+        except MalformedChunk as exc:
+            raise UpstreamError(
+                "server_error", f"the upstream at {self._config.display_url} sent a malformed chunk: {exc}",
+                kind="malformed",
+            ) from exc
+        except ReportedError as exc:
+            code: ErrorCode = "rate_limit_exceeded" if exc.code in _RATE_LIMIT_CODES else "server_error"
+            raise UpstreamError(
+                code, f"the upstream at {self._config.display_url} reported an error: {exc.message}",
+                kind="stream_error",
+            ) from exc
+
+    @staticmethod
+    async def _whole(response: httpx.Response) -> AsyncIterator[str]:
+        yield (await response.aread()).decode("utf-8", "replace")
+
+    @staticmethod
+    async def _events(response: httpx.Response) -> AsyncIterator[str]:
+        """The data of each server-sent event (`data:` lines joined by newlines), comments and fields skipped."""
+        data: list[str] = []
+        async for line in response.aiter_lines():
+            if not line:
+                if data:
+                    yield "\n".join(data)
+                    data = []
+            elif line.startswith("data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(" ") else value)
+        if data:
+            yield "\n".join(data)
+
+    def finished(self) -> FinishedTurn:
+        """The assembled turn, once the stream has ended; UpstreamError for unparseable tool arguments."""
+        if not self._complete:
+            raise RuntimeError("the turn's stream has not been read to its end")
+        return self._assembler.finish()
+
+    @property
+    def finish(self) -> Finish | None:
+        reason = self._assembler.finish_reason
+        return None if reason is None else Finish(reason)
