@@ -211,7 +211,8 @@ class FakeUpstream:
             extra = "".join(f"{name}: {value}\r\n" for name, value in reply.headers.items())
             writer.write(
                 f"HTTP/1.1 {reply.status} Fake\r\nContent-Type: application/json\r\nContent-Length: {len(payload)}"
-                f"\r\nConnection: close\r\n{extra}\r\n".encode() + payload
+                f"\r\nConnection: close\r\n{extra}\r\n".encode()
+                + payload
             )
             await writer.drain()
             received.completed = True

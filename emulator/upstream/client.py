@@ -123,7 +123,8 @@ class StreamedTurn:
             )
         if isinstance(exc, httpx.ConnectError):
             return UpstreamError(
-                "server_error", f"could not connect to the upstream at {where}: {exc or 'connection refused'}",
+                "server_error",
+                f"could not connect to the upstream at {where}: {exc or 'connection refused'}",
                 kind="connect",
             )
         if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) and self._response is not None:
@@ -131,7 +132,8 @@ class StreamedTurn:
                 "server_error", f"the upstream at {where} broke off its answer {during}: {exc}", kind="stream_cut"
             )
         return UpstreamError(
-            "server_error", f"the request to the upstream at {where} failed {during}: {type(exc).__name__}: {exc}",
+            "server_error",
+            f"the request to the upstream at {where} failed {during}: {type(exc).__name__}: {exc}",
             kind="connect" if self._response is None else "stream_cut",
         )
 
@@ -164,8 +166,10 @@ class StreamedTurn:
             retry = response.headers.get("retry-after")
             wait = f" (retry after {retry} s)" if retry else ""
             raise UpstreamError(
-                "rate_limit_exceeded", f"the upstream at {where} is rate limited: {reason}{wait}: {detail}",
-                kind="status", status=status,
+                "rate_limit_exceeded",
+                f"the upstream at {where} is rate limited: {reason}{wait}: {detail}",
+                kind="status",
+                status=status,
             )
         raise UpstreamError(
             "server_error", f"the upstream at {where} answered {reason}: {detail}", kind="status", status=status
@@ -218,13 +222,15 @@ class StreamedTurn:
             return parse_chunk(payload)
         except MalformedChunk as exc:
             raise UpstreamError(
-                "server_error", f"the upstream at {self._config.display_url} sent a malformed chunk: {exc}",
+                "server_error",
+                f"the upstream at {self._config.display_url} sent a malformed chunk: {exc}",
                 kind="malformed",
             ) from exc
         except ReportedError as exc:
             code: ErrorCode = "rate_limit_exceeded" if exc.code in _RATE_LIMIT_CODES else "server_error"
             raise UpstreamError(
-                code, f"the upstream at {self._config.display_url} reported an error: {exc.message}",
+                code,
+                f"the upstream at {self._config.display_url} reported an error: {exc.message}",
                 kind="stream_error",
             ) from exc
 

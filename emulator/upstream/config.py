@@ -74,23 +74,26 @@ def redact_url(url: str) -> str:
 
 
 def normalize_url(url: str) -> str:
-    """The base URL (`http://127.0.0.1:11434/v1`) without a trailing slash; ValueError unless http(s)."""
-    stripped = url.strip().rstrip("/")
-    parts = urlsplit(stripped)
+    """The base URL (`http://127.0.0.1:11434/v1`) without a trailing slash; ValueError unless http(s).
+
+    A query (`?api-version=…`, as Azure wants) is kept: it goes on every request.
+    """
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"upstream URL {redact_url(stripped)!r} is not an http:// or https:// URL with a host")
-    if stripped.endswith("/chat/completions"):
+        raise ValueError(f"upstream URL {redact_url(url.strip())!r} is not an http:// or https:// URL with a host")
+    if path.endswith("/chat/completions"):
         raise ValueError(
-            f"upstream URL {redact_url(stripped)!r} should be the API's base (e.g. http://127.0.0.1:11434/v1), "
+            f"upstream URL {redact_url(url.strip())!r} should be the API's base (e.g. http://127.0.0.1:11434/v1), "
             f"without /chat/completions"
         )
-    return stripped
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class UpstreamConfig:
     url: str
-    """The OpenAI-compatible API's base URL; requests go to `{url}/chat/completions`."""
+    """The OpenAI-compatible API's base URL; requests go to `{url}/chat/completions` (its query kept)."""
     api_key: str | None = field(default=None, repr=False)
     """Sent as `Authorization: Bearer …` when set (never logged)."""
     models: ModelMap = ModelMap()
@@ -101,9 +104,16 @@ class UpstreamConfig:
         if self.timeout_seconds <= 0:
             raise ValueError(f"upstream timeout must be positive, not {self.timeout_seconds}")
 
+    def __repr__(self) -> str:
+        return (
+            f"UpstreamConfig(url={redact_url(self.url)!r}, api_key={'set' if self.api_key else None}, "
+            f"models={self.models!r}, timeout_seconds={self.timeout_seconds!r})"
+        )
+
     @property
     def completions_url(self) -> str:
-        return f"{self.url}/chat/completions"
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, parts.netloc, f"{parts.path}/chat/completions", parts.query, ""))
 
     @property
     def display_url(self) -> str:

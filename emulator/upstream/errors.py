@@ -25,6 +25,5 @@ class UpstreamError(Exception):
 
     def __repr__(self) -> str:
         return (
-            f"UpstreamError(code={self.code!r}, kind={self.kind!r}, status={self.status!r}, "
-            f"message={self.message!r})"
+            f"UpstreamError(code={self.code!r}, kind={self.kind!r}, status={self.status!r}, message={self.message!r})"
         )
