@@ -40,7 +40,12 @@ def upstream() -> Iterator[FakeUpstream]:
 
 
 def _config(upstream: FakeUpstream, **overrides: Any) -> UpstreamConfig:
-    values: dict[str, Any] = {"url": upstream.url, "models": parse_model_map("*=fake-model"), **overrides}
+    values: dict[str, Any] = {
+        "url": upstream.url,
+        "models": parse_model_map("*=fake-model"),
+        "timeout_seconds": 5,  # a client that waits for the whole answer fails in seconds, not minutes
+        **overrides,
+    }
     return UpstreamConfig(**values)
 
 
@@ -351,17 +356,22 @@ def test_a_refused_connection_is_a_server_error() -> None:
 def test_a_stream_cut_mid_way_is_a_server_error_after_the_deltas_before_it(upstream: FakeUpstream) -> None:
     upstream.reply(Reply(text="one two three four", cut_after=3))
     seen: list[Any] = []
+    partial: list[str] = []
 
     async def work(client: UpstreamClient) -> None:
         async with client.stream(HELLO) as turn:
-            async for delta in turn:
-                seen.append(delta)
+            try:
+                async for delta in turn:
+                    seen.append(delta)
+            finally:
+                partial.append(turn.text_so_far)
 
     with pytest.raises(UpstreamError) as caught:
         _run(_config(upstream), work)
     assert (caught.value.code, caught.value.kind) == ("server_error", "stream_cut")
     assert "broke off its answer mid-stream" in caught.value.message
     assert seen == [TextDelta("one"), TextDelta(" two")]
+    assert partial == ["one two"]
 
 
 def test_a_stream_that_ends_without_finishing_is_a_server_error(upstream: FakeUpstream) -> None:

@@ -21,7 +21,6 @@ import httpx
 from emulator.upstream.config import UpstreamConfig
 from emulator.upstream.deltas import (
     Delta,
-    Finish,
     FinishedTurn,
     MalformedChunk,
     ReportedError,
@@ -253,13 +252,13 @@ class StreamedTurn:
         if data:
             yield "\n".join(data)
 
+    @property
+    def text_so_far(self) -> str:
+        """The text received until now (what a cancelled or failed turn leaves in an `incomplete` message)."""
+        return self._assembler.text
+
     def finished(self) -> FinishedTurn:
         """The assembled turn, once the stream has ended; UpstreamError for unparseable tool arguments."""
         if not self._complete:
             raise RuntimeError("the turn's stream has not been read to its end")
         return self._assembler.finish()
-
-    @property
-    def finish(self) -> Finish | None:
-        reason = self._assembler.finish_reason
-        return None if reason is None else Finish(reason)

@@ -189,6 +189,10 @@ class TurnAssembler:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
 
+    @property
+    def text(self) -> str:
+        return "".join(self._text)
+
     def add(self, delta: Delta) -> None:
         if isinstance(delta, TextDelta):
             self._text.append(delta.text)
@@ -228,4 +232,4 @@ class TurnAssembler:
                     kind="invalid_arguments",
                 )
             calls.append(UpstreamToolCall(partial.id, partial.name, arguments, parsed))
-        return FinishedTurn("".join(self._text), tuple(calls), self.usage, self.finish_reason)
+        return FinishedTurn(self.text, tuple(calls), self.usage, self.finish_reason)
