@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import threading
 import time
@@ -20,6 +19,10 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+SENT_AT = "@@SENT_AT@@"
+"""In a reply's text, replaced by the wall-clock time (`time.time()`, 6 decimals) at which its chunk is written:
+a client measures each delta's delay over the upstream's."""
 
 
 @dataclass
@@ -55,6 +58,8 @@ class Reply:
     raw_chunks: list[str] | None = None
     """Send these `data:` payloads verbatim instead of building chunks."""
     send_done: bool = True
+    raw_body: list[bytes] | None = None
+    """Send these pieces as the body, verbatim, one HTTP chunk each (SSE framing under the test's control)."""
     whole: dict[str, Any] | None = None
     """Answer with this JSON body (`application/json`), as a server that ignores `stream: true` does."""
 
@@ -124,7 +129,6 @@ class FakeUpstream:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-upstream", daemon=True)
         self._server: asyncio.Server | None = None
-        self._ids = itertools.count()
         self.port = 0
 
     @property
@@ -228,6 +232,8 @@ class FakeUpstream:
         events = [f"data: {data}\n\n" for data in chunks]
         if reply.send_done:
             events.append("data: [DONE]\n\n")
+        if reply.raw_body is not None:
+            events = [piece.decode() for piece in reply.raw_body]
         for number, event in enumerate(events):
             if reply.cut_after is not None and number == reply.cut_after:
                 writer.transport.abort()
@@ -240,6 +246,8 @@ class FakeUpstream:
                 await self._wait(interval, gone)
             elif gone.done():
                 raise _ClientGone
+            if SENT_AT in event:
+                event = event.replace(SENT_AT, f"{time.time():.6f}")
             data = event.encode()
             writer.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
             await writer.drain()

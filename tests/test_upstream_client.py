@@ -167,6 +167,37 @@ def test_a_whole_json_answer_is_read_as_one_turn(upstream: FakeUpstream) -> None
     assert finished.text == "All at once."
 
 
+def _sse_chunk(content: str | None = None, finish: str | None = None) -> str:
+    delta = {} if content is None else {"content": content}
+    return json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+def test_any_sse_framing_reads_the_same(upstream: FakeUpstream) -> None:
+    first, second, last = _sse_chunk("Hello"), _sse_chunk(" there"), _sse_chunk(finish="stop")
+    half = len(second) // 2
+    upstream.reply(
+        Reply(
+            raw_body=[
+                b": keep-alive comment\r\n\r\n",
+                f"event: message\r\nid: 1\r\ndata:{first}\r".encode(),
+                b"\n\r\n",
+                f"data: {second[:half]}".encode(),
+                f"{second[half:]}\n\n".encode(),
+                f"data: {last[:10]}\ndata: {last[10:]}\n\ndata: [DONE]\n\n".encode(),
+            ]
+        )
+    )
+    deltas, finished = _run(_config(upstream), _collect)
+    assert deltas == [TextDelta("Hello"), TextDelta(" there"), Finish("stop")]
+    assert finished.text == "Hello there"
+
+
+def test_a_last_event_without_its_blank_line_is_read(upstream: FakeUpstream) -> None:
+    upstream.reply(Reply(raw_body=[f"data: {_sse_chunk('Hi', 'stop')}\n\ndata: [DONE]".encode()]))
+    deltas, _finished = _run(_config(upstream), _collect)
+    assert deltas == [TextDelta("Hi"), Finish("stop")]
+
+
 FULL_REQUEST = TurnRequest(
     model="gpt-4o",
     instructions="You are a weather bot.\nAnswer in French.",

@@ -116,7 +116,12 @@ def _choice_deltas(choice: Any, content_key: str) -> list[Delta]:
     return deltas
 
 
-def parse_chunk(data: str) -> list[Delta]:
+def _quote(data: str | bytes) -> str:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    return repr(text[:200])
+
+
+def parse_chunk(data: str | bytes) -> list[Delta]:
     """The deltas of one `data:` payload of the stream (a `chat.completion.chunk`).
 
     Raises MalformedChunk for what cannot be read, ReportedError for an error the server sent in the stream.
@@ -124,16 +129,16 @@ def parse_chunk(data: str) -> list[Delta]:
     try:
         chunk = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise MalformedChunk(f"a chunk is not JSON ({exc.msg} at character {exc.pos}): {data[:200]!r}") from exc
+        raise MalformedChunk(f"a chunk is not JSON ({exc.msg} at character {exc.pos}): {_quote(data)}") from exc
     return _completion_deltas(chunk, "delta")
 
 
-def parse_completion(data: str) -> list[Delta]:
+def parse_completion(data: str | bytes) -> list[Delta]:
     """The deltas of a whole (not streamed) `chat.completion`, from a server that ignored `stream: true`."""
     try:
         completion = json.loads(data)
     except json.JSONDecodeError as exc:
-        raise MalformedChunk(f"the answer is not JSON ({exc.msg} at character {exc.pos}): {data[:200]!r}") from exc
+        raise MalformedChunk(f"the answer is not JSON ({exc.msg} at character {exc.pos}): {_quote(data)}") from exc
     return _completion_deltas(completion, "message")
 
 
