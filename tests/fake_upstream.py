@@ -58,6 +58,8 @@ class Reply:
     raw_chunks: list[str] | None = None
     """Send these `data:` payloads verbatim instead of building chunks."""
     send_done: bool = True
+    hang_up: bool = False
+    """Close the connection without answering."""
     raw_body: list[bytes] | None = None
     """Send these pieces as the body, verbatim, one HTTP chunk each (SSE framing under the test's control)."""
     whole: dict[str, Any] | None = None
@@ -209,6 +211,9 @@ class FakeUpstream:
     ) -> None:
         if reply.delay_before:
             await self._wait(reply.delay_before, gone)
+        if reply.hang_up:
+            writer.transport.abort()
+            return
         if reply.status != 200 or reply.whole is not None:
             error = reply.error or {"error": {"message": f"fake failure {reply.status}", "type": "server_error"}}
             payload = json.dumps(reply.whole or error).encode()

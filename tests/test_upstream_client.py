@@ -374,7 +374,7 @@ def test_a_stall_mid_stream_longer_than_the_timeout_is_a_server_error(upstream: 
     upstream.reply(Reply(text="first then nothing", hold_after=2))
     error = _failure(_config(upstream, timeout_seconds=0.3))
     assert (error.code, error.kind) == ("server_error", "timeout")
-    assert "mid-stream" in error.message
+    assert error.message == f"the upstream at {upstream.url}/chat/completions sent nothing for 0.3 s mid-stream"
 
 
 def test_a_refused_connection_is_a_server_error() -> None:
@@ -382,6 +382,13 @@ def test_a_refused_connection_is_a_server_error() -> None:
     error = _failure(config)
     assert (error.code, error.kind) == ("server_error", "connect")
     assert f"could not connect to the upstream at {config.display_url}" in error.message
+
+
+def test_hanging_up_without_an_answer_is_a_server_error(upstream: FakeUpstream) -> None:
+    upstream.reply(Reply(hang_up=True))
+    error = _failure(_config(upstream))
+    assert (error.code, error.kind) == ("server_error", "connect")
+    assert f"the upstream at {upstream.url}/chat/completions closed the connection without answering" in error.message
 
 
 def test_a_stream_cut_mid_way_is_a_server_error_after_the_deltas_before_it(upstream: FakeUpstream) -> None:

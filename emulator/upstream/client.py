@@ -121,28 +121,33 @@ class StreamedTurn:
         self._assembler = TurnAssembler()
         self._complete = False
 
-    def _failure(self, exc: httpx.HTTPError, during: str) -> UpstreamError:
-        where = self._config.display_url
-        if isinstance(exc, httpx.TimeoutException):
+    def _failure(self, exc: httpx.HTTPError) -> UpstreamError:
+        """`exc` as the run's error; before the answer's headers (`_response` unset) or in its body."""
+        where, seconds = self._config.display_url, f"{self._config.timeout_seconds:g} s"
+        answering = self._response is not None
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.ConnectTimeout):
             return UpstreamError(
-                "server_error",
-                f"the upstream at {where} did not answer within {self._config.timeout_seconds:g} s {during}",
-                kind="timeout",
+                "server_error", f"could not connect to the upstream at {where} within {seconds}", kind="timeout"
             )
+        if isinstance(exc, httpx.TimeoutException):
+            if answering:
+                message = f"the upstream at {where} sent nothing for {seconds} mid-stream"
+            else:
+                message = f"the upstream at {where} did not answer within {seconds}"
+            return UpstreamError("server_error", message, kind="timeout")
         if isinstance(exc, httpx.ConnectError):
             return UpstreamError(
-                "server_error",
-                f"could not connect to the upstream at {where}: {exc or 'connection refused'}",
-                kind="connect",
+                "server_error", f"could not connect to the upstream at {where}: {detail}", kind="connect"
             )
-        if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError) and self._response is not None:
+        if answering:
             return UpstreamError(
-                "server_error", f"the upstream at {where} broke off its answer {during}: {exc}", kind="stream_cut"
+                "server_error", f"the upstream at {where} broke off its answer mid-stream: {detail}", kind="stream_cut"
             )
         return UpstreamError(
             "server_error",
-            f"the request to the upstream at {where} failed {during}: {type(exc).__name__}: {exc}",
-            kind="connect" if self._response is None else "stream_cut",
+            f"the upstream at {where} closed the connection without answering: {detail}",
+            kind="connect",
         )
 
     async def __aenter__(self) -> StreamedTurn:
@@ -150,7 +155,7 @@ class StreamedTurn:
         try:
             self._response = await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise self._failure(exc, "before answering") from exc
+            raise self._failure(exc) from exc
         if self._response.status_code != 200:
             await self._refuse(self._response)
         return self
@@ -233,7 +238,7 @@ class StreamedTurn:
                         self._assembler.add(delta)
                         yield delta
         except httpx.HTTPError as exc:
-            raise self._failure(exc, "mid-stream") from exc
+            raise self._failure(exc) from exc
         if self._assembler.finish_reason is None:
             raise UpstreamError(
                 "server_error",
