@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from emulator.schemas.control import AddTurns
 from emulator.services import scripts
 from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn, PromptMessage
 from emulator.tables import ScriptedTurnRow
+from emulator.upstream.backend import UpstreamBackend
 from emulator.upstream.client import UpstreamClient
 from emulator.upstream.config import UpstreamConfig
 from emulator.upstream.deltas import FinishedTurn, UpstreamToolCall
@@ -249,3 +251,54 @@ def test_concurrent_appends_all_land_and_readers_never_see_half_a_file(tmp_path:
         rf"\A{worker}\-{number}\Z" for worker in range(8) for number in range(10)
     }
     assert not [name for name in path.parent.iterdir() if name.name.endswith(".tmp")]
+
+
+def test_the_backend_is_made_from_the_settings_only_with_an_upstream(tmp_path: Path) -> None:
+    assert UpstreamBackend.from_settings(None, None, None) is None
+    with pytest.raises(ValueError, match="--record needs an upstream"):
+        UpstreamBackend.from_settings(None, None, None, record=tmp_path / "r.json")
+    backend = UpstreamBackend.from_settings("http://127.0.0.1:9/v1", "sk-x", "*=local", record=tmp_path / "r.json")
+    assert backend is not None and backend.recorder is not None
+    assert backend.config.upstream_model("gpt-4o") == "local"
+    asyncio.run(backend.aclose())
+
+
+def test_the_backend_records_answers_and_skips_failures_and_what_a_script_cannot_say(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "recorded.yaml"
+
+    async def turn(backend: UpstreamBackend, request: TurnRequest) -> bool:
+        try:
+            async with backend.stream(request) as streamed:
+                async for _delta in streamed:
+                    pass
+            outcome: FinishedTurn | UpstreamError = streamed.finished()
+        except UpstreamError as error:
+            outcome = error
+        return await backend.record(request, outcome, run_id="run_test")
+
+    async def session(url: str) -> list[bool]:
+        backend = UpstreamBackend(UpstreamConfig(url=url), record=path)
+        try:
+            return [await turn(backend, _request(text)) for text in ("one", "two", "three")]
+        finally:
+            await backend.aclose()
+
+    with FakeUpstream() as upstream:
+        upstream.reply(
+            Reply(text="first answer"),
+            Reply(status=500),
+            Reply(tool_calls=[FakeToolCall("file_search", '{"query": "q"}'), FakeToolCall("lookup", "{}")]),
+        )
+        logger = logging.getLogger("emulator.upstream")
+        logger.addHandler(caplog.handler)  # directly: `emulator` may not propagate (`logs.configure`)
+        try:
+            written = asyncio.run(session(upstream.url))
+        finally:
+            logger.removeHandler(caplog.handler)
+    assert written == [True, False, False]
+    assert "run run_test: its upstream turn is not recorded" in caplog.text
+    assert "file_search, lookup" in caplog.text
+    loaded = _loaded(path, tmp_path)
+    assert loaded == [({"message_regex": r"\Aone\Z"}, {"type": "text", "text": "first answer"})]
