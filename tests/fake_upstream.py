@@ -10,9 +10,11 @@ thousand concurrent streams cost a thousand tasks, not a thousand threads.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
+import sys
 import threading
 import time
 from collections import deque
@@ -124,7 +126,9 @@ def build_chunks(reply: Reply, model: str, include_usage: bool) -> list[str]:
 class FakeUpstream:
     """`with FakeUpstream() as upstream:` serves at `upstream.url` (`http://127.0.0.1:PORT/v1`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, default: Reply | None = None) -> None:
+        self.default = default or Reply(text="Hello from the fake upstream.")
+        """What answers when no reply is queued (its `release` is shared: leave `hold_after` unset)."""
         self.requests: list[Received] = []
         self._replies: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -168,7 +172,7 @@ class FakeUpstream:
 
     def _next_reply(self) -> Reply:
         with self._lock:
-            return self._replies.popleft() if self._replies else Reply(text="Hello from the fake upstream.")
+            return self._replies.popleft() if self._replies else self.default
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -201,7 +205,13 @@ class FakeUpstream:
             received.ended.set()
 
     async def _wait(self, seconds: float, gone: asyncio.Future[bytes]) -> None:
-        """Sleep, noticing at once when the client closes the connection."""
+        """Sleep, noticing when the client closes the connection: at once for long waits, after the sleep for the
+        short ones between chunks (a plain sleep costs less, and a thousand paced streams make many)."""
+        if seconds < 0.1:
+            await asyncio.sleep(seconds)
+            if gone.done():
+                raise _ClientGone
+            return
         done, _ = await asyncio.wait({gone}, timeout=seconds)
         if done:
             raise _ClientGone
@@ -266,3 +276,22 @@ class FakeUpstream:
 def fake_upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream() as upstream:
         yield upstream
+
+
+def main() -> None:
+    """`python -m tests.fake_upstream --words 50 --tokens-per-second 50`: serve until stdin closes (benchmarks,
+    trying the upstream mode by hand); prints the URL to pass as `--upstream-url`."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--words", type=int, default=20, help="words per answer, one chunk each")
+    parser.add_argument("--tokens-per-second", type=float, default=None, help="pace of the chunks")
+    parser.add_argument("--stamp", action="store_true", help="each word is the time it was sent (SENT_AT)")
+    arguments = parser.parse_args()
+    word = f"{SENT_AT} " if arguments.stamp else "word "
+    default = Reply(text=[word] * arguments.words, tokens_per_second=arguments.tokens_per_second)
+    with FakeUpstream(default) as upstream:
+        print(upstream.url, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()
