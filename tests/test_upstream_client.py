@@ -110,7 +110,8 @@ def test_paced_deltas_arrive_at_the_upstreams_pace(upstream: FakeUpstream) -> No
     arrivals = _run(_config(upstream), work)
     assert len(arrivals) == 6
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert min(gaps) > 0.02, gaps
+    # 50 ms apart as sent; a starved test process may read two at once now and then, but not most of them.
+    assert len([gap for gap in gaps if gap > 0.02]) >= 3, gaps
     assert arrivals[-1] - arrivals[0] > 0.2
 
 
@@ -362,10 +363,10 @@ def test_an_error_answer_that_is_not_json_is_quoted(upstream: FakeUpstream) -> N
 
 
 def test_an_upstream_slower_than_the_timeout_is_a_server_error(upstream: FakeUpstream) -> None:
-    upstream.reply(Reply(text="late", delay_before=3))
+    upstream.reply(Reply(text="late", delay_before=5))
     started = time.monotonic()
     error = _failure(_config(upstream, timeout_seconds=0.3))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 3
     assert (error.code, error.kind) == ("server_error", "timeout")
     assert "did not answer within 0.3 s" in error.message and upstream.url in error.message
 
