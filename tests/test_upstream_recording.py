@@ -4,8 +4,10 @@ on the same conversation and on no other, and it stays loadable after every appe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +24,7 @@ from emulator.schemas.control import AddTurns
 from emulator.services import scripts
 from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn, PromptMessage
 from emulator.tables import ScriptedTurnRow
+from emulator.testing import postgres_database
 from emulator.upstream.backend import UpstreamBackend
 from emulator.upstream.client import UpstreamClient
 from emulator.upstream.config import UpstreamConfig
@@ -55,10 +58,17 @@ def _finished(text: str = "", *calls: UpstreamToolCall, finish: str = "stop") ->
 
 
 def _loaded(path: Path, tmp_path: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(match, turn) of each turn, as the emulator's own loader stored them, in order."""
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'replay.sqlite3'}")
-    migrate.upgrade(engine)
-    try:
+    """(match, turn) of each turn, as the emulator's own loader stored them, in order (on the suite's PostgreSQL
+    server when `EMULATOR_TEST_DATABASE_URL` names one, else SQLite)."""
+    admin_url = os.environ.get("EMULATOR_TEST_DATABASE_URL")
+    with contextlib.ExitStack() as stack:
+        if admin_url:
+            url = stack.enter_context(postgres_database(admin_url))
+        else:
+            url = f"sqlite:///{tmp_path / 'replay.sqlite3'}"
+        engine = create_db_engine(url)
+        stack.callback(engine.dispose)
+        migrate.upgrade(engine)
         with Session(engine) as session:
             added = scripts.load_file(session, path, 0)
             session.commit()
@@ -67,8 +77,6 @@ def _loaded(path: Path, tmp_path: Path) -> list[tuple[dict[str, Any], dict[str, 
                 .where(ScriptedTurnRow.tenant == scripts.GLOBAL_TENANT)
                 .order_by(ScriptedTurnRow.seq)
             ).all()
-    finally:
-        engine.dispose()
     assert added == len(rows)
     return [(row.match, row.turn) for row in rows]
 
