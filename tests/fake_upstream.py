@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import sys
 import threading
@@ -88,6 +90,47 @@ class _ClientGone(Exception):
     pass
 
 
+PACER_TICK_SECONDS = 0.002
+"""How often the pacer writes the chunks that are due (SENT_AT is stamped when a chunk is written, so this
+jitter is the fake's, never counted against the client)."""
+
+
+def _write_event(writer: asyncio.StreamWriter, event: str) -> None:
+    if SENT_AT in event:
+        event = event.replace(SENT_AT, f"{time.time():.6f}")
+    data = event.encode()
+    writer.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+
+
+@dataclass
+class _PacedStream:
+    events: list[str]
+    interval: float
+    writer: asyncio.StreamWriter
+    gone: asyncio.Future[bytes]
+    received: Received
+    done: asyncio.Future[bool]
+    """True once the answer is written, False when the client left first."""
+    sent: int = 0
+
+    def advance(self) -> bool:
+        """Write the next chunk (or the end); False once this stream needs no more turns."""
+        if self.done.done():
+            return False
+        if self.gone.done() or self.writer.transport.is_closing():
+            self.done.set_result(False)
+            return False
+        if self.sent == len(self.events):
+            self.writer.write(b"0\r\n\r\n")
+            self.received.completed = True
+            self.done.set_result(True)
+            return False
+        _write_event(self.writer, self.events[self.sent])
+        self.sent += 1
+        self.received.chunks_sent = self.sent
+        return True
+
+
 def _words(text: str) -> list[str]:
     parts = text.split(" ")
     return [parts[0], *(f" {word}" for word in parts[1:])]
@@ -135,6 +178,9 @@ class FakeUpstream:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="fake-upstream", daemon=True)
         self._server: asyncio.Server | None = None
+        self._due: list[tuple[float, int, _PacedStream]] = []
+        self._order = itertools.count()
+        self._pacer: asyncio.Future[None] | None = None
         self.port = 0
 
     @property
@@ -249,6 +295,9 @@ class FakeUpstream:
             events.append("data: [DONE]\n\n")
         if reply.raw_body is not None:
             events = [piece.decode() for piece in reply.raw_body]
+        if interval and reply.cut_after is None and reply.hold_after is None:
+            await self._paced(events, interval, writer, gone, received)
+            return
         for number, event in enumerate(events):
             if reply.cut_after is not None and number == reply.cut_after:
                 writer.transport.abort()
@@ -261,15 +310,42 @@ class FakeUpstream:
                 await self._wait(interval, gone)
             elif gone.done():
                 raise _ClientGone
-            if SENT_AT in event:
-                event = event.replace(SENT_AT, f"{time.time():.6f}")
-            data = event.encode()
-            writer.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+            _write_event(writer, event)
             await writer.drain()
             received.chunks_sent = number + 1
         writer.write(b"0\r\n\r\n")
         await writer.drain()
         received.completed = True
+
+    async def _paced(
+        self,
+        events: list[str],
+        interval: float,
+        writer: asyncio.StreamWriter,
+        gone: asyncio.Future[bytes],
+        received: Received,
+    ) -> None:
+        """Hand a paced answer to the pacer: one task and timer for every paced stream, not one sleep per chunk
+        (a thousand streams at 50 chunks a second would cost the fake more than the client it measures)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+        stream = _PacedStream(events, interval, writer, gone, received, done)
+        heapq.heappush(self._due, (loop.time(), next(self._order), stream))
+        if self._pacer is None or self._pacer.done():
+            self._pacer = asyncio.ensure_future(self._pace())
+        if not await done:
+            raise _ClientGone
+        await writer.drain()
+
+    async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._due:
+            now = loop.time()
+            while self._due and self._due[0][0] <= now:
+                _due, _order, stream = heapq.heappop(self._due)
+                if stream.advance():
+                    heapq.heappush(self._due, (now + stream.interval, next(self._order), stream))
+            await asyncio.sleep(PACER_TICK_SECONDS)
 
 
 @contextlib.contextmanager
