@@ -1,44 +1,72 @@
 """Applies each tenant's fault rules and management rate limits to `/v1` requests (pure ASGI middleware), once
-the request's key is accepted (`emulator.auth`)."""
+the request's key is accepted (`emulator.auth`): a refused key counts no fault hit and no rate charge.
+
+What the middleware writes (a rule's hits, the request's rate charges) is its own transaction, committed before
+the route runs (`admit`), not part of the route's unit of work, because it must hold whatever the route does:
+a fault may answer the request itself, a 429 is answered before the route runs, and a request the route then
+refuses or fails still counted (the hosted API counts every request); the route's unit of work may also be a
+read, which must not hold the rate window's lock. A request that matches no rule and falls under no limit
+opens no transaction here.
+"""
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
 import anyio
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import auth, clock, faults, logs, ratelimits
+from emulator import auth, clock, logs
 from emulator.api.responses import OpenAIJSON
-from emulator.control_state import TenantControl
-from emulator.errors import APIError, Unauthorized
+from emulator.control import faults, ratelimits
+from emulator.control.cache import TenantControl
+from emulator.errors import APIError, RateLimited, Unauthorized
 from emulator.operations import operation_of
 from emulator.services.runtime import Runtime
-from emulator.store import control as store
+
+Request = tuple[str, str, str | None]
+"""The method, path and operation id of a request."""
 
 
-def _fires(runtime: Runtime, rule_id: str, rule: dict) -> bool | None:  # type: ignore[type-arg]
-    """Whether a matching rule fires on this request; None when it is spent (it fired `times` already) and so
-    no longer matches: the next rule gets its chance. `hits` counts the matches of a live rule."""
-    with runtime.db.transaction() as session:
-        if store.spent(session, rule_id, rule.get("times")):
-            return None
-        number = store.count_hit(session, rule_id)
-        if faults.draw(rule, number) >= rule.get("probability", 1.0):
-            return False
-        return store.count_fired(session, rule_id, rule.get("times"))
+@dataclass(frozen=True)
+class Admission:
+    """What the control plane decided for a request before its route runs."""
+
+    fired: faults.Rule | None = None
+    """The fault rule that fires on the request."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """The `x-ratelimit-*` headers of its response."""
+    refusal: RateLimited | None = None
+    """The 429 of a management limit it would exceed (it was counted against none)."""
 
 
-def _charge(
-    runtime: Runtime, tenant: str, control: TenantControl, request: tuple[str, str, str | None]
-) -> dict[str, str]:
-    """Count the request against the management limits; the `x-ratelimit-*` headers for its response."""
-    if not control.rate_limits:
-        return {}
-    with runtime.db.transaction() as session:
-        now = clock.now(session, tenant)
-        out = ratelimits.token_headers(session, tenant, control.rate_limits, now)
-        return out | ratelimits.charge_management(session, tenant, control.rate_limits, request, now)
+def admit(
+    session: Session, tenant: str, matching: list[faults.Rule], config: dict[str, Any] | None, request: Request
+) -> Admission:
+    """Count the request's hit on its first live matching fault rule and, unless that rule answers with an
+    error, charge it against the management limits, in the middleware's one transaction (see the module's
+    docstring for why it is not the route's). A refusal is returned, not raised: the rule's hit still counts."""
+    fired = faults.fire(session, matching) if matching else None
+    if fired is not None and fired[1]["effect"]["type"] == "error":
+        return Admission(fired=fired)
+    now = clock.now(session, tenant)
+    headers = ratelimits.token_headers(session, tenant, config, now)
+    try:
+        headers |= ratelimits.charge_management(session, tenant, config, request, now)
+    except RateLimited as refusal:
+        return Admission(fired=fired, refusal=refusal)
+    return Admission(fired=fired, headers=headers)
+
+
+def _load_control(runtime: Runtime, tenant: str) -> TenantControl:
+    """The tenant's control state afresh: a read transaction of its own, at most once a second per tenant and
+    replica (`limits.CONTROL_CACHE_SECONDS`), before the route's unit of work exists."""
+    return runtime.db.run_in_worker(functools.partial(runtime.control.load, tenant=tenant), write=False)
 
 
 class ControlMiddleware:
@@ -53,10 +81,12 @@ class ControlMiddleware:
         runtime: Runtime = scope["app"].state.runtime
         try:
             tenant = auth.tenant(scope, runtime.settings)
-        except Unauthorized:  # the route answers the 401: a refused key counts no fault hit and no rate charge
+        except Unauthorized:  # the route answers the 401
             await self.app(scope, receive, send)
             return
-        control = runtime.control.peek(tenant) or await run_in_threadpool(runtime.control.load, runtime.db, tenant)
+        control = runtime.control.peek(tenant)
+        if control is None:
+            control = await run_in_threadpool(_load_control, runtime, tenant)
         if control.empty:
             await self.app(scope, receive, send)
             return
@@ -69,26 +99,29 @@ class ControlMiddleware:
         self, scope: Scope, receive: Receive, send: Send, runtime: Runtime, tenant: str, control: TenantControl
     ) -> None:
         method, path = scope["method"], scope["path"]
-        operation = operation_of(method, path)
+        request = (method, path, operation_of(method, path))
+        matching = [(rule_id, rule) for rule_id, rule in control.faults if faults.matches(rule, *request)]
+        if not matching and not ratelimits.counts(control.rate_limits, request):
+            await self.app(scope, receive, send)
+            return
+        work = functools.partial(
+            admit, tenant=tenant, matching=matching, config=control.rate_limits, request=request
+        )
+        admission = await run_in_threadpool(runtime.db.run_in_worker, work, write=True)
         cut_after: int | None = None
-        for rule_id, rule in control.faults:
-            if not faults.matches(rule, method, path, operation):
-                continue
-            fires = await run_in_threadpool(_fires, runtime, rule_id, rule)
-            if fires is None:
-                continue
-            if fires:
-                effect = rule["effect"]
-                logs.mark_fault(scope, rule_id, effect["type"])
-                if effect["type"] == "error":
-                    raise faults.error_for(effect)
-                if effect["type"] == "latency":
-                    await anyio.sleep(effect["ms"] / 1000)
-                else:
-                    cut_after = effect["after_events"]
-            break
-        extra = await run_in_threadpool(_charge, runtime, tenant, control, (method, path, operation))
-        await self.app(scope, receive, _wrap_send(send, extra, cut_after))
+        if admission.fired is not None:
+            rule_id, rule = admission.fired
+            effect = rule["effect"]
+            logs.mark_fault(scope, rule_id, effect["type"])
+            if effect["type"] == "error":
+                raise faults.error_for(effect)
+            if effect["type"] == "latency":
+                await anyio.sleep(effect["ms"] / 1000)
+            else:
+                cut_after = effect["after_events"]
+        if admission.refusal is not None:
+            raise admission.refusal
+        await self.app(scope, receive, _wrap_send(send, admission.headers, cut_after))
 
 
 def _wrap_send(send: Send, extra_headers: dict[str, str], cut_after: int | None) -> Send:
