@@ -29,9 +29,6 @@ from emulator.errors import APIError, RateLimited, Unauthorized
 from emulator.operations import operation_of
 from emulator.services.runtime import Runtime
 
-Request = tuple[str, str, str | None]
-"""The method, path and operation id of a request."""
-
 
 @dataclass(frozen=True)
 class Admission:
@@ -46,7 +43,11 @@ class Admission:
 
 
 def admit(
-    session: Session, tenant: str, matching: list[faults.Rule], config: dict[str, Any] | None, request: Request
+    session: Session,
+    tenant: str,
+    matching: list[faults.Rule],
+    config: dict[str, Any] | None,
+    request: ratelimits.RequestKey,
 ) -> Admission:
     """Count the request's hit on its first live matching fault rule and, unless that rule answers with an
     error, charge it against the management limits, in the middleware's one transaction (see the module's
@@ -104,9 +105,7 @@ class ControlMiddleware:
         if not matching and not ratelimits.counts(control.rate_limits, request):
             await self.app(scope, receive, send)
             return
-        work = functools.partial(
-            admit, tenant=tenant, matching=matching, config=control.rate_limits, request=request
-        )
+        work = functools.partial(admit, tenant=tenant, matching=matching, config=control.rate_limits, request=request)
         admission = await run_in_threadpool(runtime.db.run_in_worker, work, write=True)
         cut_after: int | None = None
         if admission.fired is not None:

@@ -30,6 +30,10 @@ MANAGEMENT_LIMIT_NAMES = {
 }
 """Each management limit's key (in the config, the presets and the bucket) and its name in a 429's message."""
 
+RequestKey = tuple[str, str, str | None]
+"""What the limits look at in a request: its method, its path and its operation id (found once, by the control
+middleware)."""
+
 
 @dataclass(frozen=True)
 class Limit:
@@ -54,7 +58,7 @@ def _tier(config: dict[str, Any]) -> dict[str, Any]:
     return preset
 
 
-def counts(config: dict[str, Any] | None, request: tuple[str, str, str | None]) -> bool:
+def counts(config: dict[str, Any] | None, request: RequestKey) -> bool:
     """Whether a request is charged (`charge_management`) or answered with token headers (`token_headers`)."""
     return bool(management_limits(config, *request)) or token_limit(config) is not None
 
@@ -118,12 +122,11 @@ def charge_management(
     session: Session,
     tenant: str,
     config: dict[str, Any] | None,
-    request: tuple[str, str, str | None],
+    request: RequestKey,
     now: int,
 ) -> dict[str, str]:
     """Count an Assistants request against every management limit it falls under; 429 `RateLimited` naming the
-    first one it would exceed (run creation before the method), counting it against none. `request` is the
-    method, the path and the operation id (found once, by the control middleware).
+    first one it would exceed (run creation before the method), counting it against none.
 
     The windows are locked in key order until the caller's transaction ends (no deadlock between a run creation
     and a plain POST). Returns the `x-ratelimit-*-requests` headers of the limit with the fewest requests left.
