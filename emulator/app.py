@@ -32,13 +32,13 @@ from emulator.api import (
 )
 from emulator.api.direct import DirectRoutes
 from emulator.api.responses import OpenAIJSON, error_response, http_error_response
-from emulator.control_middleware import ControlMiddleware
+from emulator.control import clocks as control_clocks
+from emulator.control import scripts
+from emulator.control.middleware import ControlMiddleware
 from emulator.db import Database
 from emulator.errors import APIError, ServerError
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
-from emulator.services import control as control_service
-from emulator.services import scripts
 from emulator.services.runtime import Runtime
 from emulator.settings import Settings
 from emulator.validation import to_invalid_request
@@ -127,7 +127,7 @@ async def _sweep_forever(runtime: Runtime) -> None:
     def sweep_once() -> None:
         box = sandbox.installed()
         with runtime.db.transaction() as session:
-            control_service.sweep(session, runtime.settings.thread_retention_days)
+            control_clocks.sweep(session, runtime.settings.thread_retention_days)
             tenant_nows = {tenant: clock.now(session, tenant) for tenant in box.tenants()}
         for tenant, now in tenant_nows.items():  # sessions of threads no call comes back to, by their tenant's time
             box.end_idle(now, tenant)

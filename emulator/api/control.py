@@ -13,13 +13,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from starlette.background import BackgroundTask
 
-from emulator import __version__, clock, limits, sandbox
+from emulator import __version__, limits, sandbox
 from emulator.api.deps import Operator, ReadCtx, WorkerThreadRoute, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
+from emulator.control import clocks, faults, latency, ratelimits, scripts, tenant_reset
 from emulator.schemas.common import StrictModel
-from emulator.schemas.control import AddFaults, AddTurns, Latency, RateLimits
-from emulator.services import control, scripts, usage
+from emulator.schemas.control import AddFaults, AddTurns, Latency, RateLimits, render_fault, render_turn
+from emulator.services import usage
 
 router = APIRouter(prefix="/_emulator", route_class=WorkerThreadRoute)
 
@@ -45,14 +46,12 @@ class AdvanceClock(StrictModel):
 def health(request: Request) -> OpenAIJSON:
     """Needs no key; `now` is the time of a tenant that never advanced its clock."""
     rt = runtime(request)
-    with rt.db.transaction(write=False) as session:
-        now = clock.server_now(session)
     return ok(
         {
             "status": "ok",
             "version": __version__,
             "database": rt.db.engine.dialect.name,
-            "now": now,
+            "now": clocks.server_now(rt.db),
             "code_interpreter": sandbox.installed().mode.value,
         }
     )
@@ -65,78 +64,74 @@ def get_clock(ctx: ReadCtx) -> OpenAIJSON:
 
 @router.post("/clock/advance")
 def advance_clock(body: AdvanceClock, ctx: WriteCtx, operator: Operator) -> OpenAIJSON:
-    return ok({"now": control.advance_clock(ctx, body.seconds, all_tenants=body.all_tenants, operator=operator)})
+    return ok({"now": clocks.advance(ctx, body.seconds, all_tenants=body.all_tenants, operator=operator)})
 
 
 @router.post("/reset")
 def reset(ctx: ControlWriteCtx) -> OpenAIJSON:
-    paths = control.reset_tenant(ctx)
-    return ok({"reset": True}, background=BackgroundTask(control.remove_paths, paths))
+    paths = tenant_reset.reset_tenant(ctx)
+    return ok({"reset": True}, background=BackgroundTask(tenant_reset.remove_paths, paths))
 
 
 @router.post("/script")
 def add_turns(body: AddTurns, ctx: WriteCtx) -> OpenAIJSON:
-    return ok({"object": "list", "data": [scripts.render(row) for row in scripts.add(ctx, body)]})
+    return ok({"object": "list", "data": [render_turn(turn) for turn in scripts.add(ctx, body)]})
 
 
 @router.get("/script")
 def pending_turns(ctx: ReadCtx) -> OpenAIJSON:
-    return ok({"object": "list", "data": [scripts.render(row) for row in control.pending_turns(ctx)]})
+    return ok({"object": "list", "data": [render_turn(turn) for turn in scripts.pending(ctx)]})
 
 
 @router.delete("/script")
 def clear_turns(ctx: WriteCtx) -> OpenAIJSON:
-    return ok({"deleted": control.clear_turns(ctx)})
+    return ok({"deleted": scripts.clear(ctx)})
 
 
 @router.get("/script/consumed")
 def consumed_turns(ctx: ReadCtx) -> OpenAIJSON:
-    return ok({"object": "list", "data": [scripts.render(row) for row in control.consumed_turns(ctx)]})
+    return ok({"object": "list", "data": [render_turn(turn) for turn in scripts.consumed(ctx)]})
 
 
 @router.post("/faults")
 def add_faults(body: AddFaults, ctx: ControlWriteCtx) -> OpenAIJSON:
-    rows = control.add_faults(ctx, body)
-    return ok({"object": "list", "data": [control.render_fault(row) for row in rows]})
+    return ok({"object": "list", "data": [render_fault(rule) for rule in faults.add(ctx, body)]})
 
 
 @router.get("/faults")
 def list_faults(ctx: ReadCtx) -> OpenAIJSON:
-    return ok({"object": "list", "data": [control.render_fault(row) for row in control.list_faults(ctx)]})
+    return ok({"object": "list", "data": [render_fault(rule) for rule in faults.of_tenant(ctx)]})
 
 
 @router.delete("/faults")
 def clear_faults(ctx: ControlWriteCtx) -> OpenAIJSON:
-    deleted = control.clear_faults(ctx)
-    return ok({"deleted": deleted})
+    return ok({"deleted": faults.clear(ctx)})
 
 
 @router.post("/rate_limits")
 def set_rate_limits(body: RateLimits, ctx: ControlWriteCtx) -> OpenAIJSON:
-    saved = control.set_rate_limits(ctx, body)
-    return ok({"rate_limits": saved})
+    return ok({"rate_limits": ratelimits.set_rate_limits(ctx, body)})
 
 
 @router.delete("/rate_limits")
 def clear_rate_limits(ctx: ControlWriteCtx) -> OpenAIJSON:
-    control.set_rate_limits(ctx, None)
+    ratelimits.set_rate_limits(ctx, None)
     return ok({"rate_limits": None})
 
 
 @router.post("/latency")
 def set_latency(body: Latency, ctx: ControlWriteCtx) -> OpenAIJSON:
-    saved = control.set_latency(ctx, body)
-    return ok({"latency": saved})
+    return ok({"latency": latency.set_profile(ctx, body)})
 
 
 @router.get("/latency")
 def get_latency(ctx: ReadCtx) -> OpenAIJSON:
-    return ok({"latency": control.latency(ctx)})
+    return ok({"latency": latency.configured_profile(ctx)})
 
 
 @router.delete("/latency")
 def clear_latency(ctx: ControlWriteCtx) -> OpenAIJSON:
-    control.set_latency(ctx, None)
+    latency.set_profile(ctx, None)
     return ok({"latency": None})
 
 

@@ -25,16 +25,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from emulator import logs, model_catalog, ratelimits, tokens
+from emulator import logs, model_catalog, tokens
 from emulator.context import Ctx
+from emulator.control import latency, ratelimits
 from emulator.errors import RateLimited
-from emulator.runs import annotations, code_interpreter, events, file_search, latency
+from emulator.runs import annotations, code_interpreter, events, file_search, scripts
 from emulator.runs.events import Event
 from emulator.runs.prompt import DoesNotFit, assemble, completed_tool_calls
 from emulator.runs.state import EXPIRABLE, RunStatus, StepStatus, is_terminal, step_transition, transition
 from emulator.schemas.messages import text_part
-from emulator.services import scripts
-from emulator.store import control as control_store
 from emulator.store import messages as message_store
 from emulator.store import runs as store
 from emulator.store.messages import Message
@@ -373,8 +372,7 @@ def _complete_code_step(ctx: Ctx, run: Run, turn: dict[str, Any], outcome: code_
 
 def _charge_model_call(ctx: Ctx, run: Run, total_tokens: int) -> str | None:
     """Count the call against the tenant's per-model limits; the refusal text when it goes over."""
-    settings = control_store.tenant_settings(ctx.session, ctx.tenant)
-    limit = ratelimits.model_limit(settings.rate_limits if settings else None, run.model)
+    limit = ratelimits.model_call_limit(ctx.session, ctx.tenant, run.model)
     if limit is None:
         return None
     try:

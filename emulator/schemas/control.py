@@ -9,6 +9,7 @@ from pydantic import AfterValidator, Field
 
 from emulator.operations import OPERATIONS
 from emulator.schemas.common import Metadata, StrictModel, openai_error
+from emulator.store import rows
 
 
 def _compiles(pattern: str | None) -> str | None:
@@ -181,3 +182,27 @@ class LatencyProfile(StrictModel):
 
 class Latency(LatencyProfile):
     models: dict[str, LatencyProfile] | None = None
+
+
+def render_turn(turn: rows.ScriptedTurn) -> dict[str, Any]:
+    return {
+        "id": turn.id,
+        "object": "emulator.scripted_turn",
+        "created_at": turn.created_at,
+        "match": turn.match,
+        "turn": turn.turn,
+        "consumed_at": turn.consumed_at,
+        "run_id": turn.consumed_by_run,
+        "request": turn.request,
+    }
+
+
+def render_fault(rule: rows.FaultRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "object": "emulator.fault_rule",
+        "created_at": rule.created_at,
+        **rule.rule,
+        "hits": rule.hits,
+        "fired": rule.fired,
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from emulator.control_state import ControlCache
+from emulator.control.cache import ControlCache
 from emulator.db import Database
 from emulator.ids import IdFactory
 from emulator.settings import Settings

@@ -1,22 +1,23 @@
 """The clocks' offsets: every tenant's (one row, moved by the operator key) and each tenant's own.
 
 A tenant's offset is the sum of the two (`emulator.clock`). Absent rows count as 0, so a tenant that never
-advanced has no row.
+advanced has no row. Advances are atomic statements (an UPDATE, an upsert), never a record read and written
+back: concurrent advances on replicas add up.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Insert, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from emulator.store import statements
-from emulator.tables import ClockRow, TenantClockRow
+from emulator.store.rows import Clock, TenantClock
 
 CLOCK_ROW_ID = 1
 
-_EVERY = ClockRow.__table__.c
-_OWN = TenantClockRow.__table__.c
+_EVERY = Clock.mapped.__table__.c
+_OWN = TenantClock.mapped.__table__.c
 
 _EVERY_TENANT = func.coalesce(select(_EVERY.offset_seconds).where(_EVERY.id == CLOCK_ROW_ID).scalar_subquery(), 0)
 _TENANT_OWN = func.coalesce(select(_OWN.offset_seconds).where(_OWN.tenant == bindparam("tenant")).scalar_subquery(), 0)
@@ -27,27 +28,18 @@ its own rows (two primary-key lookups in the same statement)."""
 
 _OFFSET = statements.prepared(select(OFFSET_COLUMN))
 _EVERY_TENANT_OFFSET = statements.prepared(select(_EVERY_TENANT.label("clock_offset")))
-_LARGEST_OWN = select(func.coalesce(func.max(_OWN.offset_seconds), 0))
+_LARGEST_OWN = statements.prepared(select(func.coalesce(func.max(_OWN.offset_seconds), 0)))
+_ADVANCE_EVERY_TENANT = statements.prepared(
+    update(Clock.mapped.__table__)
+    .where(_EVERY.id == CLOCK_ROW_ID)
+    .values(offset_seconds=_EVERY.offset_seconds + bindparam("seconds"))
+)
 
 
-def offset_seconds(session: Session, tenant: str) -> int:
-    return statements.scalar(session, _OFFSET, {"tenant": tenant}) or 0
-
-
-def every_tenant_offset(session: Session) -> int:
-    """The part of every tenant's offset that the operator moved (the server's time before any tenant's own)."""
-    return statements.scalar(session, _EVERY_TENANT_OFFSET, {}) or 0
-
-
-def largest_own_offset(session: Session) -> int:
-    return session.execute(_LARGEST_OWN).scalar_one()
-
-
-def advance_tenant(session: Session, tenant: str, seconds: int) -> None:
-    """Add to the tenant's own offset atomically (an upsert: safe against concurrent advances on replicas)."""
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(TenantClockRow).values(tenant=tenant, offset_seconds=seconds)
-    session.execute(
+def _advance_tenant(on_sqlite: bool) -> Insert:
+    insert = (sqlite.insert if on_sqlite else postgresql.insert)(TenantClock.mapped.__table__)
+    statement = insert.values(tenant=bindparam("tenant"), offset_seconds=bindparam("seconds"))
+    return statements.prepared(
         statement.on_conflict_do_update(
             index_elements=[_OWN.tenant],
             set_={"offset_seconds": _OWN.offset_seconds + statement.excluded.offset_seconds},
@@ -55,7 +47,28 @@ def advance_tenant(session: Session, tenant: str, seconds: int) -> None:
     )
 
 
+_ADVANCE_TENANT = {on_sqlite: _advance_tenant(on_sqlite) for on_sqlite in (True, False)}
+"""By whether the database is SQLite: an upsert is each dialect's own statement."""
+
+
+def offset_seconds(session: Session, tenant: str) -> int:
+    """The tenant's whole offset: every tenant's plus its own."""
+    return int(statements.scalar(session, _OFFSET, {"tenant": tenant}) or 0)
+
+
+def every_tenant_offset(session: Session) -> int:
+    """The part of every tenant's offset that the operator moved (the server's time before any tenant's own)."""
+    return int(statements.scalar(session, _EVERY_TENANT_OFFSET, {}) or 0)
+
+
+def largest_own_offset(session: Session) -> int:
+    return int(statements.scalar(session, _LARGEST_OWN, {}) or 0)
+
+
+def advance_tenant(session: Session, tenant: str, seconds: int) -> None:
+    """Add to the tenant's own offset atomically (safe against concurrent advances on replicas)."""
+    statements.execute(session, _ADVANCE_TENANT[statements.on_sqlite(session)], {"tenant": tenant, "seconds": seconds})
+
+
 def advance_every_tenant(session: Session, seconds: int) -> None:
-    session.execute(
-        update(ClockRow).where(ClockRow.id == CLOCK_ROW_ID).values(offset_seconds=ClockRow.offset_seconds + seconds)
-    )
+    statements.execute(session, _ADVANCE_EVERY_TENANT, {"seconds": seconds})

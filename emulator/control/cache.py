@@ -1,4 +1,5 @@
-"""Each tenant's control state (fault rules, rate limits, latency profile), cached per process.
+"""Each tenant's control state that `/v1` requests meet before their route (fault rules, rate limits), cached
+per process.
 
 The state of record is the database; a replica trusts its copy for `CONTROL_CACHE_SECONDS` and drops it at
 once when it changes it itself, so a test that adds a rule and then calls the same server sees it immediately,
@@ -12,16 +13,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from emulator import limits
-from emulator.db import Database
-from emulator.store import control as store
+from emulator.control.faults import Rule
+from emulator.store import fault_rules, tenant_settings
 
 
 @dataclass(frozen=True)
 class TenantControl:
-    faults: tuple[tuple[str, dict[str, Any]], ...] = ()
+    faults: tuple[Rule, ...] = ()
     rate_limits: dict[str, Any] | None = None
-    latency: dict[str, Any] | None = None
 
     @property
     def empty(self) -> bool:
@@ -39,14 +41,13 @@ class ControlCache:
             return None
         return entry[1]
 
-    def load(self, db: Database, tenant: str) -> TenantControl:
-        with db.transaction(write=False) as session:
-            settings = store.tenant_settings(session, tenant)
-            control = TenantControl(
-                faults=tuple((row.id, row.rule) for row in store.faults(session, tenant)),
-                rate_limits=settings.rate_limits if settings else None,
-                latency=settings.latency if settings else None,
-            )
+    def load(self, session: Session, tenant: str) -> TenantControl:
+        """Read the tenant's state afresh (in the caller's transaction) and keep it."""
+        settings = tenant_settings.load(session, tenant)
+        control = TenantControl(
+            faults=tuple((rule.id, rule.rule) for rule in fault_rules.of_tenant(session, tenant)),
+            rate_limits=settings.rate_limits if settings else None,
+        )
         with self._lock:
             self._entries[tenant] = (time.monotonic(), control)
         return control

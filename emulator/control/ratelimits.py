@@ -15,8 +15,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from emulator import limits
+from emulator.context import Ctx
 from emulator.errors import RateLimited
-from emulator.store import control as store
+from emulator.schemas.control import RateLimits
+from emulator.store import rate_counters, tenant_settings
 
 ASSISTANTS_PATHS = ("/v1/assistants", "/v1/threads", "/v1/vector_stores")
 RUN_CREATIONS = frozenset({"createRun", "createThreadAndRun"})
@@ -27,6 +29,10 @@ MANAGEMENT_LIMIT_NAMES = {
     "create_run": "runs created",
 }
 """Each management limit's key (in the config, the presets and the bucket) and its name in a 429's message."""
+
+RequestKey = tuple[str, str, str | None]
+"""What the limits look at in a request: its method, its path and its operation id (found once, by the control
+middleware)."""
 
 
 @dataclass(frozen=True)
@@ -40,17 +46,33 @@ def management_limits(config: dict[str, Any] | None, method: str, path: str, ope
     Assistants endpoint, and the run-creation limit when it creates a run; those configured or in the tier."""
     if not config or not any(path == root or path.startswith(root + "/") for root in ASSISTANTS_PATHS):
         return {}
-    preset: dict[str, int] = limits.RATE_LIMIT_TIERS.get(config.get("tier") or "", {}).get("management", {})
-    numbers = {**preset, **(config.get("management") or {})}
+    numbers: dict[str, int] = {**_tier(config).get("management", {}), **(config.get("management") or {})}
     keys = ["create_run"] if operation in RUN_CREATIONS else []
     keys.append(method.lower())
     return {key: numbers[key] for key in keys if numbers.get(key)}
 
 
+def _tier(config: dict[str, Any]) -> dict[str, Any]:
+    """The preset numbers of the config's tier (none without one)."""
+    preset: dict[str, Any] = limits.RATE_LIMIT_TIERS.get(config.get("tier") or "", {})
+    return preset
+
+
+def counts(config: dict[str, Any] | None, request: RequestKey) -> bool:
+    """Whether a request is charged (`charge_management`) or answered with token headers (`token_headers`)."""
+    return bool(management_limits(config, *request)) or token_limit(config) is not None
+
+
+def token_limit(config: dict[str, Any] | None) -> int | None:
+    """The tenant's default model token limit (tier or `"*"`): what a normal response's token headers show."""
+    limit = model_limit(config, "*")
+    return limit.tokens if limit is not None and limit.tokens else None
+
+
 def model_limit(config: dict[str, Any] | None, model: str) -> Limit | None:
     if not config:
         return None
-    preset = limits.RATE_LIMIT_TIERS.get(config.get("tier") or "", {})
+    preset = _tier(config)
     per_model = config.get("models") or {}
     own = per_model.get(model) or per_model.get("*") or {}
     rpm = own.get("requests_per_minute") or preset.get("model_requests_per_minute")
@@ -61,11 +83,11 @@ def model_limit(config: dict[str, Any] | None, model: str) -> Limit | None:
 def token_headers(session: Session, tenant: str, config: dict[str, Any] | None, now: int) -> dict[str, str]:
     """The `x-ratelimit-*-tokens` headers of a normal response: the tenant's default model token limit (tier or
     `"*"`) against the tokens its model calls used in this window."""
-    limit = model_limit(config, "*")
-    if limit is None or not limit.tokens:
+    tokens = token_limit(config)
+    if tokens is None:
         return {}
-    used = store.model_tokens_in_window(session, tenant, window_start(now))
-    return headers(Limit(requests=None, tokens=limit.tokens), 0, used, now)
+    used = rate_counters.model_tokens_in_window(session, tenant, window_start(now))
+    return headers(Limit(requests=None, tokens=tokens), 0, used, now)
 
 
 def window_start(now: int) -> int:
@@ -100,12 +122,11 @@ def charge_management(
     session: Session,
     tenant: str,
     config: dict[str, Any] | None,
-    request: tuple[str, str, str | None],
+    request: RequestKey,
     now: int,
 ) -> dict[str, str]:
     """Count an Assistants request against every management limit it falls under; 429 `RateLimited` naming the
-    first one it would exceed (run creation before the method), counting it against none. `request` is the
-    method, the path and the operation id (found once, by the control middleware).
+    first one it would exceed (run creation before the method), counting it against none.
 
     The windows are locked in key order until the caller's transaction ends (no deadlock between a run creation
     and a plain POST). Returns the `x-ratelimit-*-requests` headers of the limit with the fewest requests left.
@@ -114,7 +135,9 @@ def charge_management(
     if not applicable:
         return {}
     start = window_start(now)
-    windows = {key: store.lock_window(session, tenant, f"management:{key}", start) for key in sorted(applicable)}
+    windows = {
+        key: rate_counters.lock_window(session, tenant, f"management:{key}", start) for key in sorted(applicable)
+    }
     for key, limit in applicable.items():
         used = windows[key].requests
         if used + 1 > limit:
@@ -129,7 +152,6 @@ def charge_management(
             )
     for window in windows.values():
         window.requests += 1
-    session.flush()
     tightest = min(applicable, key=lambda key: applicable[key] - windows[key].requests)
     return headers(Limit(requests=applicable[tightest], tokens=None), windows[tightest].requests, 0, now)
 
@@ -143,7 +165,7 @@ def charge(
     concurrent requests (and replicas) never both take the last unit. Returns the `x-ratelimit-*` headers.
     """
     start = window_start(now)
-    current = store.lock_window(session, tenant, bucket, start)
+    current = rate_counters.lock_window(session, tenant, bucket, start)
     used_requests, used_tokens = current.requests, current.tokens
     retry_after = start + limits.RATE_LIMIT_WINDOW_SECONDS - now
     if limit.requests and used_requests + requests > limit.requests:
@@ -168,7 +190,6 @@ def charge(
         )
     current.requests += requests
     current.tokens += tokens
-    session.flush()
     return headers(limit, current.requests, current.tokens, now)
 
 
@@ -183,3 +204,16 @@ def _refusal(
         headers={**extra, "retry-after": str(retry_after), "retry-after-ms": str(retry_after * 1000)},
         error_type=kind,
     )
+
+
+def model_call_limit(session: Session, tenant: str, model: str) -> Limit | None:
+    """The tenant's limit on calls of `model` (None: unlimited)."""
+    settings = tenant_settings.load(session, tenant)
+    return model_limit(settings.rate_limits if settings is not None else None, model)
+
+
+def set_rate_limits(ctx: Ctx, body: RateLimits | None) -> dict[str, Any] | None:
+    """Replace the tenant's rate limits (None: none); returns them as saved."""
+    config = body.model_dump(exclude_none=True) if body is not None else None
+    tenant_settings.save(ctx.session, ctx.tenant, "rate_limits", config or None)
+    return config

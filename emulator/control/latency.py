@@ -7,9 +7,11 @@ ready when the emulator clock passes the whole generation time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from emulator.context import Ctx
-from emulator.store import control as control_store
+from emulator.schemas.control import Latency
+from emulator.store import tenant_settings
 
 
 @dataclass(frozen=True)
@@ -22,9 +24,21 @@ class Profile:
 
 
 def profile(ctx: Ctx, model: str) -> Profile:
-    settings = control_store.tenant_settings(ctx.session, ctx.tenant)
-    configured = settings.latency if settings is not None else None
+    configured = configured_profile(ctx)
     if configured:
         chosen = (configured.get("models") or {}).get(model) or configured
         return Profile(chosen.get("ttft_ms", 0) / 1000, chosen.get("tokens_per_second", 0.0))
     return Profile(ctx.settings.latency_ttft_ms / 1000, ctx.settings.latency_tokens_per_second)
+
+
+def configured_profile(ctx: Ctx) -> dict[str, Any] | None:
+    """The tenant's latency profile; None when it has none (the server's defaults apply)."""
+    settings = tenant_settings.load(ctx.session, ctx.tenant)
+    return settings.latency if settings is not None else None
+
+
+def set_profile(ctx: Ctx, body: Latency | None) -> dict[str, Any] | None:
+    """Replace the tenant's latency profile (None: the server's defaults); returns it as saved."""
+    config = body.model_dump(exclude_none=True) if body is not None else None
+    tenant_settings.save(ctx.session, ctx.tenant, "latency", config)
+    return config
