@@ -15,8 +15,6 @@ from sqlalchemy.orm import Session
 
 from emulator.store import clocks
 
-SECONDS_PER_DAY = 86_400
-
 
 def at(offset: int | None) -> int:
     """Emulator time in Unix seconds, given the offset read from the database."""

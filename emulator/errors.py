@@ -86,9 +86,6 @@ def file_not_found(file_id: str) -> NotFound:
     return NotFound(f"No such File object: {file_id}")
 
 
-SERVER_ERROR_MESSAGE = "The server had an error while processing your request. Sorry about that!"
-"""The hosted API's message for an error of its own (a 500)."""
-
 INVALID_JSON_MESSAGE = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
     "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. "

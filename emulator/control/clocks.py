@@ -9,6 +9,7 @@ from emulator import clock
 from emulator.context import Ctx
 from emulator.db import Database
 from emulator.errors import PermissionDenied
+from emulator.limits import SECONDS_PER_DAY
 from emulator.store import clocks, retention
 
 _EVERY_TENANT_NEEDS_OPERATOR = (
@@ -27,14 +28,14 @@ def server_now(db: Database) -> int:
 def sweep(session: Session, retention_days: int) -> int:
     """Delete every tenant's threads past retention, each by its tenant's clock (the background sweep)."""
     return retention.sweep_every_tenant(
-        session, idle_seconds=retention_days * clock.SECONDS_PER_DAY, server_now=clock.server_now(session)
+        session, idle_seconds=retention_days * SECONDS_PER_DAY, server_now=clock.server_now(session)
     )
 
 
 def advance(ctx: Ctx, seconds: int, *, all_tenants: bool, operator: bool) -> int:
     """Move the calling tenant's time forward (every tenant's, with `all_tenants` and the operator key), then
     delete what the new time has made too old; returns the caller's new time."""
-    session, retention_seconds = ctx.session, ctx.settings.thread_retention_days * clock.SECONDS_PER_DAY
+    session, retention_seconds = ctx.session, ctx.settings.thread_retention_days * SECONDS_PER_DAY
     if all_tenants:
         if not operator:
             raise PermissionDenied(_EVERY_TENANT_NEEDS_OPERATOR, param="all_tenants")
