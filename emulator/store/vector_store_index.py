@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
+from emulator.db import write_changes
 from emulator.store import statements
 from emulator.store import vector_store_tables as tables
 
@@ -80,7 +81,8 @@ def write_file(session: Session, *, store_seq: int, file_seq: int, chunks: Seque
 
 def _insert_many(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """One DB-API `executemany` (the index writes tens of thousands of rows per file; ORM or Core bulk inserts
-    spend most of their time building parameters)."""
+    spend most of their time building parameters), after the unit of work's changed records, as any statement."""
+    write_changes(session)
     connection = session.connection()
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
