@@ -1,7 +1,10 @@
-"""The usage and cost report of a tenant: tokens per model, runs, code_interpreter sessions and cost in USD.
+"""The usage and cost report of a tenant: tokens per model, runs, code_interpreter sessions, vector store
+storage and cost in USD.
 
-Prices come from the model table (`emulator.model_catalog`, per million tokens, SPEC.md) and the
-code_interpreter session price; runs can be grouped by one of their metadata keys (e.g. `user_id`).
+Prices come from the model table (`emulator.model_catalog`, per million tokens, SPEC.md), the code_interpreter
+session price and the storage price (SPEC.md: 1 GB free, then $0.10 per GB per day; the free gigabyte is the
+tenant's, over all its stores, as the real pricing applies it per organisation; a GB is 10**9 bytes). Runs can
+be grouped by one of their metadata keys (e.g. `user_id`).
 """
 
 from __future__ import annotations
