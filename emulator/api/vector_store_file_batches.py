@@ -12,12 +12,12 @@ from emulator.schemas.common import render_list
 from emulator.schemas.vector_stores import CreateFileBatch, render_file_batch, render_vector_store_file
 from emulator.services import vector_store_file_batches as service
 from emulator.services import vector_store_files
-from emulator.tables import VectorStoreFileBatchRow
+from emulator.store.rows import VectorStoreFileBatch
 
 router = APIRouter(prefix="/v1/vector_stores/{vector_store_id}/file_batches", route_class=WorkerThreadRoute)
 
 
-def _render(ctx: Ctx, batch: VectorStoreFileBatchRow) -> OpenAIJSON:
+def _render(ctx: Ctx, batch: VectorStoreFileBatch) -> OpenAIJSON:
     counts, status = service.view(ctx, batch)
     return ok(render_file_batch(batch, counts, status), headers=poll_after(ctx))
 

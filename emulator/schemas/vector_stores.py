@@ -9,7 +9,9 @@ from pydantic import AfterValidator, Field
 
 from emulator import limits
 from emulator.schemas.common import ChunkingStrategy, Metadata, StrictModel, bounded_pairs
-from emulator.tables import VectorStoreFileBatchRow, VectorStoreFileRow, VectorStoreRow
+from emulator.store.rows import VectorStore, VectorStoreFile, VectorStoreFileBatch
+from emulator.store.vector_store_files import FileCounts
+from emulator.store.vector_stores import StoreTally
 
 # ---------------------------------------------------------------------------------------------------- requests
 
@@ -109,40 +111,28 @@ class SearchVectorStore(StrictModel):
 # --------------------------------------------------------------------------------------------------- renderers
 
 
-@dataclass(frozen=True)
-class FileCounts:
-    in_progress: int = 0
-    completed: int = 0
-    failed: int = 0
-    cancelled: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.in_progress + self.completed + self.failed + self.cancelled
-
-    def render(self) -> dict[str, int]:
-        return {
-            "in_progress": self.in_progress,
-            "completed": self.completed,
-            "failed": self.failed,
-            "cancelled": self.cancelled,
-            "total": self.total,
-        }
+def render_file_counts(counts: FileCounts) -> dict[str, int]:
+    return {
+        "in_progress": counts.in_progress,
+        "completed": counts.completed,
+        "failed": counts.failed,
+        "cancelled": counts.cancelled,
+        "total": counts.total,
+    }
 
 
 @dataclass(frozen=True)
 class StoreView:
-    """A store row with the aggregates its rendering needs."""
+    """A store with the aggregates over its files that its rendering needs."""
 
-    row: VectorStoreRow
-    counts: FileCounts
-    usage_bytes: int
+    row: VectorStore
+    tally: StoreTally
 
 
 def store_status(view: StoreView) -> str:
     if view.row.expired_at is not None:
         return "expired"
-    return "in_progress" if view.counts.in_progress else "completed"
+    return "in_progress" if view.tally.counts.in_progress else "completed"
 
 
 def render_vector_store(view: StoreView) -> dict[str, Any]:
@@ -152,8 +142,8 @@ def render_vector_store(view: StoreView) -> dict[str, Any]:
         "object": "vector_store",
         "created_at": row.created_at,
         "name": row.name or "",
-        "usage_bytes": view.usage_bytes,
-        "file_counts": view.counts.render(),
+        "usage_bytes": view.tally.usage_bytes,
+        "file_counts": render_file_counts(view.tally.counts),
         "status": store_status(view),
         "expires_after": row.expires_after,
         "expires_at": row.expires_at,
@@ -166,7 +156,7 @@ def render_chunking_strategy(sizes: dict[str, int]) -> dict[str, Any]:
     return {"type": "static", "static": dict(sizes)}
 
 
-def render_vector_store_file(row: VectorStoreFileRow) -> dict[str, Any]:
+def render_vector_store_file(row: VectorStoreFile) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "vector_store.file",
@@ -180,14 +170,14 @@ def render_vector_store_file(row: VectorStoreFileRow) -> dict[str, Any]:
     }
 
 
-def render_file_batch(row: VectorStoreFileBatchRow, counts: FileCounts, status: str) -> dict[str, Any]:
+def render_file_batch(row: VectorStoreFileBatch, counts: FileCounts, status: str) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "vector_store.files_batch",
         "created_at": row.created_at,
         "vector_store_id": row.vector_store_id,
         "status": status,
-        "file_counts": counts.render(),
+        "file_counts": render_file_counts(counts),
     }
 
 

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emulator.search import bm25, filters, terms
-from emulator.store import vector_store_index as index
-from emulator.tables import VectorStoreFileRow, VectorStoreRow
+from emulator.store import vector_store_search as reads
 
 _NEAR = 1e-9
 """Candidates are the chunks within this relative distance of the k-th approximate score (and of the
@@ -83,25 +81,17 @@ class _TermPostings:
 
 
 def _corpus(session: Session, store_ids: Sequence[str]) -> _Corpus:
-    rows = session.execute(
-        select(VectorStoreFileRow.seq, VectorStoreFileRow.chunk_count, VectorStoreFileRow.term_count)
-        .where(VectorStoreFileRow.vector_store_id.in_(store_ids), VectorStoreFileRow.status == "completed")
-        .order_by(VectorStoreFileRow.seq)
-    ).all()
-    file_seqs = np.array([row[0] for row in rows], dtype=np.int64)
-    counts = np.array([row[1] for row in rows], dtype=np.int64)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64) if len(rows) else counts
+    files = reads.corpus(session, store_ids)
+    file_seqs = np.array([file.seq for file in files], dtype=np.int64)
+    counts = np.array([file.chunk_count for file in files], dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64) if files else counts
     offset = {int(seq): int(start) for seq, start in zip(file_seqs, starts, strict=True)}
-    return _Corpus(file_seqs, starts, counts, sum(int(row[2]) for row in rows), offset)
+    return _Corpus(file_seqs, starts, counts, sum(file.term_count for file in files), offset)
 
 
 def _allowed_mask(session: Session, corpus: _Corpus, store_ids: Sequence[str], spec: dict[str, Any]) -> np.ndarray:
-    rows = session.execute(
-        select(VectorStoreFileRow.seq, VectorStoreFileRow.attributes).where(
-            VectorStoreFileRow.vector_store_id.in_(store_ids), VectorStoreFileRow.status == "completed"
-        )
-    )
-    allowed = {seq for seq, attributes in rows if filters.matches(spec, attributes)}
+    attributes = reads.attributes(session, store_ids)
+    allowed = {seq for seq, values in attributes.items() if filters.matches(spec, values)}
     per_file = np.array([int(seq) in allowed for seq in corpus.file_seqs], dtype=bool)
     return np.repeat(per_file, corpus.counts)
 
@@ -111,7 +101,7 @@ def _read_postings(
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per term: dense chunk numbers (sorted), term frequencies and chunk lengths."""
     grouped: dict[str, tuple[list[bytes], list[int]]] = {}
-    for term, file_seq, blob in index.postings(session, store_seqs, wanted, ordered=True):
+    for term, file_seq, blob in reads.postings(session, store_seqs, wanted):
         start = corpus.offset.get(file_seq)
         if start is None:
             continue
@@ -169,16 +159,12 @@ def search_chunks(
     score_threshold: float = 0.0,
     filters: dict[str, Any] | None = None,
 ) -> list[Hit]:
-    stores = session.execute(
-        select(VectorStoreRow.seq, VectorStoreRow.id).where(
-            VectorStoreRow.tenant == tenant, VectorStoreRow.id.in_(list(vector_store_ids))
-        )
-    ).all()
     wanted = query_terms(query)
-    if not stores or not wanted:
+    stores = reads.store_seqs(session, tenant, vector_store_ids) if wanted else {}
+    if not stores:
         return []
-    store_seqs = sorted(int(row[0]) for row in stores)
-    store_ids = sorted(str(row[1]) for row in stores)
+    store_seqs = sorted(stores.values())
+    store_ids = sorted(stores)
     corpus = _corpus(session, store_ids)
     n_chunks = corpus.n_chunks
     if n_chunks == 0:
@@ -200,24 +186,15 @@ def search_chunks(
 def _hits(session: Session, ranked: list[tuple[float, Key]], scale: float, score_threshold: float) -> list[Hit]:
     if not ranked:
         return []
-    texts = index.chunk_texts(session, [key for _, key in ranked])
-    files = {
-        row[0]: row
-        for row in session.execute(
-            select(
-                VectorStoreFileRow.seq,
-                VectorStoreFileRow.vector_store_id,
-                VectorStoreFileRow.id,
-                VectorStoreFileRow.filename,
-                VectorStoreFileRow.attributes,
-            ).where(VectorStoreFileRow.seq.in_(sorted({key[0] for _, key in ranked})))
-        )
-    }
+    chunks = reads.chunks(session, [key for _, key in ranked])
+    files = reads.hit_files(session, [key[0] for _, key in ranked])
     hits = []
     for raw, key in ranked:
         score = min(1.0, raw / scale)
         if score < score_threshold:
             continue
-        (text, tokens), (_, store_id, file_id, filename, attributes) = texts[key], files[key[0]]
-        hits.append(Hit(store_id, file_id, filename, attributes or {}, score, text, tokens, key[1]))
+        chunk, file = chunks[key], files[key[0]]
+        hits.append(
+            Hit(file.vector_store_id, file.id, file.filename, file.attributes, score, chunk.text, chunk.tokens, key[1])
+        )
     return hits

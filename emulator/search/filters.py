@@ -39,13 +39,13 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
     if not _same_kind(actual, expected) or _kind(expected) == "bool":
         return False
     if op == "gt":
-        return actual > expected
+        return bool(actual > expected)
     if op == "gte":
-        return actual >= expected
+        return bool(actual >= expected)
     if op == "lt":
-        return actual < expected
+        return bool(actual < expected)
     if op == "lte":
-        return actual <= expected
+        return bool(actual <= expected)
     raise ValueError(f"unknown comparison {op!r}")
 
 

@@ -1,21 +1,23 @@
-"""The usage and cost report of a tenant: tokens per model, runs, code_interpreter sessions and cost in USD.
+"""The usage and cost report of a tenant: tokens per model, runs, code_interpreter sessions, vector store
+storage and cost in USD.
 
-Prices come from the model table (`emulator.model_catalog`, per million tokens, SPEC.md) and the
-code_interpreter session price; runs can be grouped by one of their metadata keys (e.g. `user_id`).
+Prices come from the model table (`emulator.model_catalog`, per million tokens, SPEC.md), the code_interpreter
+session price and the storage price (SPEC.md: 1 GB free, then $0.10 per GB per day; the free gigabyte is the
+tenant's, over all its stores, as the real pricing applies it per organisation; a GB is 10**9 bytes). Runs can
+be grouped by one of their metadata keys (e.g. `user_id`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
-
-from sqlalchemy import select
 
 from emulator import limits, model_catalog
 from emulator.context import Ctx
 from emulator.runs import code_interpreter
-from emulator.store import vector_stores as vector_store_store
-from emulator.tables import RunRow, RunStepRow, VectorStoreRow
+from emulator.store import usage as store
+from emulator.store.usage import RunUsage, StoreUsage
 
 _UNGROUPED = "(none)"
 _SECONDS_PER_DAY = 86_400
@@ -27,7 +29,7 @@ def _cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
     return (prompt_tokens * info.input_usd_per_million + completion_tokens * info.output_usd_per_million) / 1e6
 
 
-def _totals(rows: list[RunRow]) -> dict[str, Any]:
+def _totals(rows: list[RunUsage]) -> dict[str, Any]:
     per_model: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0, "runs": 0, "cost_usd": 0.0}
     )
@@ -46,22 +48,21 @@ def _totals(rows: list[RunRow]) -> dict[str, Any]:
     }
 
 
-def _storage(ctx: Ctx, start: int | None, end: int | None) -> dict[str, Any]:
+def storage(stores: Sequence[StoreUsage], *, start: int | None, end: int | None, now: int) -> dict[str, Any]:
     """Vector-store GB-days in the range and their price (1 GB free per day, then $0.10 per GB-day).
 
     Sizes are not kept over time: each live store counts its current `usage_bytes` for the part of the range
-    between its creation and now (or its expiry); a deleted store no longer counts.
+    between its creation and now (or its expiry); a deleted store no longer counts. The range ends now at the
+    latest, and starts by default at the first store's creation.
     """
-    stores = list(ctx.session.scalars(select(VectorStoreRow).where(VectorStoreRow.tenant == ctx.tenant)))
-    usage = vector_store_store.counts_and_usage(ctx.session, [row.id for row in stores])
-    range_end = min(end, ctx.now) if end is not None else ctx.now
+    range_end = min(end, now) if end is not None else now
     range_start = start if start is not None else min((row.created_at for row in stores), default=range_end)
     gb_days = 0.0
     for row in stores:
         alive_from = max(row.created_at, range_start)
         alive_to = min(row.expired_at or range_end, range_end)
         if alive_to > alive_from:
-            gb_days += usage[row.id][1] / _BYTES_PER_GB * (alive_to - alive_from) / _SECONDS_PER_DAY
+            gb_days += row.usage_bytes / _BYTES_PER_GB * (alive_to - alive_from) / _SECONDS_PER_DAY
     free_gb_days = limits.VECTOR_STORE_FREE_BYTES / _BYTES_PER_GB * max(range_end - range_start, 0) / _SECONDS_PER_DAY
     billable = max(0.0, gb_days - free_gb_days)
     return {
@@ -70,32 +71,23 @@ def _storage(ctx: Ctx, start: int | None, end: int | None) -> dict[str, Any]:
     }
 
 
-def _code_sessions(ctx: Ctx, runs: list[RunRow]) -> int:
+def _code_sessions(ctx: Ctx, runs: list[RunUsage]) -> int:
     """The code_interpreter sessions the runs started, $0.03 each: a session lives per thread across runs (its
     first run records it). A run from before sessions were recorded counts one if it ran code."""
-    recorded = sum(len((row.tool_resources or {}).get(code_interpreter.SESSIONS, [])) for row in runs)
-    legacy = [row.id for row in runs if code_interpreter.SESSIONS not in (row.tool_resources or {})]
-    with_code: set[str] = set()
-    steps = (
-        ctx.session.scalars(select(RunStepRow).where(RunStepRow.run_id.in_(legacy), RunStepRow.type == "tool_calls"))
-        if legacy
-        else []
-    )
-    for step in steps:
-        if any(call["type"] == "code_interpreter" for call in step.step_details.get("tool_calls", [])):
-            with_code.add(step.run_id)
+    recorded = sum(len(row.tool_resources.get(code_interpreter.SESSIONS, [])) for row in runs)
+    legacy = [row.id for row in runs if code_interpreter.SESSIONS not in row.tool_resources]
+    with_code = {
+        run_id
+        for run_id, details in (store.tool_call_details(ctx.session, legacy) if legacy else [])
+        if any(call["type"] == "code_interpreter" for call in details.get("tool_calls", []))
+    }
     return recorded + len(with_code)
 
 
 def report(ctx: Ctx, *, start: int | None, end: int | None, group_by: str | None) -> dict[str, Any]:
-    query = select(RunRow).where(RunRow.tenant == ctx.tenant)
-    if start is not None:
-        query = query.where(RunRow.created_at >= start)
-    if end is not None:
-        query = query.where(RunRow.created_at < end)
-    rows = list(ctx.session.scalars(query.order_by(RunRow.seq)))
+    rows = store.runs(ctx.session, ctx.tenant, start=start, end=end)
     totals = _totals(rows)
-    storage = _storage(ctx, start, end)
+    stored = storage(store.stores(ctx.session, ctx.tenant), start=start, end=end, now=ctx.now)
     sessions = _code_sessions(ctx, rows)
     code_cost = round(sessions * limits.CODE_INTERPRETER_SESSION_USD, 6)
     body: dict[str, Any] = {
@@ -105,14 +97,14 @@ def report(ctx: Ctx, *, start: int | None, end: int | None, group_by: str | None
         **totals,
         "code_interpreter_sessions": sessions,
         "code_interpreter_cost_usd": code_cost,
-        **storage,
-        "total_cost_usd": round(totals["cost_usd"] + code_cost + storage["vector_store_cost_usd"], 6),
+        **stored,
+        "total_cost_usd": round(totals["cost_usd"] + code_cost + stored["vector_store_cost_usd"], 6),
     }
     if group_by is not None:
         key = group_by.removeprefix("metadata.")
-        groups: dict[str, list[RunRow]] = defaultdict(list)
+        groups: dict[str, list[RunUsage]] = defaultdict(list)
         for row in rows:
-            groups[row.metadata_.get(key, _UNGROUPED)].append(row)
+            groups[row.metadata.get(key, _UNGROUPED)].append(row)
         body["group_by"] = group_by
         body["groups"] = {value: _totals(members) for value, members in sorted(groups.items())}
     return body

@@ -22,8 +22,8 @@ from emulator.schemas.vector_stores import CreateVectorStore
 from emulator.services import vector_store_ingest as ingest
 from emulator.services import vector_stores
 from emulator.store import threads as thread_store
-from emulator.store import vector_stores as store
-from emulator.tables import FileRow, VectorStoreRow
+from emulator.store import vector_store_files as store
+from emulator.store.rows import File, VectorStore
 
 _SUPPORTED_FILES_URL = "https://platform.openai.com/docs/assistants/tools/file-search/supported-files"
 
@@ -46,10 +46,10 @@ def file_search_ids(body: CreateMessage) -> list[str]:
     )
 
 
-def require_searchable(ctx: Ctx, file_ids: list[str], param: str) -> dict[str, FileRow]:
+def require_searchable(ctx: Ctx, file_ids: list[str], param: str) -> dict[str, File]:
     """The files by id (they exist: the caller checked), or the hosted API's 400 for a kind file_search does not
     read."""
-    sources = store.live_files(ctx.session, ctx.tenant, file_ids, now=ctx.now)
+    sources = store.live_uploads(ctx.session, ctx.tenant, file_ids, now=ctx.now)
     for file_id in file_ids:
         extension = parsers.extension_of(sources[file_id].filename)
         if extension not in parsers.DOCUMENTED_EXTENSIONS:
@@ -62,10 +62,10 @@ def require_searchable(ctx: Ctx, file_ids: list[str], param: str) -> dict[str, F
     return sources
 
 
-def add_to_thread_store(ctx: Ctx, thread_id: str, sources: dict[str, FileRow], param: str) -> VectorStoreRow:
+def add_to_thread_store(ctx: Ctx, thread_id: str, sources: dict[str, File], param: str) -> VectorStore:
     """Attach the files (those not there yet) to the thread's vector store, made if the thread has none."""
     vector_store = _thread_store(ctx, thread_id, param)
-    adding = [file_id for file_id in sources if store.find_file(ctx.session, vector_store.id, file_id) is None]
+    adding = [file_id for file_id in sources if store.find(ctx.session, vector_store.id, file_id) is None]
     ingest.require_room(ctx, vector_store, adding, param)
     for file_id in adding:
         ingest.attach(ctx, vector_store, sources[file_id], chunking_strategy=None, attributes=None)
@@ -73,7 +73,7 @@ def add_to_thread_store(ctx: Ctx, thread_id: str, sources: dict[str, FileRow], p
     return vector_store
 
 
-def _thread_store(ctx: Ctx, thread_id: str, param: str) -> VectorStoreRow:
+def _thread_store(ctx: Ctx, thread_id: str, param: str) -> VectorStore:
     thread, _clock_offset = thread_store.get_with_clock(ctx.session, ctx.tenant, thread_id, lock=True)
     assert thread is not None, "the caller holds the live thread"
     resources = thread.tool_resources or {}

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
-from emulator.schemas.vector_stores import CreateFileBatch, FileCounts
+from emulator.schemas.vector_stores import CreateFileBatch
 from emulator.services import vector_store_ingest as files
 from emulator.services import vector_stores
-from emulator.store import vector_stores as store
-from emulator.tables import VectorStoreFileBatchRow
+from emulator.store import vector_store_files as store
+from emulator.store.rows import VectorStoreFileBatch
+from emulator.store.vector_store_files import FileCounts
 
 
-def status_of(row: VectorStoreFileBatchRow, counts: FileCounts) -> str:
+def status_of(row: VectorStoreFileBatch, counts: FileCounts) -> str:
     if row.cancelled_at is not None:
         return "cancelled"
     if counts.in_progress:
@@ -26,7 +27,7 @@ def status_of(row: VectorStoreFileBatchRow, counts: FileCounts) -> str:
     return "completed"
 
 
-def create(ctx: Ctx, store_id: str, body: CreateFileBatch) -> VectorStoreFileBatchRow:
+def create(ctx: Ctx, store_id: str, body: CreateFileBatch) -> VectorStoreFileBatch:
     vector_store = vector_stores.load(ctx, store_id, observe=False)
     vector_stores.require_active(vector_store)
     if body.file_ids is not None and body.files is not None:
@@ -48,13 +49,8 @@ def create(ctx: Ctx, store_id: str, body: CreateFileBatch) -> VectorStoreFileBat
     unique = list({file_id: (file_id, strategy, attrs) for file_id, strategy, attrs in entries}.values())
     sources = files.require_files(ctx, [file_id for file_id, _, _ in unique], param)
     files.require_room(ctx, vector_store, [file_id for file_id, _, _ in unique])
-    batch = store.create_batch(
-        ctx.session,
-        id=ctx.ids.new("file_batch"),
-        tenant=ctx.tenant,
-        vector_store_id=vector_store.id,
-        created_at=ctx.now,
-        cancelled_at=None,
+    batch = store.add_batch(
+        ctx.session, batch_id=ctx.ids.new("file_batch"), tenant=ctx.tenant, store_id=vector_store.id, now=ctx.now
     )
     for file_id, strategy, attributes in unique:
         files.attach(
@@ -64,7 +60,7 @@ def create(ctx: Ctx, store_id: str, body: CreateFileBatch) -> VectorStoreFileBat
     return batch
 
 
-def load(ctx: Ctx, store_id: str, batch_id: str, *, observe: bool = True) -> VectorStoreFileBatchRow:
+def load(ctx: Ctx, store_id: str, batch_id: str, *, observe: bool = True) -> VectorStoreFileBatch:
     vector_store = vector_stores.load(ctx, store_id, observe=False)
     batch = store.get_batch(ctx.session, vector_store.id, batch_id)
     if observe:
@@ -72,12 +68,12 @@ def load(ctx: Ctx, store_id: str, batch_id: str, *, observe: bool = True) -> Vec
     return batch
 
 
-def view(ctx: Ctx, batch: VectorStoreFileBatchRow) -> tuple[FileCounts, str]:
+def view(ctx: Ctx, batch: VectorStoreFileBatch) -> tuple[FileCounts, str]:
     counts = store.batch_counts(ctx.session, batch.id)
     return counts, status_of(batch, counts)
 
 
-def cancel(ctx: Ctx, store_id: str, batch_id: str) -> VectorStoreFileBatchRow:
+def cancel(ctx: Ctx, store_id: str, batch_id: str) -> VectorStoreFileBatch:
     vector_store = vector_stores.load(ctx, store_id, observe=False)
     batch = store.get_batch(ctx.session, vector_store.id, batch_id, lock=True)
     _, status = view(ctx, batch)
@@ -85,5 +81,4 @@ def cancel(ctx: Ctx, store_id: str, batch_id: str) -> VectorStoreFileBatchRow:
         raise InvalidRequest(f"Cannot cancel vector store file batch {batch.id}: its status is {status}.", param=None)
     files.cancel_pending(ctx, vector_store, batch.id)
     batch.cancelled_at = ctx.now
-    ctx.session.flush()
     return batch

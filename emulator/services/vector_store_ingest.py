@@ -23,9 +23,9 @@ from emulator.errors import InvalidRequest
 from emulator.ingest import chunking, parsers
 from emulator.search import terms
 from emulator.store import files as file_store
+from emulator.store import vector_store_files as store
 from emulator.store import vector_store_index as index
-from emulator.store import vector_stores as store
-from emulator.tables import FileRow, VectorStoreFileRow, VectorStoreRow
+from emulator.store.rows import File, VectorStore, VectorStoreFile
 
 log = logging.getLogger("emulator.vector_stores")
 
@@ -37,15 +37,15 @@ def progression_ready(ctx: Ctx, observations: int) -> bool:
     return observations >= int(policy.split(":", 1)[1])
 
 
-def require_files(ctx: Ctx, file_ids: list[str], param: str) -> dict[str, FileRow]:
+def require_files(ctx: Ctx, file_ids: list[str], param: str) -> dict[str, File]:
     """400 unless every id names a live file of the tenant; returns the rows by id."""
     file_store.require_existing(ctx.session, ctx.tenant, file_ids, param=param, now=ctx.now)
-    return store.live_files(ctx.session, ctx.tenant, file_ids, now=ctx.now)
+    return store.live_uploads(ctx.session, ctx.tenant, file_ids, now=ctx.now)
 
 
-def require_room(ctx: Ctx, vector_store: VectorStoreRow, file_ids: list[str], param: str = "file_ids") -> None:
+def require_room(ctx: Ctx, vector_store: VectorStore, file_ids: list[str], param: str = "file_ids") -> None:
     """400 if attaching these files (those not attached yet) would take the store past its file limit."""
-    present = store.count_files(ctx.session, vector_store.id)
+    present = store.count(ctx.session, vector_store.id)
     adding = len(file_ids) - store.count_attached(ctx.session, vector_store.id, file_ids)
     if adding and present + adding > limits.VECTOR_STORE_MAX_FILES:
         raise InvalidRequest(
@@ -58,72 +58,63 @@ def require_room(ctx: Ctx, vector_store: VectorStoreRow, file_ids: list[str], pa
 
 def attach(
     ctx: Ctx,
-    vector_store: VectorStoreRow,
-    file: FileRow,
+    vector_store: VectorStore,
+    file: File,
     *,
     chunking_strategy: Any | None,
     attributes: dict[str, Any] | None,
     batch_id: str | None = None,
-) -> VectorStoreFileRow:
+) -> VectorStoreFile:
     """Attach (or re-attach: the file is processed again) a file to a store; it starts `in_progress`."""
     sizes = chunking.resolve_strategy(chunking_strategy)
-    existing = store.find_file(ctx.session, vector_store.id, file.id)
+    existing = store.find(ctx.session, vector_store.id, file.id)
     if existing is not None:
-        store.remove_file(ctx.session, existing)
-    return store.add_file(
+        store.remove(ctx.session, existing)
+    return store.add(
         ctx.session,
-        id=file.id,
         tenant=ctx.tenant,
-        vector_store_id=vector_store.id,
+        store_id=vector_store.id,
         store_seq=vector_store.seq,
-        batch_id=batch_id,
-        created_at=ctx.now,
-        status="in_progress",
-        last_error=None,
+        upload=file,
+        now=ctx.now,
         chunking_strategy=sizes,
         attributes=attributes or {},
-        filename=file.filename,
-        usage_bytes=0,
-        chunk_count=0,
-        term_count=0,
-        observations=0,
+        batch_id=batch_id,
     )
 
 
-def observe(ctx: Ctx, vector_store: VectorStoreRow, *, batch_id: str | None = None, file_id: str | None = None) -> None:
+def observe(ctx: Ctx, vector_store: VectorStore, *, batch_id: str | None = None, file_id: str | None = None) -> None:
     """Someone looked: let the store's (batch's, file's) in-progress files progress as the policy allows."""
-    for row in store.in_progress_files(ctx.session, store_id=vector_store.id, batch_id=batch_id, file_id=file_id):
+    for row in store.in_progress(ctx.session, store_id=vector_store.id, batch_id=batch_id, file_id=file_id):
         row.observations += 1
         if progression_ready(ctx, row.observations):
             ingest(ctx, row)
-    ctx.session.flush()
 
 
-def progress_pending(ctx: Ctx, vector_store: VectorStoreRow, *, until_done: bool) -> bool:
+def progress_pending(ctx: Ctx, vector_store: VectorStore, *, until_done: bool) -> bool:
     """For a run waiting on its thread's files: observe the store's in-progress files once, or (a run driven by
     a stream, which watches without pause) as many times as the policy needs to finish them. True while any is
     still in progress."""
     pending = False
-    for row in store.in_progress_files(ctx.session, store_id=vector_store.id):
+    for row in store.in_progress(ctx.session, store_id=vector_store.id):
         row.observations += 1
         while until_done and not progression_ready(ctx, row.observations):
             row.observations += 1
         if progression_ready(ctx, row.observations):
             ingest(ctx, row)
         pending = pending or row.status == "in_progress"
-    ctx.session.flush()
     return pending
 
 
-def _fail(row: VectorStoreFileRow, code: str, message: str) -> None:
+def _fail(row: VectorStoreFile, code: str, message: str) -> None:
     row.status = "failed"
     row.last_error = {"code": code, "message": message}
 
 
-def ingest(ctx: Ctx, row: VectorStoreFileRow) -> None:
+def ingest(ctx: Ctx, row: VectorStoreFile) -> None:
     """Parse, chunk and index one file; never raises for a bad file (it ends `failed`)."""
     require_worker_thread("parsing a document may take long")
-    source = store.live_files(ctx.session, ctx.tenant, [row.id], now=ctx.now).get(row.id)
+    source = store.live_uploads(ctx.session, ctx.tenant, [row.id], now=ctx.now).get(row.id)
     if source is None:
         _fail(row, "invalid_file", f"The file {row.id} was deleted before it could be processed.")
         return
@@ -147,14 +138,13 @@ def ingest(ctx: Ctx, row: VectorStoreFileRow) -> None:
     row.usage_bytes = sum(len(chunk.text.encode("utf-8")) for chunk in indexed)
     row.chunk_count = len(indexed)
     row.term_count = sum(chunk.length for chunk in indexed)
-    row.content = text
+    store.set_content(ctx.session, row, text)
     row.status = "completed"
 
 
-def cancel_pending(ctx: Ctx, vector_store: VectorStoreRow, batch_id: str) -> int:
+def cancel_pending(ctx: Ctx, vector_store: VectorStore, batch_id: str) -> int:
     """Stop a batch's files that have not been processed yet; returns how many were cancelled."""
-    pending = store.in_progress_files(ctx.session, store_id=vector_store.id, batch_id=batch_id)
+    pending = store.in_progress(ctx.session, store_id=vector_store.id, batch_id=batch_id)
     for row in pending:
         row.status = "cancelled"
-    ctx.session.flush()
     return len(pending)

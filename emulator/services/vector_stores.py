@@ -24,7 +24,7 @@ from emulator.search import Hit, search_chunks, terms
 from emulator.services import vector_store_ingest as files
 from emulator.store import vector_stores as store
 from emulator.store.pagination import Page, PageRequest
-from emulator.tables import VectorStoreRow
+from emulator.store.rows import VectorStore
 
 _SECONDS_PER_DAY = 86_400
 
@@ -33,12 +33,12 @@ THREAD_STORE_EXPIRES_AFTER: Final = ExpiresAfter(anchor="last_active_at", days=7
 file_search attachments of its messages), as on the hosted API; a store made for an assistant has none."""
 
 
-def _expire_if_due(ctx: Ctx, row: VectorStoreRow) -> None:
+def _expire_if_due(ctx: Ctx, row: VectorStore) -> None:
     if row.expired_at is None and row.expires_at is not None and ctx.now >= row.expires_at:
         row.expired_at = row.expires_at
 
 
-def touch(ctx: Ctx, row: VectorStoreRow) -> None:
+def touch(ctx: Ctx, row: VectorStore) -> None:
     """The store was used: `last_active_at` is now, and the expiry moves with it (never for an expired store)."""
     if row.expired_at is not None:
         return
@@ -47,16 +47,16 @@ def touch(ctx: Ctx, row: VectorStoreRow) -> None:
     row.expires_at = ctx.now + days * _SECONDS_PER_DAY if days else None
 
 
-def load(ctx: Ctx, store_id: str, *, observe: bool = True) -> VectorStoreRow:
+def load(ctx: Ctx, store_id: str, *, observe: bool = True) -> VectorStore:
     """The tenant's store (404 otherwise), with expiry applied and its pending files progressed."""
-    row = store.get_store(ctx.session, ctx.tenant, store_id)
+    row = store.get(ctx.session, ctx.tenant, store_id)
     _expire_if_due(ctx, row)
     if observe:
         files.observe(ctx, row)
     return row
 
 
-def require_active(row: VectorStoreRow) -> None:
+def require_active(row: VectorStore) -> None:
     if row.expired_at is not None:
         raise InvalidRequest(
             f"Vector store {row.id} has expired and can no longer be used. Create a new vector store.",
@@ -65,31 +65,27 @@ def require_active(row: VectorStoreRow) -> None:
         )
 
 
-def view(ctx: Ctx, row: VectorStoreRow) -> StoreView:
-    counts, usage = store.counts_and_usage(ctx.session, [row.id])[row.id]
-    return StoreView(row, counts, usage)
+def view(ctx: Ctx, row: VectorStore) -> StoreView:
+    return StoreView(row, store.tallies(ctx.session, [row.id])[row.id])
 
 
-def views(ctx: Ctx, rows: Sequence[VectorStoreRow]) -> list[StoreView]:
-    aggregates = store.counts_and_usage(ctx.session, [row.id for row in rows])
-    return [StoreView(row, *aggregates[row.id]) for row in rows]
+def views(ctx: Ctx, rows: Sequence[VectorStore]) -> list[StoreView]:
+    tallies = store.tallies(ctx.session, [row.id for row in rows])
+    return [StoreView(row, tallies[row.id]) for row in rows]
 
 
-def create(ctx: Ctx, body: CreateVectorStore, *, file_ids_param: str = "file_ids") -> VectorStoreRow:
+def create(ctx: Ctx, body: CreateVectorStore, *, file_ids_param: str = "file_ids") -> VectorStore:
     file_ids = list(dict.fromkeys(body.file_ids or []))
     sources = files.require_files(ctx, file_ids, file_ids_param)
-    row = store.create_store(
+    row = store.create(
         ctx.session,
-        id=ctx.ids.new("vector_store"),
+        store_id=ctx.ids.new("vector_store"),
         tenant=ctx.tenant,
-        created_at=ctx.now,
+        now=ctx.now,
         name=body.name,
         description=body.description,
-        metadata_=body.metadata or {},
+        metadata=body.metadata or {},
         expires_after=body.expires_after.model_dump() if body.expires_after else None,
-        last_active_at=ctx.now,
-        expires_at=None,
-        expired_at=None,
     )
     touch(ctx, row)
     for file_id in file_ids:
@@ -99,7 +95,7 @@ def create(ctx: Ctx, body: CreateVectorStore, *, file_ids_param: str = "file_ids
 
 def create_for_tool_resources(
     ctx: Ctx, spec: Any, index: int = 0, *, expires_after: ExpiresAfter | None = None
-) -> VectorStoreRow:
+) -> VectorStore:
     """The `tool_resources.file_search.vector_stores[index]` helper of assistant and thread creation."""
     body = CreateVectorStore.model_construct(
         name=None,
@@ -112,15 +108,15 @@ def create_for_tool_resources(
     return create(ctx, body, file_ids_param=f"tool_resources.file_search.vector_stores[{index}].file_ids")
 
 
-def list_page(ctx: Ctx, page: PageRequest) -> Page[VectorStoreRow]:
-    result = store.list_stores(ctx.session, ctx.tenant, page)
+def list_page(ctx: Ctx, page: PageRequest) -> Page[VectorStore]:
+    result = store.list_page(ctx.session, ctx.tenant, page)
     for row in result.rows:
         _expire_if_due(ctx, row)
         files.observe(ctx, row)
     return result
 
 
-def update(ctx: Ctx, store_id: str, body: UpdateVectorStore) -> VectorStoreRow:
+def update(ctx: Ctx, store_id: str, body: UpdateVectorStore) -> VectorStore:
     row = load(ctx, store_id)
     given = body.model_fields_set
     if "name" in given:
@@ -130,17 +126,16 @@ def update(ctx: Ctx, store_id: str, body: UpdateVectorStore) -> VectorStoreRow:
     if "expires_after" in given:
         row.expires_after = body.expires_after.model_dump() if body.expires_after else None
     touch(ctx, row)
-    ctx.session.flush()
     return row
 
 
 def delete(ctx: Ctx, store_id: str) -> None:
-    store.remove_store(ctx.session, store.get_store(ctx.session, ctx.tenant, store_id, lock=True))
+    store.remove(ctx.session, store.get(ctx.session, ctx.tenant, store_id, lock=True))
 
 
 def require_usable(ctx: Ctx, store_ids: Sequence[str], param: str) -> None:
     """400 unless every id names a store of the tenant that has not expired (assistant and thread resources)."""
-    found = store.find_stores(ctx.session, ctx.tenant, store_ids)
+    found = store.find(ctx.session, ctx.tenant, store_ids)
     for store_id in store_ids:
         row = found.get(store_id)
         if row is None:
@@ -148,15 +143,15 @@ def require_usable(ctx: Ctx, store_ids: Sequence[str], param: str) -> None:
         _refuse_expired(ctx, row, param)
 
 
-def find_usable(ctx: Ctx, store_id: str, param: str) -> VectorStoreRow | None:
+def find_usable(ctx: Ctx, store_id: str, param: str) -> VectorStore | None:
     """The tenant's store, None if there is none (deleted), 400 if it has expired."""
-    row = store.find_stores(ctx.session, ctx.tenant, [store_id]).get(store_id)
+    row = store.find(ctx.session, ctx.tenant, [store_id]).get(store_id)
     if row is not None:
         _refuse_expired(ctx, row, param)
     return row
 
 
-def _refuse_expired(ctx: Ctx, row: VectorStoreRow, param: str) -> None:
+def _refuse_expired(ctx: Ctx, row: VectorStore, param: str) -> None:
     _expire_if_due(ctx, row)
     if row.expired_at is not None:
         raise InvalidRequest(
@@ -168,7 +163,7 @@ def progress_pending(ctx: Ctx, store_ids: Sequence[str], *, until_done: bool) ->
     """Observe the in-progress files of these stores (those that exist and have not expired) once, or until
     they are done; True while any is still in progress."""
     pending = False
-    for row in store.find_stores(ctx.session, ctx.tenant, store_ids).values():
+    for row in store.find(ctx.session, ctx.tenant, store_ids).values():
         _expire_if_due(ctx, row)
         if row.expired_at is None:
             pending = files.progress_pending(ctx, row, until_done=until_done) or pending
@@ -179,7 +174,7 @@ def prepare_for_search(ctx: Ctx, store_ids: Sequence[str]) -> list[str]:
     """For a file_search call: progress the stores' pending files, mark them active, and return the ids of
     those that exist and have not expired (in the given order)."""
     usable = []
-    found = store.find_stores(ctx.session, ctx.tenant, store_ids)
+    found = store.find(ctx.session, ctx.tenant, store_ids)
     for store_id in store_ids:
         row = found.get(store_id)
         if row is None:

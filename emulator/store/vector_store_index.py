@@ -1,5 +1,5 @@
-"""The chunks and the inverted index of vector stores: the only SQL over `vector_store_chunks` and
-`vector_store_postings`.
+"""The chunks and the inverted index of vector stores: the writes and deletes of `vector_store_chunks` and
+`vector_store_postings` (a search's reads are `store.vector_store_search`).
 
 A posting list is one row per (store, term, file) whose `postings` blob packs little-endian uint32 triples
 `(chunk position, term frequency, chunk length)` in position order; `df` counts the triples. Files are indexed
@@ -12,16 +12,17 @@ import sys
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from emulator.tables import VectorStoreChunkRow, VectorStoreFileRow, VectorStorePostingRow
+from emulator.db import write_changes
+from emulator.store import statements
+from emulator.store import vector_store_tables as tables
 
 _UINT32 = "I" if array("I").itemsize == 4 else "L"
 _BIG_ENDIAN = sys.byteorder == "big"
-_IN_BATCH = 500
-"""Values per `IN (...)` list: well under SQLite's and PostgreSQL's bound-parameter limits."""
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,13 @@ def unpack(blob: bytes) -> Iterator[tuple[int, int, int]]:
     return zip(values[0::3], values[1::3], values[2::3], strict=True)
 
 
-def _batches(values: Sequence[int] | Sequence[str], size: int = _IN_BATCH) -> Iterator[list]:
-    for start in range(0, len(values), size):
-        yield list(values[start : start + size])
-
-
 def write_file(session: Session, *, store_seq: int, file_seq: int, chunks: Sequence[IndexedChunk]) -> None:
     """Store a file's chunks and add them to its store's index (one bulk insert each)."""
     if not chunks:
         return
     _insert_many(
         session,
-        VectorStoreChunkRow.__tablename__,
+        tables.VECTOR_STORE_CHUNKS.name,
         ("file_seq", "position", "text", "tokens", "length"),
         [(file_seq, position, chunk.text, chunk.tokens, chunk.length) for position, chunk in enumerate(chunks)],
     )
@@ -77,66 +73,51 @@ def write_file(session: Session, *, store_seq: int, file_seq: int, chunks: Seque
     if by_term:
         _insert_many(
             session,
-            VectorStorePostingRow.__tablename__,
+            tables.VECTOR_STORE_POSTINGS.name,
             ("store_seq", "term", "file_seq", "df", "postings"),
             [(store_seq, term, file_seq, len(flat) // 3, _pack_flat(flat)) for term, flat in sorted(by_term.items())],
         )
 
 
-def _insert_many(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def _insert_many(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """One DB-API `executemany` (the index writes tens of thousands of rows per file; ORM or Core bulk inserts
-    spend most of their time building parameters)."""
+    spend most of their time building parameters), after the unit of work's changed records, as any statement."""
+    write_changes(session)
     connection = session.connection()
     mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
     connection.exec_driver_sql(sql, rows)
 
 
-def remove_files(session: Session, file_seqs: Sequence[int]) -> None:
-    for batch in _batches(list(file_seqs)):
-        session.execute(delete(VectorStorePostingRow).where(VectorStorePostingRow.file_seq.in_(batch)))
-        session.execute(delete(VectorStoreChunkRow).where(VectorStoreChunkRow.file_seq.in_(batch)))
+_CHUNKS = tables.VECTOR_STORE_CHUNKS.c
+_POSTINGS = tables.VECTOR_STORE_POSTINGS.c
+_DELETE_FILE_POSTINGS = statements.prepared(
+    delete(tables.VECTOR_STORE_POSTINGS).where(_POSTINGS.file_seq == bindparam("file_seq"))
+)
+_DELETE_FILE_CHUNKS = statements.prepared(
+    delete(tables.VECTOR_STORE_CHUNKS).where(_CHUNKS.file_seq == bindparam("file_seq"))
+)
+_DELETE_STORE_POSTINGS = statements.prepared(
+    delete(tables.VECTOR_STORE_POSTINGS).where(_POSTINGS.store_seq == bindparam("store_seq"))
+)
+_DELETE_STORE_CHUNKS = statements.prepared(
+    delete(tables.VECTOR_STORE_CHUNKS).where(
+        _CHUNKS.file_seq.in_(
+            select(tables.VECTOR_STORE_FILES.c.seq).where(
+                tables.VECTOR_STORE_FILES.c.store_seq == bindparam("store_seq")
+            )
+        )
+    )
+)
+
+
+def remove_file(session: Session, file_seq: int) -> None:
+    """Unindex a file: its postings and chunks go."""
+    statements.execute(session, _DELETE_FILE_POSTINGS, {"file_seq": file_seq})
+    statements.execute(session, _DELETE_FILE_CHUNKS, {"file_seq": file_seq})
 
 
 def remove_store(session: Session, store_seq: int) -> None:
-    session.execute(delete(VectorStorePostingRow).where(VectorStorePostingRow.store_seq == store_seq))
-    files = select(VectorStoreFileRow.seq).where(VectorStoreFileRow.store_seq == store_seq)
-    session.execute(delete(VectorStoreChunkRow).where(VectorStoreChunkRow.file_seq.in_(files)))
-
-
-def postings(
-    session: Session, store_seqs: Sequence[int], terms: Sequence[str], *, ordered: bool = False
-) -> Iterator[tuple[str, int, bytes]]:
-    """`(term, file_seq, blob)` for the terms in the stores (ordered by term, then file, if asked)."""
-    query = select(VectorStorePostingRow.term, VectorStorePostingRow.file_seq, VectorStorePostingRow.postings).where(
-        VectorStorePostingRow.store_seq.in_(list(store_seqs)), VectorStorePostingRow.term.in_(list(terms))
-    )
-    if ordered:
-        query = query.order_by(VectorStorePostingRow.term, VectorStorePostingRow.file_seq)
-    for term, file_seq, blob in session.execute(query):
-        yield term, file_seq, bytes(blob)
-
-
-def chunk_texts(session: Session, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tuple[str, int]]:
-    """`(text, tokens)` of the chunks at `(file_seq, position)` keys (the few dozen results of one search)."""
-    found: dict[tuple[int, int], tuple[str, int]] = {}
-    wanted = sorted(set(keys))
-    for start in range(0, len(wanted), 100):
-        batch = wanted[start : start + 100]
-        rows = session.execute(
-            select(
-                VectorStoreChunkRow.file_seq,
-                VectorStoreChunkRow.position,
-                VectorStoreChunkRow.text,
-                VectorStoreChunkRow.tokens,
-            ).where(
-                or_(
-                    *(
-                        and_(VectorStoreChunkRow.file_seq == file_seq, VectorStoreChunkRow.position == position)
-                        for file_seq, position in batch
-                    )
-                )
-            )
-        )
-        found.update({(file_seq, position): (text, tokens) for file_seq, position, text, tokens in rows})
-    return found
+    """Unindex every file of a store (before its files are deleted: the chunks are found through them)."""
+    statements.execute(session, _DELETE_STORE_POSTINGS, {"store_seq": store_seq})
+    statements.execute(session, _DELETE_STORE_CHUNKS, {"store_seq": store_seq})
