@@ -21,6 +21,7 @@ from emulator.schemas.messages import CreateMessage
 from emulator.schemas.vector_stores import CreateVectorStore
 from emulator.services import vector_store_ingest as ingest
 from emulator.services import vector_stores
+from emulator.store import files as file_store
 from emulator.store import threads as thread_store
 from emulator.store import vector_store_files as store
 from emulator.store.rows import File, VectorStore
@@ -49,7 +50,7 @@ def file_search_ids(body: CreateMessage) -> list[str]:
 def require_searchable(ctx: Ctx, file_ids: list[str], param: str) -> dict[str, File]:
     """The files by id (they exist: the caller checked), or the hosted API's 400 for a kind file_search does not
     read."""
-    sources = store.live_uploads(ctx.session, ctx.tenant, file_ids, now=ctx.now)
+    sources = file_store.live(ctx.session, ctx.tenant, file_ids, now=ctx.now)
     for file_id in file_ids:
         extension = parsers.extension_of(sources[file_id].filename)
         if extension not in parsers.DOCUMENTED_EXTENSIONS:

@@ -40,7 +40,7 @@ def progression_ready(ctx: Ctx, observations: int) -> bool:
 def require_files(ctx: Ctx, file_ids: list[str], param: str) -> dict[str, File]:
     """400 unless every id names a live file of the tenant; returns the rows by id."""
     file_store.require_existing(ctx.session, ctx.tenant, file_ids, param=param, now=ctx.now)
-    return store.live_uploads(ctx.session, ctx.tenant, file_ids, now=ctx.now)
+    return file_store.live(ctx.session, ctx.tenant, file_ids, now=ctx.now)
 
 
 def require_room(ctx: Ctx, vector_store: VectorStore, file_ids: list[str], param: str = "file_ids") -> None:
@@ -114,7 +114,7 @@ def _fail(row: VectorStoreFile, code: str, message: str) -> None:
 def ingest(ctx: Ctx, row: VectorStoreFile) -> None:
     """Parse, chunk and index one file; never raises for a bad file (it ends `failed`)."""
     require_worker_thread("parsing a document may take long")
-    source = store.live_uploads(ctx.session, ctx.tenant, [row.id], now=ctx.now).get(row.id)
+    source = file_store.live(ctx.session, ctx.tenant, [row.id], now=ctx.now).get(row.id)
     if source is None:
         _fail(row, "invalid_file", f"The file {row.id} was deleted before it could be processed.")
         return

@@ -21,11 +21,10 @@ from emulator.store import vector_store_tables as tables
 from emulator.store.pagination import Listing, Page, PageRequest
 from emulator.store.records import Table
 from emulator.store.rows import File, VectorStoreFile, VectorStoreFileBatch
-from emulator.tables import FileRow, VectorStoreFileBatchRow, VectorStoreFileRow
+from emulator.tables import VectorStoreFileBatchRow, VectorStoreFileRow
 
 FILES = Table(VectorStoreFile)
 BATCHES = Table(VectorStoreFileBatch)
-UPLOADS = Table(File)
 
 _IN_BATCH = 500
 """Ids per `IN (...)` list: well under SQLite's and PostgreSQL's bound-parameter limits."""
@@ -45,24 +44,6 @@ class FileCounts:
     @property
     def total(self) -> int:
         return self.in_progress + self.completed + self.failed + self.cancelled
-
-
-# ------------------------------------------------------------------------------------------------ the uploads
-
-
-def live_uploads(session: Session, tenant: str, file_ids: Sequence[str], *, now: int) -> dict[str, File]:
-    """The tenant's uploaded files (not expired) among `file_ids`, by id: what a store's files are made from."""
-    wanted = list(dict.fromkeys(file_ids))
-    found: dict[str, File] = {}
-    for start in range(0, len(wanted), _IN_BATCH):
-        query = statements.select_columns(
-            FileRow,
-            FileRow.tenant == tenant,
-            FileRow.id.in_(wanted[start : start + _IN_BATCH]),
-            FileRow.expires_at.is_(None) | (FileRow.expires_at > now),
-        )
-        found.update({row.id: row for row in UPLOADS.load_all(session, query, {})})
-    return found
 
 
 # -------------------------------------------------------------------------------------------------- the files
