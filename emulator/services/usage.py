@@ -20,8 +20,6 @@ from emulator.store import usage as store
 from emulator.store.usage import RunUsage, StoreUsage
 
 _UNGROUPED = "(none)"
-_SECONDS_PER_DAY = 86_400
-_BYTES_PER_GB = 1_000_000_000
 
 
 def _cost(model: str, prompt_tokens: int, completion_tokens: int) -> float:
@@ -62,8 +60,9 @@ def storage(stores: Sequence[StoreUsage], *, start: int | None, end: int | None,
         alive_from = max(row.created_at, range_start)
         alive_to = min(row.expired_at or range_end, range_end)
         if alive_to > alive_from:
-            gb_days += row.usage_bytes / _BYTES_PER_GB * (alive_to - alive_from) / _SECONDS_PER_DAY
-    free_gb_days = limits.VECTOR_STORE_FREE_BYTES / _BYTES_PER_GB * max(range_end - range_start, 0) / _SECONDS_PER_DAY
+            gb_days += row.usage_bytes / limits.BYTES_PER_GB * (alive_to - alive_from) / limits.SECONDS_PER_DAY
+    free_gb = limits.VECTOR_STORE_FREE_BYTES / limits.BYTES_PER_GB
+    free_gb_days = free_gb * max(range_end - range_start, 0) / limits.SECONDS_PER_DAY
     billable = max(0.0, gb_days - free_gb_days)
     return {
         "vector_store_gb_days": round(gb_days, 9),

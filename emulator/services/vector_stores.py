@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from emulator import limits
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.schemas.vector_stores import (
@@ -25,8 +26,6 @@ from emulator.services import vector_store_ingest as files
 from emulator.store import vector_stores as store
 from emulator.store.pagination import Page, PageRequest
 from emulator.store.rows import VectorStore
-
-_SECONDS_PER_DAY = 86_400
 
 THREAD_STORE_EXPIRES_AFTER: Final = ExpiresAfter(anchor="last_active_at", days=7)
 """The expiry of a store made for a thread (its `tool_resources.file_search.vector_stores` helper, or the
@@ -44,7 +43,7 @@ def touch(ctx: Ctx, row: VectorStore) -> None:
         return
     row.last_active_at = ctx.now
     days = (row.expires_after or {}).get("days")
-    row.expires_at = ctx.now + days * _SECONDS_PER_DAY if days else None
+    row.expires_at = ctx.now + days * limits.SECONDS_PER_DAY if days else None
 
 
 def load(ctx: Ctx, store_id: str, *, observe: bool = True) -> VectorStore:
