@@ -13,7 +13,7 @@ from emulator.api.responses import OpenAIJSON
 from emulator.control_state import TenantControl
 from emulator.errors import APIError, Unauthorized
 from emulator.operations import operation_of
-from emulator.services.runtime import Runtime
+from emulator.server_state import Runtime
 from emulator.store import control as store
 
 

@@ -22,8 +22,7 @@ from sqlalchemy.orm import Session
 from emulator.context import Ctx
 from emulator.schemas.control import AddTurns
 from emulator.store import control as store
-from emulator.store.rows import ScriptedTurn
-from emulator.store.runs import Run
+from emulator.store.rows import Run, ScriptedTurn
 from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn
 from emulator.tables import ScriptedTurnRow
 
