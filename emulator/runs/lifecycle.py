@@ -131,7 +131,8 @@ def release_expired_holder(ctx: Ctx, thread: Thread) -> None:
 
 
 def observed(ctx: Ctx, thread_id: str, run_id: str) -> Run:
-    """The run as a client sees it now (its thread locked first): expiry applied, progressed per the policy."""
+    """The run as a client sees it now: expiry applied, progressed per the policy (the caller locked its
+    thread first, the lock order of `store.runs`)."""
     run = store.get(ctx.session, ctx.tenant, thread_id, run_id)
     safety.observe(ctx, run)
     return run

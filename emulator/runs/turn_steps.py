@@ -4,6 +4,7 @@ completes itself (file_search at once; code_interpreter in the next phase, `run_
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from emulator.context import Ctx
@@ -15,6 +16,8 @@ from emulator.store import messages as message_store
 from emulator.store import runs as store
 from emulator.store.rows import Run
 from emulator.stub_model import FunctionCall
+
+log = logging.getLogger("emulator.runs")
 
 
 def _no_calls() -> dict[str, Any]:
@@ -108,7 +111,7 @@ def _complete_code_step(
     step = store.get_step(ctx.session, run.id, turn.step_id)
     if outcome.execution is None:
         message = outcome.failure or "the code_interpreter sandbox failed"
-        code_interpreter.log.error("run %s: code_interpreter call %s failed: %s", run.id, turn.call_id, message)
+        log.error("run %s: code_interpreter call %s failed: %s", run.id, turn.call_id, message)
         step.last_error = {"code": "server_error", "message": message}
         return phases.fail(ctx, run, "server_error", message)
     step.step_details = {"type": "tool_calls", "tool_calls": [
