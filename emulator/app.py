@@ -39,7 +39,7 @@ from emulator.db import Database
 from emulator.errors import APIError, ServerError
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
-from emulator.services.runtime import Runtime
+from emulator.server_state import Runtime
 from emulator.settings import Settings
 from emulator.validation import to_invalid_request
 

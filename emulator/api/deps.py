@@ -19,7 +19,7 @@ from emulator.context import NO_SESSION, Ctx
 from emulator.db import LeaveEventLoop, RecordThenRetry
 from emulator.errors import InvalidRequest
 from emulator.json_input import check_json_body, is_json_content_type
-from emulator.services.runtime import Runtime
+from emulator.server_state import Runtime
 from emulator.store.pagination import PageRequest
 
 _BETA_MISSING = (

@@ -24,7 +24,7 @@ from emulator.schemas.runs import (
 from emulator.services import runs as service
 from emulator.services import threads
 from emulator.store import runs as store
-from emulator.store.runs import Run
+from emulator.store.rows import Run
 
 router = APIRouter(prefix="/v1/threads", dependencies=[BetaHeader], route_class=UnitOfWorkRoute)
 

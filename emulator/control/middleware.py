@@ -27,7 +27,7 @@ from emulator.control import faults, ratelimits
 from emulator.control.cache import TenantControl
 from emulator.errors import APIError, RateLimited, Unauthorized
 from emulator.operations import operation_of
-from emulator.services.runtime import Runtime
+from emulator.server_state import Runtime
 
 
 @dataclass(frozen=True)

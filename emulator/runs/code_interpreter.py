@@ -22,23 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from emulator import processes, sandbox
 from emulator.context import Ctx
 from emulator.db import require_worker_thread
+from emulator.runs import backends, pending, resources
 from emulator.runs.prompt import completed_tool_calls
 from emulator.runs.state import RunStatus
 from emulator.sandbox import Execution, InputFile, SandboxError, kernel
 from emulator.sandbox.files import remove_tree
-from emulator.services import tool_resources
-from emulator.services.files import storage_path
 from emulator.store import files as file_store
 from emulator.store import records
 from emulator.store import runs as store
-from emulator.store.runs import Run, Step
+from emulator.store.rows import Run, RunStep
 from emulator.stub_model import CodeFile, CodeResult
-from emulator.tables import FileRow, MessageRow
 
 log = logging.getLogger("emulator.runs")
 
@@ -49,7 +45,7 @@ SESSIONS = "code_interpreter_sessions"
 _CLAIM_MARGIN_SECONDS = 120
 """The claim's lease covers the cell's time limit, a kernel's start and this margin (placing the input files,
 copying out what the cell made, a slow disk): a reader never takes a live call for an interrupted one."""
-_CLAIMANT = {**processes.THIS_PROCESS, "token": uuid.uuid4().hex}
+_CLAIMANT: dict[str, Any] = {**processes.THIS_PROCESS, "token": uuid.uuid4().hex}
 """Who claims a run while its cell runs (see `claim_orphaned`): this process, and this server within it."""
 
 
@@ -59,10 +55,10 @@ def available(run: Run) -> bool:
 
 def _input_file_ids(ctx: Ctx, run: Run) -> list[str]:
     ids: list[str] = []
-    for owned in tool_resources.of_run(ctx, run.thread_id, run.assistant_id):
+    for owned in resources.of_run(ctx, run):
         ids += (owned.get("code_interpreter") or {}).get("file_ids", [])
-    for attachments in ctx.session.scalars(select(MessageRow.attachments).where(MessageRow.thread_id == run.thread_id)):
-        for attachment in attachments or []:
+    for attachments in store.attachments_of_thread(ctx.session, run.thread_id):
+        for attachment in attachments:
             if any(tool.get("type") == "code_interpreter" for tool in attachment.get("tools", [])):
                 ids.append(attachment["file_id"])
     return list(dict.fromkeys(ids))
@@ -72,8 +68,8 @@ def _inputs(ctx: Ctx, run: Run) -> list[InputFile]:
     wanted = _input_file_ids(ctx, run)
     if not wanted:
         return []
-    rows = ctx.session.scalars(select(FileRow).where(FileRow.tenant == ctx.tenant, FileRow.id.in_(wanted)))
-    return [InputFile(row.id, row.filename, Path(row.storage_path)) for row in rows if Path(row.storage_path).exists()]
+    found = store.stored_files(ctx.session, ctx.tenant, wanted)
+    return [InputFile(file_id, filename, Path(path)) for file_id, filename, path in found if Path(path).exists()]
 
 
 def open_call(call_id: str, code: str) -> dict[str, Any]:
@@ -102,8 +98,8 @@ def result_waiting(run: Run) -> bool:
     to wait out, no interruption to count)."""
     if not _finished:
         return False
-    turn = run.pending_turn or {}
-    return turn.get("kind") == "code" and (run.id, turn.get("call_id")) in _finished
+    turn = pending.of(run)
+    return isinstance(turn, pending.CodeTurn) and (run.id, turn.call_id) in _finished
 
 
 def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
@@ -137,7 +133,9 @@ def _claim_and_execute(ctx: Ctx, run: Run, code: str, call_id: str) -> tuple[Exe
     now = ctx.now
     box = sandbox.installed()
     run.lease_until = time.time() + box.timeout_seconds + kernel.START_SECONDS + _CLAIM_MARGIN_SECONDS
-    run.pending_turn = {**(run.pending_turn or {}), "claimed_by": _CLAIMANT}
+    turn = pending.of(run)
+    assert isinstance(turn, pending.CodeTurn)
+    pending.put(run, turn.claimed(_CLAIMANT))
     run.unfinished_work = "code_interpreter cell"  # on record before the cell runs (`runs.safety`)
     ctx.commit_and_continue()
     records.forget_loaded(ctx.session, keep=run)  # what the result's transaction needs it reads again
@@ -170,12 +168,12 @@ def commit_result(ctx: Ctx, run: Run, call_id: str) -> None:
 def claim_orphaned(run: Run) -> bool:
     """The run's cell was claimed by a server that is gone (it crashed or was killed mid-cell; `processes`):
     its claim (the lease) need not be waited out."""
-    claimant = (run.pending_turn or {}).get("claimed_by")
-    if not isinstance(claimant, dict):
+    turn = pending.of(run)
+    if not isinstance(turn, pending.CodeTurn) or turn.claimed_by is None:
         return False
-    if processes.is_this_process(claimant):
-        return claimant.get("token") != _CLAIMANT["token"]
-    return processes.is_gone(claimant)
+    if processes.is_this_process(turn.claimed_by):
+        return bool(turn.claimed_by.get("token") != _CLAIMANT["token"])
+    return processes.is_gone(turn.claimed_by)
 
 
 def start_billing(run: Run) -> None:
@@ -196,8 +194,8 @@ def _bill_session(run: Run, execution: Execution) -> None:
 
 
 def _still_waiting_for(run: Run, call_id: str) -> bool:
-    turn = run.pending_turn or {}
-    return run.status == RunStatus.IN_PROGRESS and turn.get("kind") == "code" and turn.get("call_id") == call_id
+    turn = pending.of(run)
+    return run.status == RunStatus.IN_PROGRESS and isinstance(turn, pending.CodeTurn) and turn.call_id == call_id
 
 
 def cleanup(execution: Execution) -> None:
@@ -207,7 +205,7 @@ def cleanup(execution: Execution) -> None:
 
 def _keep(ctx: Ctx, made: Path) -> CodeFile:
     file_id = ctx.ids.new("file")
-    target = storage_path(ctx.settings.files_dir, file_id)
+    target = backends.files().storage_path(ctx.settings.files_dir, file_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(made, target)  # the working copy goes at once (a file of up to 512 MB is not kept twice)
     file_store.create(
@@ -237,7 +235,7 @@ def record(ctx: Ctx, run: Run, code: str, call_id: str, execution: Execution) ->
     return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
 
 
-def results(run: Run, steps: list[Step]) -> list[CodeResult] | None:
+def results(run: Run, steps: list[RunStep]) -> list[CodeResult] | None:
     """What the run's completed code calls (among its `steps`) produced, in order; None if it has run no code."""
     made_by_call = (run.tool_resources or {}).get(_OUTPUTS, {})
     found: list[CodeResult] = []

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from emulator.schemas.messages import render_message
 from emulator.schemas.runs import render_run, render_step
 from emulator.schemas.threads import render_thread
-from emulator.store.messages import Message
-from emulator.store.runs import Run, Step
-from emulator.store.threads import Thread
+from emulator.store.rows import Message, Run, RunStep, Thread
+
+_WORD = re.compile(r"\s*\S+|\s+$")
+"""A word with the space before it (trailing space alone): a message delta when the turn sets no chunk size."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ def run_status(row: Run) -> Event:
     return Event(f"thread.run.{row.status}", render_run(row))
 
 
-def step(kind: str, row: Step, include: frozenset[str]) -> Event:
+def step(kind: str, row: RunStep, include: frozenset[str]) -> Event:
     return Event(f"thread.run.step.{kind}", render_step(row, include))
 
 
@@ -69,3 +71,25 @@ def tool_call_delta(step_id: str, index: int, call: dict[str, Any]) -> Event:
         {"id": step_id, "object": "thread.run.step.delta",
          "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index, **call}]}}},
     )
+
+
+def chunks(text: str, size: int | None) -> list[str]:
+    """The pieces of `text` that its message deltas carry: `size` characters each, or a word each."""
+    pieces = [text[i : i + size] for i in range(0, len(text), size)] if size else _WORD.findall(text)
+    return pieces or [text]
+
+
+def text_deltas(message_id: str, pieces: list[str], annotations: list[dict[str, Any]]) -> list[Event]:
+    """One delta per piece; each annotation (numbered in `annotations`' order) rides on the delta in which
+    its marker ends."""
+    produced = []
+    offset = 0
+    for index, piece in enumerate(pieces):
+        offset += len(piece)
+        completed = [
+            {"index": number, **annotation}
+            for number, annotation in enumerate(annotations)
+            if offset - len(piece) < annotation["end_index"] <= offset
+        ]
+        produced.append(message_delta(message_id, piece, first=index == 0, annotations=completed))
+    return produced

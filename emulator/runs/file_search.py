@@ -18,11 +18,11 @@ from __future__ import annotations
 from typing import Any, Final
 
 from emulator.context import Ctx
+from emulator.runs import backends, resources
 from emulator.runs.prompt import completed_tool_calls
 from emulator.search import search_chunks
-from emulator.services import tool_resources, vector_stores
 from emulator.store import threads
-from emulator.store.runs import Run, Step
+from emulator.store.rows import Run, RunStep
 from emulator.stub_model import RetrievedChunk
 
 DEFAULT_MAX_NUM_RESULTS: Final = 20
@@ -39,8 +39,8 @@ def store_ids(ctx: Ctx, run: Run) -> list[str]:
     if _tool(run) is None:
         return []
     ids: list[str] = []
-    for resources in tool_resources.of_run(ctx, run.thread_id, run.assistant_id):
-        for store_id in (resources.get("file_search") or {}).get("vector_store_ids", []):
+    for owned in resources.of_run(ctx, run):
+        for store_id in (owned.get("file_search") or {}).get("vector_store_ids", []):
             if store_id not in ids:
                 ids.append(store_id)
     return ids
@@ -51,9 +51,11 @@ def waits_for_thread_files(ctx: Ctx, run: Run, *, streaming: bool) -> bool:
     they are done when a stream drives it)."""
     if _tool(run) is None or run.started_at is not None or ctx.now >= run.created_at + THREAD_FILES_MAX_WAIT_SECONDS:
         return False
-    resources = threads.tool_resources_of(ctx.session, run.thread_id)
-    thread_store_ids = (resources.get("file_search") or {}).get("vector_store_ids", [])
-    return bool(thread_store_ids) and vector_stores.progress_pending(ctx, thread_store_ids, until_done=streaming)
+    thread_resources = threads.tool_resources_of(ctx.session, run.thread_id)
+    thread_store_ids = (thread_resources.get("file_search") or {}).get("vector_store_ids", [])
+    if not thread_store_ids:
+        return False
+    return backends.vector_stores().progress_pending(ctx, thread_store_ids, until_done=streaming)
 
 
 def execute(ctx: Ctx, run: Run, query: str, call_id: str) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def execute(ctx: Ctx, run: Run, query: str, call_id: str) -> dict[str, Any]:
     settings = (_tool(run) or {}).get("file_search") or {}
     ranking = settings.get("ranking_options") or {}
     threshold = float(ranking.get("score_threshold", 0.0))
-    usable = vector_stores.prepare_for_search(ctx, store_ids(ctx, run))
+    usable = backends.vector_stores().prepare_for_search(ctx, store_ids(ctx, run))
     hits = search_chunks(
         ctx.session,
         ctx.tenant,
@@ -87,7 +89,7 @@ def execute(ctx: Ctx, run: Run, query: str, call_id: str) -> dict[str, Any]:
     }
 
 
-def retrieved(steps: list[Step]) -> list[RetrievedChunk] | None:
+def retrieved(steps: list[RunStep]) -> list[RetrievedChunk] | None:
     """Every chunk the run's completed file_search calls (among its `steps`) found, in order; None if it has not
     searched."""
     searches = completed_tool_calls(steps, "file_search")

@@ -11,11 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import Row
-
 from emulator import tokens
 from emulator.runs.state import StepStatus
-from emulator.store.runs import Run, Step
+from emulator.store.rows import Message, Run, RunStep
 from emulator.stub_model import CodeResult, ModelRequest, PromptMessage, RetrievedChunk, ToolResult
 
 IMAGE_TOKENS = 85
@@ -56,7 +54,7 @@ def _code_text(result: CodeResult) -> str:
 
 def assemble(
     run: Run,
-    history: Sequence[Row[Any]],
+    history: Sequence[Message],
     tool_results: Sequence[ToolResult],
     *,
     encoding: str,
@@ -113,7 +111,7 @@ def assemble(
     return Assembled(request=request, prompt_tokens=total, dropped_messages=start + len(history) - len(messages))
 
 
-def completed_tool_calls(steps: list[Step], kind: str) -> list[dict[str, Any]]:
+def completed_tool_calls(steps: list[RunStep], kind: str) -> list[dict[str, Any]]:
     """The `kind` calls (function, file_search, code_interpreter) of the completed tool_calls steps among
     `steps`, in order: what the run's next model call sees of its tools."""
     return [

@@ -29,11 +29,11 @@ from sqlalchemy.orm import Session
 
 from emulator.context import Ctx
 from emulator.db import CHANGES, LeaveEventLoop, RecordThenRetry, write_changes
-from emulator.runs import code_interpreter, executor
+from emulator.runs import code_interpreter, executor, leases, phases
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, can_move, is_terminal
 from emulator.store import runs as store
-from emulator.store.runs import Run
+from emulator.store.rows import Run
 
 log = logging.getLogger("emulator.runs")
 
@@ -53,7 +53,7 @@ def observe(ctx: Ctx, run: Run) -> list[Event]:
     if run.id in _broken_here.get():
         return []
     try:
-        produced = executor.expire_if_due(ctx, run) or _resume(ctx, run)
+        produced = phases.expire_if_due(ctx, run) or _resume(ctx, run)
         if not produced:
             produced = executor.observe(ctx, run)
         write_changes(ctx.session)  # a change the database refuses is the run's failure too
@@ -69,7 +69,7 @@ def _resume(ctx: Ctx, run: Run) -> list[Event]:
     """Before advancing: a mark whose claim no longer holds is an interruption (the run fails at the second)."""
     if run.unfinished_work is None or is_terminal(run.status):
         return []
-    if executor.lease_held(run) or code_interpreter.result_waiting(run):
+    if leases.held(run) or code_interpreter.result_waiting(run):
         return []
     return _count_interruption(ctx, run)
 
@@ -83,7 +83,7 @@ def _count_interruption(ctx: Ctx, run: Run) -> list[Event]:
         return []
     message = (f"The run's {work} was interrupted {run.interruptions} times (the server stopped while running it) "
                "and is not run again.")
-    return executor.fail(ctx, run, "server_error", message)
+    return phases.fail(ctx, run, "server_error", message)
 
 
 def _own_ctx(ctx: Ctx, session: Session) -> Ctx:
@@ -99,7 +99,7 @@ def _fail_broken(ctx: Ctx, run_id: str, error: Exception, session: Session) -> N
         run = store.get_by_id_thread_first(session, run_id)
         if run is not None and can_move(RunStatus(run.status), RunStatus.FAILED):
             run.unfinished_work = None  # risky work that raised has ended; it did not take the worker down
-            executor.fail(_own_ctx(ctx, session), run, "server_error", SERVER_ERROR)
+            phases.fail(_own_ctx(ctx, session), run, "server_error", SERVER_ERROR)
             write_changes(session)
     except _NOT_THE_RUNS_FAULT:
         raise

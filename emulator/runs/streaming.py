@@ -18,16 +18,16 @@ from sqlalchemy.orm import Session
 
 from emulator import sse
 from emulator.context import Ctx
-from emulator.runs import executor
+from emulator.runs import executor, leases, pending, phases
 from emulator.runs.events import Event
-from emulator.services.runtime import Runtime
+from emulator.runs.safety import SERVER_ERROR
+from emulator.server_state import Runtime
 from emulator.store import runs as store
 
 log = logging.getLogger("emulator.streaming")
 
 _RECHECK_SECONDS = 1.0
 """A waiting stream looks at its run at least this often, so a cancel from elsewhere ends it promptly."""
-_SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,14 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
         run = store.get_by_id_thread_first(session, run_id)
         if run is None:
             return _Phase([], True, 0.0, 0.0)
-        executor.take_lease(run)
-        pause = (run.pending_turn or {}).get("delta_pause", 0.0)
-        produced = executor.expire_if_due(ctx, run) or executor.advance_once(ctx, run, streaming=True)
+        leases.take(run)
+        turn = pending.of(run)
+        pause = 0.0 if turn is None else turn.timing.delta_pause
+        produced = phases.expire_if_due(ctx, run) or executor.advance_once(ctx, run, streaming=True)
         wait = executor.wait_seconds(ctx, run, streaming=True)
         resting = executor.is_resting(run) or (not produced and wait == 0)
         if resting:
-            executor.drop_lease(run)
+            leases.drop(run)
         return _Phase(produced, resting, wait, pause)
 
     phase = runtime.db.run_in_worker(work, write=True)
@@ -70,7 +71,7 @@ def _release(runtime: Runtime, run_id: str) -> None:
     with runtime.db.transaction() as session:
         run = store.get_by_id(session, run_id)
         if run is not None:
-            executor.drop_lease(run)
+            leases.drop(run)
 
 
 def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> list[Event]:
@@ -82,7 +83,7 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
         run = store.get_by_id_thread_first(session, run_id)
         if run is None or executor.is_resting(run):
             return []
-        failed = executor.fail(ctx, run, "server_error", _SERVER_ERROR)
+        failed = phases.fail(ctx, run, "server_error", SERVER_ERROR)
     ctx.committed()
     return failed
 
@@ -107,7 +108,7 @@ async def drive(
         log.exception("stream of run %s failed", run_id)
         for event in await run_in_threadpool(_fail, runtime, tenant, run_id, include):
             yield sse.encode(event.name, event.data)
-        yield sse.encode_error({"error": {"message": _SERVER_ERROR, "type": "server_error", "param": None,
+        yield sse.encode_error({"error": {"message": SERVER_ERROR, "type": "server_error", "param": None,
                                           "code": "server_error"}})
     finally:
         with anyio.CancelScope(shield=True):

@@ -22,8 +22,6 @@ from emulator.schemas.messages import CreateMessage
 from emulator.schemas.threads import CreateThread
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Row
-
     from emulator.store.rows import Run, RunStep
 
 TokenBound = Annotated[int | None, Field(ge=limits.RUN_MIN_TOKEN_BOUND, le=limits.RUN_MAX_TOKEN_BOUND)]
@@ -99,7 +97,7 @@ def render_usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def render_run(row: Run | Row[Any]) -> dict[str, Any]:
+def render_run(row: Run) -> dict[str, Any]:
     terminal = RunStatus(row.status) in TERMINAL
     return {
         "id": row.id,
@@ -135,7 +133,7 @@ def render_run(row: Run | Row[Any]) -> dict[str, Any]:
 FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
-def render_step(row: RunStep | Row[Any], include: frozenset[str] = frozenset()) -> dict[str, Any]:
+def render_step(row: RunStep, include: frozenset[str] = frozenset()) -> dict[str, Any]:
     details = row.step_details
     if FILE_SEARCH_CONTENT not in include and details.get("type") == "tool_calls":
         details = _without_file_search_content(details)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Literal
 
 from emulator import limits
 from emulator.context import Ctx
-from emulator.errors import InvalidRequest, NotFound
+from emulator.errors import InvalidRequest
 from emulator.schemas.common import ToolResources
 from emulator.services import vector_stores
-from emulator.store import assistants, files, threads
+from emulator.store import files
 
 _MAX_VECTOR_STORES = {
     "assistant": limits.ASSISTANT_MAX_VECTOR_STORES,
@@ -50,12 +49,3 @@ def resolve_tool_resources(
         ]
         rendered["file_search"] = {"vector_store_ids": store_ids}
     return rendered
-
-
-def of_run(ctx: Ctx, thread_id: str, assistant_id: str) -> list[dict[str, Any]]:
-    """The `tool_resources` a run's built-in tools use: its thread's, then its assistant's (a deleted assistant
-    leaves its runs without its resources)."""
-    owned = [threads.tool_resources_of(ctx.session, thread_id)]
-    with contextlib.suppress(NotFound):
-        owned.append(assistants.get(ctx.session, ctx.tenant, assistant_id).tool_resources)
-    return owned

@@ -11,32 +11,34 @@ orders deadlock.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
-from sqlalchemy import bindparam, select, update
+import sqlalchemy
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
 from emulator.store import statements
-from emulator.store.messages import MESSAGES, Message
+from emulator.store.messages import MESSAGES
 from emulator.store.pagination import Listing, Page, PageRequest
 from emulator.store.records import Table
-from emulator.store.rows import Run, RunStep
+from emulator.store.rows import Message, Run, RunStep
 from emulator.store.threads import THREADS
-from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
+from emulator.tables import FileRow, MessageRow, RunRow, RunStepRow, ThreadRow
 
 RUNS = Table(Run)
 STEPS = Table(RunStep)
-Step = RunStep
 
-_threads = ThreadRow.__table__.c
+_thread_table = cast(sqlalchemy.Table, ThreadRow.__table__)
+_threads = _thread_table.c
 _CLAIM = statements.prepared(
-    update(ThreadRow.__table__)
+    update(_thread_table)
     .where(_threads.id == bindparam("thread_id"), _threads.active_run_id.is_(None))
     .values(active_run_id=bindparam("run_id"))
 )
 _RELEASE = statements.prepared(
-    update(ThreadRow.__table__)
+    update(_thread_table)
     .where(_threads.id == bindparam("thread_id"), _threads.active_run_id == bindparam("run_id"))
     .values(active_run_id=None)
 )
@@ -116,8 +118,9 @@ def lock_thread(session: Session, thread_id: str) -> None:
 _OF_THREAD = Listing(RunRow, statements.select_columns(RunRow, RunRow.thread_id == bindparam("thread_id")))
 
 
-def list_page(session: Session, thread_id: str, page: PageRequest) -> Page[Any]:
-    return _OF_THREAD.page(session, page, {"thread_id": thread_id})
+def list_page(session: Session, thread_id: str, page: PageRequest) -> Page[Run]:
+    found = _OF_THREAD.page(session, page, {"thread_id": thread_id})
+    return Page([RUNS.track(session, row) for row in found.rows], found.has_more)
 
 
 _STEP_STARTS_WITHOUT = dict.fromkeys(
@@ -125,7 +128,7 @@ _STEP_STARTS_WITHOUT = dict.fromkeys(
 )
 
 
-def create_step(session: Session, **fields: Any) -> Step:
+def create_step(session: Session, **fields: Any) -> RunStep:
     """Insert a step: `fields` gives every column but those an open step has not reached yet."""
     return STEPS.insert(session, {**_STEP_STARTS_WITHOUT, **fields})
 
@@ -141,19 +144,20 @@ _STEPS_OF_RUN = statements.prepared(
 _STEPS_LISTING = Listing(RunStepRow, statements.select_columns(RunStepRow, RunStepRow.run_id == bindparam("run_id")))
 
 
-def get_step(session: Session, run_id: str, step_id: str) -> Step:
+def get_step(session: Session, run_id: str, step_id: str) -> RunStep:
     row = STEPS.load(session, _STEP, {"run_id": run_id, "step_id": step_id})
     if row is None:
         raise NotFound.object("run step", step_id)
     return row
 
 
-def steps_of(session: Session, run_id: str) -> list[Step]:
+def steps_of(session: Session, run_id: str) -> list[RunStep]:
     return STEPS.load_all(session, _STEPS_OF_RUN, {"run_id": run_id})
 
 
-def list_steps(session: Session, run_id: str, page: PageRequest) -> Page[Any]:
-    return _STEPS_LISTING.page(session, page, {"run_id": run_id})
+def list_steps(session: Session, run_id: str, page: PageRequest) -> Page[RunStep]:
+    found = _STEPS_LISTING.page(session, page, {"run_id": run_id})
+    return Page([STEPS.track(session, row) for row in found.rows], found.has_more)
 
 
 _HISTORY = statements.prepared(
@@ -166,13 +170,31 @@ _OPEN_MESSAGE = statements.prepared(
 )
 
 
-def thread_history(session: Session, thread_id: str) -> list[Any]:
+def thread_history(session: Session, thread_id: str) -> list[Message]:
     """Every finished message of the thread, oldest first: what a model call may see."""
-    return list(statements.all_rows(session, _HISTORY, {"thread_id": thread_id}))
+    return MESSAGES.load_all(session, _HISTORY, {"thread_id": thread_id})
 
 
 def open_message(session: Session, run_id: str) -> Message | None:
     return MESSAGES.load(session, _OPEN_MESSAGE, {"run_id": run_id})
+
+
+_ATTACHMENTS = statements.prepared(
+    select(MessageRow.attachments).where(MessageRow.thread_id == bindparam("thread_id")).order_by(MessageRow.seq)
+)
+
+
+def attachments_of_thread(session: Session, thread_id: str) -> list[list[dict[str, Any]]]:
+    """The `attachments` of every message of the thread, oldest first (for the tools that read them)."""
+    return [row[0] or [] for row in statements.all_rows(session, _ATTACHMENTS, {"thread_id": thread_id})]
+
+
+def stored_files(session: Session, tenant: str, file_ids: Iterable[str]) -> list[tuple[str, str, str]]:
+    """`(id, filename, storage_path)` of the tenant's files among `file_ids` (the inputs of a code cell)."""
+    statement = cast("Select[Any]", select(FileRow.id, FileRow.filename, FileRow.storage_path)).where(
+        FileRow.tenant == tenant, FileRow.id.in_(list(file_ids))
+    )
+    return [(row.id, row.filename, row.storage_path) for row in statements.all_rows(session, statement, {})]
 
 
 def reread(session: Session, run: Run) -> bool:

@@ -1,0 +1,25 @@
+"""A run's lease: while it holds, whoever took it (a stream, or a server process running the run's code cell)
+moves the run, and a poll leaves it alone. A stream that dies leaves its lease to expire."""
+
+from __future__ import annotations
+
+import time
+
+from emulator.runs import code_interpreter
+from emulator.store.rows import Run
+
+LEASE_SECONDS = 30.0
+
+
+def held(run: Run) -> bool:
+    """A stream drives the run, or a server process runs its code cell (unless that process is gone)."""
+    return (run.lease_until is not None and run.lease_until > time.time() and not code_interpreter.claim_orphaned(run)
+            and not code_interpreter.result_waiting(run))
+
+
+def take(run: Run) -> None:
+    run.lease_until = time.time() + LEASE_SECONDS
+
+
+def drop(run: Run) -> None:
+    run.lease_until = None
