@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 
+from emulator import limits
 from emulator.runs import code_interpreter
 from emulator.store.rows import Run
-
-LEASE_SECONDS = 30.0
 
 
 def held(run: Run) -> bool:
@@ -18,7 +17,7 @@ def held(run: Run) -> bool:
 
 
 def take(run: Run) -> None:
-    run.lease_until = time.time() + LEASE_SECONDS
+    run.lease_until = time.time() + limits.RUN_STREAM_LEASE_SECONDS
 
 
 def drop(run: Run) -> None:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from emulator.context import Ctx
 from emulator.db import CHANGES, LeaveEventLoop, RecordThenRetry, write_changes
+from emulator.errors import SERVER_ERROR_MESSAGE
 from emulator.runs import code_interpreter, executor, leases, phases
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, can_move, is_terminal
@@ -37,7 +38,6 @@ from emulator.store.rows import Run
 
 log = logging.getLogger("emulator.runs")
 
-SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 INTERRUPTIONS_BEFORE_FAILING = 2
 
 _broken_here: ContextVar[frozenset[str]] = ContextVar("broken_here", default=frozenset())
@@ -99,7 +99,7 @@ def _fail_broken(ctx: Ctx, run_id: str, error: Exception, session: Session) -> N
         run = store.get_by_id_thread_first(session, run_id)
         if run is not None and can_move(RunStatus(run.status), RunStatus.FAILED):
             run.unfinished_work = None  # risky work that raised has ended; it did not take the worker down
-            phases.fail(_own_ctx(ctx, session), run, "server_error", SERVER_ERROR)
+            phases.fail(_own_ctx(ctx, session), run, "server_error", SERVER_ERROR_MESSAGE)
             write_changes(session)
     except _NOT_THE_RUNS_FAULT:
         raise

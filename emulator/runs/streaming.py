@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from emulator import sse
 from emulator.context import Ctx
+from emulator.errors import SERVER_ERROR_MESSAGE
 from emulator.runs import executor, leases, pending, phases
 from emulator.runs.events import Event
-from emulator.runs.safety import SERVER_ERROR
 from emulator.server_state import Runtime
 from emulator.store import runs as store
 
@@ -83,7 +83,7 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
         run = store.get_by_id_thread_first(session, run_id)
         if run is None or executor.is_resting(run):
             return []
-        failed = phases.fail(ctx, run, "server_error", SERVER_ERROR)
+        failed = phases.fail(ctx, run, "server_error", SERVER_ERROR_MESSAGE)
     ctx.committed()
     return failed
 
@@ -108,7 +108,7 @@ async def drive(
         log.exception("stream of run %s failed", run_id)
         for event in await run_in_threadpool(_fail, runtime, tenant, run_id, include):
             yield sse.encode(event.name, event.data)
-        yield sse.encode_error({"error": {"message": SERVER_ERROR, "type": "server_error", "param": None,
+        yield sse.encode_error({"error": {"message": SERVER_ERROR_MESSAGE, "type": "server_error", "param": None,
                                           "code": "server_error"}})
     finally:
         with anyio.CancelScope(shield=True):
