@@ -43,9 +43,9 @@ def _printable(character: str) -> str:
     return "_" if unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp") else character
 
 
-def display_name(relative: str) -> str:
-    """The file name of a path found in /mnt/data (any bytes) as a safe name."""
-    return safe_name(os.fsdecode(os.path.basename(relative)))
+def display_path(relative: str) -> str:
+    """A path found under /mnt/data (any bytes), each of its parts a safe name: `sub/x.csv`."""
+    return "/".join(safe_name(os.fsdecode(part)) for part in Path(relative).parts)
 
 
 def remove_tree(path: Path) -> None:
