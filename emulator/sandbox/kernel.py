@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -88,6 +89,8 @@ class Kernel:
         request_read, request_write = os.pipe()
         reply_read, reply_write = os.pipe()
         output_read, output_write = os.pipe()
+        with contextlib.suppress(OSError):  # fewer, larger reads of a cell that prints much
+            fcntl.fcntl(output_read, fcntl.F_SETPIPE_SZ, _READ_BYTES)
         arguments = [
             str(limits.CODE_INTERPRETER_MEMORY_BYTES), str(timeout_seconds), str(MAX_PROCESSES), str(MAX_FILE_BYTES),
             launcher.mode.value, str(request_read), str(reply_write),
