@@ -7,9 +7,12 @@ and 2 (its children's too) are a third pipe the server reads while the cell runs
 its session lives on.
 
 The reply line is written by the process the cell runs in, so a cell can write one of its own (a secret the
-kernel kept for the purpose would be in its memory, which the cell can read): nothing the host relies on comes
-from it. The logs come from the output pipe, the files from the server's own walk of /mnt/data, the figures are
-PNG bytes checked for their size, and a forged early reply only confuses the session's own next results.
+kernel kept for the purpose, such as a nonce per cell, would be in its memory, which the cell can read): the
+host relies on nothing in it. The logs come from the output pipe, the files from the server's own walk of
+/mnt/data, the figures are PNG bytes checked for their size. And an isolated kernel must be seen idle after its
+reply (`Kernel.idle`: one thread, no child, blocked reading the request pipe, nothing else under the sandbox's
+init), else the session ends: a cell that forged an early reply to go on running past its deadline and
+between cells does not.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import platform
 import select
 import signal
 import subprocess
@@ -42,6 +46,9 @@ _MAX_REPLY_BYTES = 64 * 1024 * 1024
 _KEPT_OUTPUT_BYTES = limits.CODE_INTERPRETER_MAX_LOG_CHARS * 4
 """Enough bytes for the last `CODE_INTERPRETER_MAX_LOG_CHARS` characters in UTF-8."""
 _READ_BYTES = 1 << 20
+_IDLE_SECONDS = 1.0
+"""How long a kernel has, after its reply, to be seen waiting for the next cell."""
+_READ_SYSCALL = {"x86_64": 0, "amd64": 0, "aarch64": 63, "arm64": 63}.get(platform.machine().lower())
 
 Watch = Callable[[], str | None]
 """Called every `WATCH_SECONDS` while a cell runs: why the session must end now, or None."""
@@ -66,6 +73,8 @@ class Reply:
     images: list[bytes] = field(default_factory=list)
     threads: int = 1
     """The kernel's threads after the cell: more than one means the cell left a thread running."""
+    idle: bool = True
+    """The kernel was seen waiting for the next cell (`Kernel.idle`)."""
 
 
 @dataclass
@@ -78,6 +87,8 @@ class Kernel:
     _kept: bytearray = field(default_factory=bytearray)
     """The end of the output read since the cell began."""
     _output_bytes: int = 0
+    _watched: tuple[int, int, int] | None = None
+    """An isolated kernel's sandbox init, the kernel process (host pids) and the fd it reads requests from."""
 
     @classmethod
     def start(
@@ -122,6 +133,8 @@ class Kernel:
             kernel.stop()
             detail = kernel._kept.decode("utf-8", "replace").strip()[-4000:] or ended.logs
             raise SandboxError(f"the code_interpreter sandbox could not start: {detail}") from None
+        if launcher.mode is Mode.ISOLATED:
+            kernel._watched = _init_and_kernel(process.pid, request_read)
         return kernel
 
     def run(self, code: str, timeout_seconds: int, watch: Watch | None = None) -> Reply:
@@ -141,10 +154,30 @@ class Kernel:
         try:
             reply = json.loads(answer)
             images = [_decode_image(item) for item in reply.get("images", [])]
-            return Reply(logs=self._logs(), images=images, threads=int(reply.get("threads", 1)))
+            return Reply(logs=self._logs(), images=images, threads=int(reply.get("threads", 1)), idle=self.idle())
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             self.stop()
             raise SandboxError(f"the code_interpreter kernel answered garbage: {error}") from None
+
+    def idle(self) -> bool:
+        """The isolated kernel waits for the next cell (within `_IDLE_SECONDS`): its only thread blocked in
+        read(2) on the request pipe, no child of its own, and it the only process under the sandbox's init.
+        True when it cannot be known here (unsafe mode, /proc hiding it)."""
+        if self._watched is None:
+            return True
+        init, kernel, request_fd = self._watched
+        deadline = time.monotonic() + _IDLE_SECONDS
+        pause = 0.0005
+        while True:
+            try:
+                waiting = (_children(init) == [kernel] and not _children(kernel)
+                           and _threads(kernel) == 1 and _reading(kernel, request_fd))
+            except OSError:
+                return False
+            if waiting or time.monotonic() > deadline:
+                return waiting
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
 
     def _logs(self) -> str:
         text = self._kept.decode("utf-8", "replace")
@@ -262,6 +295,39 @@ class Kernel:
                 if fd >= 0:
                     os.close(fd)
         self.requests = self.replies = self.output = -1
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as listed:
+        return [int(child) for child in listed.read().split()]
+
+
+def _threads(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+        for line in status:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _reading(pid: int, fd: int) -> bool:
+    """The process is in read(2) on `fd` (where this machine's read number is known)."""
+    if _READ_SYSCALL is None:
+        return True
+    with open(f"/proc/{pid}/syscall", encoding="ascii") as syscall:
+        fields = syscall.read().split()
+    return len(fields) > 1 and fields[0] == str(_READ_SYSCALL) and fields[1] == hex(fd)
+
+
+def _init_and_kernel(bwrap: int, request_fd: int) -> tuple[int, int, int] | None:
+    """The sandbox's init (bwrap's child) and the kernel (init's only child), once the kernel is ready; None
+    when /proc does not show them (the idle check is then skipped)."""
+    try:
+        [init] = _children(bwrap)
+        [kernel] = _children(init)
+    except (OSError, ValueError):
+        return None
+    return init, kernel, request_fd
 
 
 def _timed_out(timeout_seconds: float) -> str:

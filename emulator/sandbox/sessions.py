@@ -122,10 +122,10 @@ class Sandbox:
             notes = self._place(session, inputs)
             before = files.snapshot(session.data)
             killed = session.group.oom_kills() if session.group is not None else 0
-            threads = 1
+            threads, idle = 1, True
             try:
                 reply = session.kernel.run(code, self.timeout_seconds, self._watch(session))
-                logs, images, threads = reply.logs, reply.images, reply.threads
+                logs, images, threads, idle = reply.logs, reply.images, reply.threads, reply.idle
                 if session.group is not None and session.group.oom_kills() > killed:
                     notes.append(f"[a process of the cell was killed: it ran out of memory (a session has "
                                  f"{limits.CODE_INTERPRETER_MEMORY_BYTES // 2**20} MB in all)]\n")
@@ -143,7 +143,7 @@ class Sandbox:
             notes += copy_notes
             pictures = self._write_images(images, workdir)
             names.update((picture, picture.name) for picture in pictures)
-            ending = _reason_to_end(after, threads)
+            ending = _reason_to_end(after, threads, idle)
             if ending is not None:
                 notes.append(ending)
             if ending is not None or not self._is_current(session):  # or ended (thread deleted) while it ran
@@ -370,11 +370,14 @@ _OUT_OF_MEMORY = (f"The code_interpreter session ran out of memory ({limits.CODE
                   "MB in all) and ended; its state is lost.")
 
 
-def _reason_to_end(after: files.Snapshot, threads: int) -> str | None:
-    """Why the session must end after this cell, if it must: more on disk than a session may keep, or a
-    thread of the cell still running in the kernel (it would run between cells, past the CPU limit)."""
+def _reason_to_end(after: files.Snapshot, threads: int, idle: bool) -> str | None:
+    """Why the session must end after this cell, if it must: more on disk than a session may keep, a thread
+    of the cell still running in the kernel (it would run between cells, past the CPU limit), or a kernel not
+    waiting for the next cell after its answer (a cell that answered for itself and runs on)."""
     if after.total_bytes > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
         return _DISK_FULL
     if threads > 1:
         return "[a thread the cell started was still running after it: the session was reset]\n"
+    if not idle:
+        return "[the cell was still running after its kernel answered: the session was reset]\n"
     return None
