@@ -113,6 +113,11 @@ def python_layout() -> PythonLayout:
         return PythonLayout(executable, binds, environment)
     binds += [*_directory(f"{SANDBOX_VENV}/bin"), "--ro-bind", str(venv / "lib"), f"{SANDBOX_VENV}/lib",
               "--symlink", executable, f"{SANDBOX_VENV}/bin/python3"]
+    lib64 = venv / "lib64"  # where `sys.platlibdir` is lib64: a link to lib, or a directory of its own
+    if lib64.is_symlink() and lib64.resolve() == (venv / "lib").resolve():
+        binds += ["--symlink", "lib", f"{SANDBOX_VENV}/lib64"]
+    elif lib64.is_dir() and not lib64.is_symlink():
+        binds += ["--ro-bind", str(lib64), f"{SANDBOX_VENV}/lib64"]
     config = (f"home = {Path(executable).parent}\ninclude-system-site-packages = "
               f"{'true' if _includes_system_site_packages(venv) else 'false'}\nversion = "
               f"{'.'.join(map(str, sys.version_info[:3]))}\n")
