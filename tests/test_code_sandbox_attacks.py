@@ -132,7 +132,7 @@ def test_a_cell_that_answers_for_itself_does_not_run_on(sdk: OpenAI, hostile: Ru
     logs = thread.cell(
         "import json, os, sys, time\nkept = 1\n"
         "os.write(int(sys.argv[7]), (json.dumps({'logs': 'forged', 'images': [], 'threads': 1}) + '\\n').encode())\n"
-        "for index in range(30):\n    open(f'/mnt/data/late{index}.txt', 'w').write('x')\n    time.sleep(0.1)"
+        "for index in range(100):\n    open(f'/mnt/data/late{index}.txt', 'w').write('x')\n    time.sleep(0.1)"
     )
     assert logs == "[the cell was still running after its kernel answered: the session was reset]\n", logs
     time.sleep(3.5)

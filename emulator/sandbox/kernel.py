@@ -46,7 +46,7 @@ _MAX_REPLY_BYTES = 64 * 1024 * 1024
 _KEPT_OUTPUT_BYTES = limits.CODE_INTERPRETER_MAX_LOG_CHARS * 4
 """Enough bytes for the last `CODE_INTERPRETER_MAX_LOG_CHARS` characters in UTF-8."""
 _READ_BYTES = 1 << 20
-_IDLE_SECONDS = 1.0
+_IDLE_SECONDS = 5.0
 """How long a kernel has, after its reply, to be seen waiting for the next cell."""
 _READ_SYSCALL = {"x86_64": 0, "amd64": 0, "aarch64": 63, "arm64": 63}.get(platform.machine().lower())
 
