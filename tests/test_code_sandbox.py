@@ -244,6 +244,17 @@ def test_disk_use_is_bounded_during_the_cell(sdk: OpenAI) -> None:
     assert thread.cell("import os\nprint(os.listdir('/mnt/data'))") == "[]\n"
 
 
+def test_disk_use_past_the_walks_depth_is_counted(sdk: OpenAI) -> None:
+    """The same files 70 directory levels deep (past the 64 levels the server walks for output files)."""
+    thread = Thread(sdk)
+    logs = thread.cell("import os, time\nos.makedirs('/mnt/data/' + '/'.join(['d'] * 70))\n"
+                       "os.chdir('/mnt/data/' + '/'.join(['d'] * 70))\nfor index in range(5):\n"
+                       "    with open(f'big{index}', 'wb') as out:\n        out.truncate(500 * 2 ** 20)\n"
+                       "time.sleep(4)\nprint('after')")
+    assert logs.startswith("[/mnt/data holds more than 2 GB: the session was reset and its files removed]"), logs
+    assert "after" not in logs
+
+
 def test_a_file_in_a_subdirectory_keeps_its_path(sdk: OpenAI) -> None:
     thread = Thread(sdk)
     thread.cell("import os\nos.makedirs('/mnt/data/sub/deeper')\n"

@@ -62,6 +62,19 @@ def remove_tree(path: Path) -> None:
         log.warning("could not remove %s: %s", path, error)
 
 
+def disk_bytes(directory: Path, walked: Snapshot | None = None) -> int:
+    """The bytes (by file size) of everything under `directory`, however deep or wide: `walked` when that walk
+    saw it all, else `du`, which walks without the server's caps (the walk's total if `du` fails)."""
+    if walked is not None and walked.complete:
+        return walked.total_bytes
+    try:
+        done = subprocess.run(["du", "-s", "-x", "-b", "--", str(directory)], capture_output=True,
+                              timeout=_REMOVE_SECONDS, check=False)
+        return int(done.stdout.split()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return (walked or snapshot(directory)).total_bytes
+
+
 def place(directory: Path, name: str, source: Path, owner: int | None) -> None:
     """Copy `source` into `directory` as `name` (already safe), replacing whatever non-directory is there."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW

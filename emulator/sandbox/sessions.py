@@ -143,7 +143,7 @@ class Sandbox:
             notes += copy_notes
             pictures = self._write_images(images, workdir)
             names.update((picture, picture.name) for picture in pictures)
-            ending = _reason_to_end(after, threads, idle)
+            ending = _reason_to_end(files.disk_bytes(session.data, after), threads, idle)
             if ending is not None:
                 notes.append(ending)
             if ending is not None or not self._is_current(session):  # or ended (thread deleted) while it ran
@@ -160,7 +160,8 @@ class Sandbox:
         by_uid = session.group is None and self.launcher.mode is Mode.ISOLATED and self.launcher.as_root
 
         def check() -> str | None:
-            if files.snapshot(session.data).total_bytes > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
+            used = files.disk_bytes(session.data, files.snapshot(session.data))
+            if used > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
                 return _DISK_FULL
             if by_uid and cgroups.resident_bytes(session.uid) > limits.CODE_INTERPRETER_MEMORY_BYTES:
                 return _OUT_OF_MEMORY
@@ -370,11 +371,11 @@ _OUT_OF_MEMORY = (f"The code_interpreter session ran out of memory ({limits.CODE
                   "MB in all) and ended; its state is lost.")
 
 
-def _reason_to_end(after: files.Snapshot, threads: int, idle: bool) -> str | None:
+def _reason_to_end(disk_bytes: int, threads: int, idle: bool) -> str | None:
     """Why the session must end after this cell, if it must: more on disk than a session may keep, a thread
     of the cell still running in the kernel (it would run between cells, past the CPU limit), or a kernel not
     waiting for the next cell after its answer (a cell that answered for itself and runs on)."""
-    if after.total_bytes > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
+    if disk_bytes > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
         return _DISK_FULL
     if threads > 1:
         return "[a thread the cell started was still running after it: the session was reset]\n"
