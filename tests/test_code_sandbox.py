@@ -20,6 +20,7 @@ import pytest
 from openai import OpenAI
 from sqlalchemy.engine import make_url
 
+from emulator import limits
 from tests.extra_server import extra_server
 from tests.server import RunningServer
 
@@ -99,15 +100,32 @@ def test_the_servers_database_and_data_dir_are_not_there(sdk: OpenAI, sandboxed:
     listed = _results(thread.cell(_probe([data_dir, f"{data_dir}/files", "/root", "/home"], "list")))
     read = _results(thread.cell(_probe(readable, "read")))
     assert secret.id and readable
-    root = listed.pop("/root")
     assert all(str(result).startswith("refused: FileNotFoundError") for result in listed.values()), listed
-    python = Path(sys.base_prefix).resolve()
-    assert root == ([python.relative_to("/root").parts[0]] if python.is_relative_to("/root") else root == [])
     assert all(str(result).startswith("refused: FileNotFoundError") for result in read.values()), read
     assert _serving(sandboxed)
 
 
+def test_no_host_path_in_the_sandboxs_command_lines_and_environments(sdk: OpenAI, sandboxed: RunningServer) -> None:
+    """The Python installation is shown at /opt (not under /root), bwrap's arguments are not on its command line."""
+    code = (
+        "import os, sys\nseen = []\n"
+        "for pid in [p for p in os.listdir('/proc') if p.isdigit()]:\n"
+        "    for name in ('cmdline', 'environ'):\n"
+        "        try:\n"
+        "            seen.append(open(f'/proc/{pid}/{name}', 'rb').read().decode('utf-8', 'replace'))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "print(len(seen), sys.executable)\nprint(repr(''.join(seen)))"
+    )
+    counted, everything = Thread(sdk).cell(code).splitlines()
+    host_paths = {str(sandboxed.data_dir), str(Path(sys.base_prefix).resolve()), str(Path(sys.prefix).resolve()),
+                  "/root", "/home"}
+    assert int(counted.split()[0]) >= 3 and counted.split()[1].startswith("/opt/"), counted
+    assert not [path for path in host_paths if path in eval(everything)], everything
+
+
 def test_another_threads_session_files_are_not_there(sdk: OpenAI, sandboxed: RunningServer) -> None:
+    """Searched everywhere a cell may write or the server may put files; not in the (read-only) Python."""
     token = uuid.uuid4().hex
     given = sdk.files.create(file=("mine.txt", token.encode()), purpose="assistants")
     owner = Thread(sdk, [given.id])
@@ -117,6 +135,7 @@ def test_another_threads_session_files_are_not_there(sdk: OpenAI, sandboxed: Run
         "import os\nfound = []\n"
         f"for top in ['/mnt', '/tmp', '/opt', '/etc', '/var', '/srv', '/home', {str(sandboxed.data_dir)!r}]:\n"
         "    for folder, dirs, names in os.walk(top):\n"
+        "        dirs[:] = [name for name in dirs if os.path.join(folder, name) not in ('/opt/python', '/opt/venv')]\n"
         "        for name in names:\n"
         "            try:\n"
         f"                if {token!r}.encode() in open(os.path.join(folder, name), 'rb').read(1 << 20):\n"
@@ -140,7 +159,7 @@ def test_the_servers_environment_is_not_there(sdk: OpenAI) -> None:
     )
     names, leaks = Thread(sdk).cell(code).splitlines()
     assert set(eval(names)) <= {"PATH", "HOME", "TMPDIR", "LANG", "MPLBACKEND", "MPLCONFIGDIR", "OPENBLAS_NUM_THREADS",
-                                "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PWD", "LC_CTYPE"}
+                                "OMP_NUM_THREADS", "MKL_NUM_THREADS", "PWD", "LC_CTYPE", "LD_LIBRARY_PATH"}
     assert leaks == "leaks []"
 
 
@@ -180,6 +199,72 @@ def test_a_fork_bomb_ends_in_the_cell(sdk: OpenAI, sandboxed: RunningServer) -> 
     assert "BlockingIOError: [Errno 11] Resource temporarily unavailable" in logs
     assert thread.cell("print('still here')") == "still here\n"
     assert _serving(sandboxed)
+
+
+FOUR_CHILDREN_OF_300_MB = (
+    "import os, time\npids = []\n"
+    "for _ in range(4):\n"
+    "    pid = os.fork()\n"
+    "    if pid == 0:\n"
+    "        block = b'x' * (300 * 2 ** 20)\n"
+    "        time.sleep(2)\n"
+    "        os._exit(0)\n"
+    "    pids.append(pid)\n"
+    "print('exit codes', [os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) for pid in pids])"
+)
+
+
+def test_a_sessions_processes_share_its_512_mb(sdk: OpenAI, sandboxed: RunningServer) -> None:
+    thread = Thread(sdk)
+    logs = thread.cell(FOUR_CHILDREN_OF_300_MB)
+    assert "exit codes [0, 0, 0, 0]" not in logs, logs
+    assert "ran out of memory" in logs and ("-9" in logs or "session" in logs), logs
+    assert thread.cell("print('still serving')") == "still serving\n"
+    assert _serving(sandboxed)
+
+
+def test_a_huge_output_is_truncated_and_the_session_lives_on(sdk: OpenAI) -> None:
+    thread = Thread(sdk)
+    thread.cell("kept = 'yes'")
+    logs = thread.cell("line = 'x' * (2 ** 20 - 1)\nfor _ in range(300):\n    print(line)\nprint('the end')")
+    cap = limits.CODE_INTERPRETER_MAX_LOG_CHARS
+    note = f"[output truncated: only its last {cap} characters are shown ({300 * 2 ** 20 + 8} bytes were printed)]\n"
+    assert logs.startswith(note) and logs.endswith("x\nthe end\n") and len(logs) == len(note) + cap, logs[:200]
+    assert thread.cell("print(kept)") == "yes\n"
+
+
+def test_disk_use_is_bounded_during_the_cell(sdk: OpenAI) -> None:
+    """Five sparse files of 500 MB (2.5 GB by their size) end the session while the cell still runs."""
+    thread = Thread(sdk)
+    logs = thread.cell("import time\nfor index in range(5):\n"
+                       "    with open(f'/mnt/data/big{index}', 'wb') as out:\n        out.truncate(500 * 2 ** 20)\n"
+                       "time.sleep(4)\nprint('after')")
+    assert logs.startswith("[/mnt/data holds more than 2 GB: the session was reset and its files removed]"), logs
+    assert "after" not in logs
+    assert thread.cell("import os\nprint(os.listdir('/mnt/data'))") == "[]\n"
+
+
+def test_disk_use_past_the_walks_depth_is_counted(sdk: OpenAI) -> None:
+    """The same files 70 directory levels deep (past the 64 levels the server walks for output files)."""
+    thread = Thread(sdk)
+    logs = thread.cell("import os, time\nos.makedirs('/mnt/data/' + '/'.join(['d'] * 70))\n"
+                       "os.chdir('/mnt/data/' + '/'.join(['d'] * 70))\nfor index in range(5):\n"
+                       "    with open(f'big{index}', 'wb') as out:\n        out.truncate(500 * 2 ** 20)\n"
+                       "time.sleep(4)\nprint('after')")
+    assert logs.startswith("[/mnt/data holds more than 2 GB: the session was reset and its files removed]"), logs
+    assert "after" not in logs
+
+
+def test_a_file_in_a_subdirectory_keeps_its_path(sdk: OpenAI) -> None:
+    thread = Thread(sdk)
+    thread.cell("import os\nos.makedirs('/mnt/data/sub/deeper')\n"
+                "_ = open('/mnt/data/sub/deeper/x.csv', 'w').write('a,b')")
+    message = sdk.beta.threads.messages.list(thread.thread.id, limit=1).data[0]
+    text = message.content[0].text  # type: ignore[union-attr]
+    [annotation] = text.annotations
+    assert annotation.text == "sandbox:/mnt/data/sub/deeper/x.csv"
+    made = sdk.files.retrieve(annotation.file_path.file_id)  # type: ignore[union-attr]
+    assert made.filename == "sub/deeper/x.csv" and sdk.files.content(made.id).read() == b"a,b"
 
 
 def test_two_gigabytes_is_a_memory_error_and_the_session_lives_on(sdk: OpenAI) -> None:

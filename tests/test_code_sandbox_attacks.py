@@ -123,3 +123,18 @@ def test_the_kernel_keyring_and_new_namespaces_are_refused(sdk: OpenAI) -> None:
         "print('unshare', nested.returncode, nested.stdout.strip() or nested.stderr.strip())"
     )
     assert logs == "add_key -1 1\nunshare 1 unshare: unshare failed: Operation not permitted\n"
+
+
+def test_a_cell_that_answers_for_itself_does_not_run_on(sdk: OpenAI, hostile: RunningServer) -> None:
+    """The cell writes a reply of its own on the kernel's reply pipe and goes on writing files: the server sees
+    the kernel is not waiting for the next cell, ends the session, and nothing of the cell runs on."""
+    thread = Thread(sdk)
+    logs = thread.cell(
+        "import json, os, sys, time\nkept = 1\n"
+        "os.write(int(sys.argv[7]), (json.dumps({'logs': 'forged', 'images': [], 'threads': 1}) + '\\n').encode())\n"
+        "for index in range(100):\n    open(f'/mnt/data/late{index}.txt', 'w').write('x')\n    time.sleep(0.1)"
+    )
+    assert logs == "[the cell was still running after its kernel answered: the session was reset]\n", logs
+    time.sleep(3.5)
+    assert thread.cell("import os\nprint('kept' in globals(), os.listdir('/mnt/data'))") == "False []\n"
+    assert _serving(hostile)

@@ -203,29 +203,34 @@ def cleanup(execution: Execution) -> None:
         remove_tree(execution.workdir)
 
 
-def _keep(ctx: Ctx, made: Path) -> CodeFile:
+def _keep(ctx: Ctx, made: Path, name: str) -> CodeFile:
+    """Store the file the cell made as `name` (its path under /mnt/data); its stored copy goes if its row does not."""
     file_id = ctx.ids.new("file")
     target = backends.files().storage_path(ctx.settings.files_dir, file_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(made, target)  # the working copy goes at once (a file of up to 512 MB is not kept twice)
-    file_store.create(
-        ctx.session,
-        tenant=ctx.tenant,
-        file_id=file_id,
-        now=ctx.now,
-        size=target.stat().st_size,
-        filename=made.name,
-        purpose="assistants_output",
-        expires_at=None,
-        storage_path=target,
-    )
-    return CodeFile(file_id=file_id, filename=made.name, image=made.suffix.lower() in _IMAGE_SUFFIXES)
+    try:
+        file_store.create(
+            ctx.session,
+            tenant=ctx.tenant,
+            file_id=file_id,
+            now=ctx.now,
+            size=target.stat().st_size,
+            filename=name,
+            purpose="assistants_output",
+            expires_at=None,
+            storage_path=target,
+        )
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+    return CodeFile(file_id=file_id, filename=name, image=Path(name).suffix.lower() in _IMAGE_SUFFIXES)
 
 
 def record(ctx: Ctx, run: Run, code: str, call_id: str, execution: Execution) -> dict[str, Any]:
     """Keep what the cell made; the step's code_interpreter tool call, outputs included. (Its copies are removed
     once the result commits, `commit_result`.)"""
-    made = [_keep(ctx, path) for path in execution.created]
+    made = [_keep(ctx, path, execution.name(path)) for path in execution.created]
     outputs: list[dict[str, Any]] = [{"type": "logs", "logs": execution.logs}] if execution.logs else []
     outputs += [{"type": "image", "image": {"file_id": item.file_id}} for item in made if item.image]
     _bill_session(run, execution)

@@ -43,9 +43,9 @@ def _printable(character: str) -> str:
     return "_" if unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp") else character
 
 
-def display_name(relative: str) -> str:
-    """The file name of a path found in /mnt/data (any bytes) as a safe name."""
-    return safe_name(os.fsdecode(os.path.basename(relative)))
+def display_path(relative: str) -> str:
+    """A path found under /mnt/data (any bytes), each of its parts a safe name: `sub/x.csv`."""
+    return "/".join(safe_name(os.fsdecode(part)) for part in Path(relative).parts)
 
 
 def remove_tree(path: Path) -> None:
@@ -60,6 +60,19 @@ def remove_tree(path: Path) -> None:
             log.warning("could not remove %s: %s", path, done.stderr.decode("utf-8", "replace").strip())
     except (OSError, subprocess.SubprocessError) as error:
         log.warning("could not remove %s: %s", path, error)
+
+
+def disk_bytes(directory: Path, walked: Snapshot | None = None) -> int:
+    """The bytes (by file size) of everything under `directory`, however deep or wide: `walked` when that walk
+    saw it all, else `du`, which walks without the server's caps (the walk's total if `du` fails)."""
+    if walked is not None and walked.complete:
+        return walked.total_bytes
+    try:
+        done = subprocess.run(["du", "-s", "-x", "-b", "--", str(directory)], capture_output=True,
+                              timeout=_REMOVE_SECONDS, check=False)
+        return int(done.stdout.split()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return (walked or snapshot(directory)).total_bytes
 
 
 def place(directory: Path, name: str, source: Path, owner: int | None) -> None:

@@ -2,14 +2,14 @@
 by the server.
 
 It reads one JSON request per line (`{"code": ...}`) and answers one JSON line per cell
-`{"logs": ..., "images": [base64 PNG, ...]}`. Variables and imports live in one namespace for the life of the
-session. A cell's output (fd 1 and 2, its child processes' included) goes to a file of the kernel's private
-/tmp, read back after the cell. After each cell the open matplotlib figures come back as PNG images, and every
-other process of the session is killed (nothing runs between cells).
+`{"images": [base64 PNG, ...], "threads": n}`. Variables and imports live in one namespace for the life of the
+session. A cell's output (fd 1 and 2, its child processes' included) goes to a pipe the server reads while the
+cell runs. After each cell the open matplotlib figures come back as PNG images, and every other process of the
+session is killed (nothing runs between cells).
 
-argv: memory bytes, seconds of CPU per cell, max processes, max bytes per file, max log characters, and
-`isolated` or `unsafe` (only an isolated kernel, alone in its PID namespace, kills the other processes), the
-request fd and the reply fd.
+argv: memory bytes, seconds of CPU per cell, max processes, max bytes per file, and `isolated` or `unsafe`
+(only an isolated kernel, alone in its PID namespace, kills the other processes), the request fd and the reply
+fd.
 """
 
 import ast
@@ -47,11 +47,12 @@ def _allow_cpu(seconds: int) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (spent + seconds, resource.RLIM_INFINITY))
 
 
-def _execute(source: str, namespace: dict) -> None:
+def _execute(source: str, namespace: dict[str, object]) -> None:
     """Run like a notebook cell: the value of a last bare expression is shown."""
     try:
         tree = ast.parse(source, "<cell>")
         last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+        assert last is None or isinstance(last, ast.Expr)
         exec(compile(tree, "<cell>", "exec"), namespace)
         if last is not None:
             value = eval(compile(ast.Expression(last.value), "<cell>", "eval"), namespace)
@@ -64,7 +65,7 @@ def _execute(source: str, namespace: dict) -> None:
             os._exit(1)
 
 
-def _figures() -> list:
+def _figures() -> list[str]:
     pyplot = sys.modules.get("matplotlib.pyplot")
     if pyplot is None:
         return []
@@ -110,38 +111,24 @@ def _threads() -> int:
     return 1
 
 
-def _run_cell(source: str, namespace: dict, capture_path: str, seconds: int, isolated: bool) -> dict:
-    capture = os.open(capture_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-    saved = os.dup(1), os.dup(2)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(capture, 1)
-    os.dup2(capture, 2)
+def _flush() -> None:
+    """Flush the cell's buffered output; a stream the cell broke or closed is not the kernel's failure."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+def _run_cell(source: str, namespace: dict[str, object], seconds: int, isolated: bool) -> list[str]:
+    """Run the cell; the figures it left open."""
     _allow_cpu(seconds)
     try:
         _execute(source, namespace)
         images = _figures()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
+        _flush()
         if isolated:
             _kill_the_rest()
-    return {"images": images, "capture": capture}
-
-
-def _tail(capture: int, max_chars: int) -> str:
-    size = os.fstat(capture).st_size
-    os.lseek(capture, max(0, size - max_chars * 4), os.SEEK_SET)
-    data = b""
-    while chunk := os.read(capture, 1 << 20):
-        data += chunk
-    os.ftruncate(capture, 0)  # the private /tmp is memory: free it until the next cell
-    os.close(capture)
-    return data.decode("utf-8", "replace")[-max_chars:]
+    return images
 
 
 def _copy_font_cache() -> None:
@@ -153,23 +140,21 @@ def _copy_font_cache() -> None:
 
 
 def main() -> None:
-    memory, seconds, processes, file_bytes, max_chars = (int(value) for value in sys.argv[1:6])
-    isolated = sys.argv[6] == "isolated"
-    requests = os.fdopen(int(sys.argv[7]), "r", encoding="utf-8")
-    replies = os.fdopen(int(sys.argv[8]), "w", encoding="utf-8")
+    memory, seconds, processes, file_bytes = (int(value) for value in sys.argv[1:5])
+    isolated = sys.argv[5] == "isolated"
+    requests = os.fdopen(int(sys.argv[6]), "r", encoding="utf-8")
+    replies = os.fdopen(int(sys.argv[7]), "w", encoding="utf-8")
     os.environ.setdefault("MPLBACKEND", "Agg")
     _copy_font_cache()
     warnings.filterwarnings("ignore", message=".*non-interactive.*")
     _limit(memory, processes if isolated else 0, file_bytes)
-    namespace: dict = {"__name__": "__main__"}
-    capture_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f".cell-output-{os.getpid()}")
+    namespace: dict[str, object] = {"__name__": "__main__"}
     replies.write(json.dumps({"ready": True}) + "\n")
     replies.flush()
     for line in requests:
         request = json.loads(line)
-        outcome = _run_cell(request["code"], namespace, capture_path, seconds, isolated)
-        logs = _tail(outcome["capture"], max_chars)
-        replies.write(json.dumps({"logs": logs, "images": outcome["images"], "threads": _threads()}) + "\n")
+        images = _run_cell(request["code"], namespace, seconds, isolated)
+        replies.write(json.dumps({"images": images, "threads": _threads()}) + "\n")
         replies.flush()
 
 

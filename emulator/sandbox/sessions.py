@@ -5,6 +5,12 @@ after an hour without use (by the emulator clock, given by the caller), when its
 cell runs out of time or kills its kernel, or when the server stops; the next call starts a new, clean one.
 Input files are placed in /mnt/data when the session starts or when they first appear among the run's files.
 
+A session's memory is capped as a whole (`cgroups`), and its disk use is checked while its cell runs, every
+`kernel.WATCH_SECONDS`: past `limits.CODE_INTERPRETER_SESSION_DISK_BYTES` the session ends. A cell may write
+past the cap only for that long, each file at most `MAX_FILE_BYTES` (RLIMIT_FSIZE). (A size-capped /mnt/data
+would need a file system per session: a tmpfs is memory, which the session's memory cap would count, and a
+loop device or project quota is not available on every host.)
+
 Sessions live in the server process (its kernels are its children): with several replicas behind a balancer
 a thread's next call may reach another replica and start a new session there.
 """
@@ -22,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emulator import limits
-from emulator.sandbox import files
+from emulator.sandbox import cgroups, files
 from emulator.sandbox.isolation import Launcher, Mode, build_font_cache
-from emulator.sandbox.kernel import MAX_FILE_BYTES, Kernel, KernelEnded, SandboxError
+from emulator.sandbox.kernel import MAX_FILE_BYTES, Kernel, KernelEnded, SandboxError, Watch
 
 log = logging.getLogger("emulator.sandbox")
 
@@ -49,12 +55,17 @@ class InputFile:
 class Execution:
     logs: str
     created: list[Path] = field(default_factory=list)
-    """Files the cell created or changed in /mnt/data, and its figures, copied out (sorted by name)."""
+    """Files the cell created or changed in /mnt/data, and its figures, copied out (sorted by `name`)."""
+    names: dict[Path, str] = field(default_factory=dict)
+    """The name of each of `created`: its path under /mnt/data (`sub/x.csv`), made safe."""
     images: list[Path] = field(default_factory=list)
     """The figures the cell left open (PNG), copied out."""
     workdir: Path | None = None
     new_session: str | None = None
     """The id of the session this call started (None: an existing one ran the cell)."""
+
+    def name(self, path: Path) -> str:
+        return self.names.get(path, path.name)
 
 
 @dataclass
@@ -67,6 +78,8 @@ class _Session:
     last_used: int
     kernel: Kernel | None = None
     """None until it has started (its starter holds `lock` meanwhile)."""
+    group: cgroups.SessionGroup | None = None
+    """Its memory cgroup, if the server could make one."""
     placed: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
     """Held while the session starts or runs a cell: ending or evicting it waits for neither."""
@@ -86,6 +99,7 @@ class Sandbox:
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
         self.font_cache = root / "matplotlib"
+        self._groups = cgroups.MemoryGroups.create() if launcher.mode is Mode.ISOLATED else None
         if launcher.mode is Mode.ISOLATED:
             threading.Thread(target=build_font_cache, args=(self.font_cache,), name="font-cache", daemon=True).start()
 
@@ -107,23 +121,29 @@ class Sandbox:
             assert session.kernel is not None
             notes = self._place(session, inputs)
             before = files.snapshot(session.data)
-            threads = 1
+            killed = session.group.oom_kills() if session.group is not None else 0
+            threads, idle = 1, True
             try:
-                reply = session.kernel.run(code, self.timeout_seconds)
-                logs, images, threads = reply.logs, reply.images, reply.threads
+                reply = session.kernel.run(code, self.timeout_seconds, self._watch(session))
+                logs, images, threads, idle = reply.logs, reply.images, reply.threads, reply.idle
+                if session.group is not None and session.group.oom_kills() > killed:
+                    notes.append(f"[a process of the cell was killed: it ran out of memory (a session has "
+                                 f"{limits.CODE_INTERPRETER_MEMORY_BYTES // 2**20} MB in all)]\n")
             except KernelEnded as ended:
+                out_of_memory = session.group is not None and session.group.oom_kills() > killed
                 self._discard(session)
-                logs, images = ended.logs, []
+                logs, images = (_OUT_OF_MEMORY if out_of_memory else ended.logs), []
             except SandboxError:
                 self._discard(session)
                 raise
             session.last_used = now
             workdir = Path(tempfile.mkdtemp(prefix="outputs-", dir=self.root))
             after = files.snapshot(session.data)
-            created, copy_notes = self._copy_created(session, before, after, workdir)
+            created, names, copy_notes = self._copy_created(session, before, after, workdir)
             notes += copy_notes
             pictures = self._write_images(images, workdir)
-            ending = _reason_to_end(after, threads)
+            names.update((picture, picture.name) for picture in pictures)
+            ending = _reason_to_end(files.disk_bytes(session.data, after), threads, idle)
             if ending is not None:
                 notes.append(ending)
             if ending is not None or not self._is_current(session):  # or ended (thread deleted) while it ran
@@ -131,8 +151,23 @@ class Sandbox:
         finally:
             session.lock.release()
         logs = "".join(notes) + logs
-        return Execution(logs=logs, created=sorted(created + pictures, key=lambda path: path.name), images=pictures,
-                         workdir=workdir, new_session=session.id if started else None)
+        return Execution(logs=logs, created=sorted(created + pictures, key=names.__getitem__), names=names,
+                         images=pictures, workdir=workdir, new_session=session.id if started else None)
+
+    def _watch(self, session: _Session) -> Watch:
+        """What is checked while the session's cell runs: its disk use, and, where no cgroup caps its memory
+        and it has a uid of its own, its processes' resident memory."""
+        by_uid = session.group is None and self.launcher.mode is Mode.ISOLATED and self.launcher.as_root
+
+        def check() -> str | None:
+            used = files.disk_bytes(session.data, files.snapshot(session.data))
+            if used > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
+                return _DISK_FULL
+            if by_uid and cgroups.resident_bytes(session.uid) > limits.CODE_INTERPRETER_MEMORY_BYTES:
+                return _OUT_OF_MEMORY
+            return None
+
+        return check
 
     def _session_for(self, tenant: str, thread_id: str, now: int) -> tuple[_Session, bool]:
         """The thread's live session, its lock held by the caller (started, under its lock, when there is none:
@@ -171,7 +206,9 @@ class Sandbox:
         session.data.mkdir()
         if self.launcher.mode is Mode.ISOLATED and self.launcher.as_root:
             os.chown(session.data, session.uid, session.uid)
-        session.kernel = Kernel.start(self.launcher, session.data, session.uid, self.timeout_seconds, self.font_cache)
+        session.group = self._groups.session(session.id, limits.CODE_INTERPRETER_MEMORY_BYTES) if self._groups else None
+        session.kernel = Kernel.start(self.launcher, session.data, session.uid, self.timeout_seconds, self.font_cache,
+                                      session.group.procs if session.group is not None else None)
         log.info("code_interpreter session %s started for thread %s (%s)", session.id, session.thread_id,
                  self.mode.value)
 
@@ -193,12 +230,13 @@ class Sandbox:
         return notes
 
     def _copy_created(self, session: _Session, before: files.Snapshot, after: files.Snapshot,
-                      workdir: Path) -> tuple[list[Path], list[str]]:
-        """Copy out the files the cell made or changed, within the per-cell caps; notes for the logs name the
-        ones not returned."""
+                      workdir: Path) -> tuple[list[Path], dict[Path, str], list[str]]:
+        """Copy out the files the cell made or changed, within the per-cell caps, with their names; notes for
+        the logs name the ones not returned."""
         changed = [(relative, stamp) for relative, stamp in sorted(after.files.items())
                    if before.files.get(relative) != stamp]
         created: list[Path] = []
+        names: dict[Path, str] = {}
         left: list[str] = []
         total = 0
         for relative, (size, _) in changed:
@@ -206,12 +244,13 @@ class Sandbox:
             if too_many or size > MAX_FILE_BYTES or total + size > limits.CODE_INTERPRETER_MAX_OUTPUT_BYTES:
                 left.append(relative)
                 continue
-            target = workdir / f"{len(created)}" / files.display_name(relative)
+            target = workdir / f"{len(created)}" / files.display_path(relative).rpartition("/")[2]
             target.parent.mkdir()
             if files.copy_out(session.data, relative, target, MAX_FILE_BYTES):
                 created.append(target)
+                names[target] = files.display_path(relative)
                 total += target.stat().st_size
-        return created, _not_returned(left, after.complete)
+        return created, names, _not_returned(left, after.complete)
 
     def _write_images(self, images: list[bytes], workdir: Path) -> list[Path]:
         written = []
@@ -262,6 +301,8 @@ class Sandbox:
                 del self._sessions[session.thread_id]
         if session.kernel is not None:
             session.kernel.stop()
+        if session.group is not None:
+            session.group.remove()
         if session.directory.exists():
             files.remove_tree(session.directory)
             log.info("code_interpreter session %s of thread %s ended", session.id, session.thread_id)
@@ -286,6 +327,8 @@ class Sandbox:
             if session.kernel is not None:
                 session.kernel.stop()
             files.remove_tree(session.directory)
+        if self._groups is not None:
+            self._groups.close()
 
 
 def _fresh_uid() -> int:
@@ -311,7 +354,7 @@ def _running_uids() -> set[int]:
 def _not_returned(left: list[str], complete: bool) -> list[str]:
     notes = []
     if left:
-        shown = ", ".join(files.display_name(relative) for relative in left[:20])
+        shown = ", ".join(files.display_path(relative) for relative in left[:20])
         more = f" and {len(left) - 20} more" if len(left) > 20 else ""
         notes.append(f"[{len(left)} files were not returned (at most {limits.CODE_INTERPRETER_MAX_OUTPUT_FILES} "
                      f"files and {limits.CODE_INTERPRETER_MAX_OUTPUT_BYTES // 2**20} MB per cell, "
@@ -322,12 +365,20 @@ def _not_returned(left: list[str], complete: bool) -> list[str]:
     return notes
 
 
-def _reason_to_end(after: files.Snapshot, threads: int) -> str | None:
-    """Why the session must end after this cell, if it must: more on disk than a session may keep, or a
-    thread of the cell still running in the kernel (it would run between cells, past the CPU limit)."""
-    if after.total_bytes > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
-        return (f"[/mnt/data holds more than {limits.CODE_INTERPRETER_SESSION_DISK_BYTES // 2**30} GB: the session "
-                "was reset and its files removed]\n")
+_DISK_FULL = (f"[/mnt/data holds more than {limits.CODE_INTERPRETER_SESSION_DISK_BYTES // 2**30} GB: the session "
+              "was reset and its files removed]\n")
+_OUT_OF_MEMORY = (f"The code_interpreter session ran out of memory ({limits.CODE_INTERPRETER_MEMORY_BYTES // 2**20} "
+                  "MB in all) and ended; its state is lost.")
+
+
+def _reason_to_end(disk_bytes: int, threads: int, idle: bool) -> str | None:
+    """Why the session must end after this cell, if it must: more on disk than a session may keep, a thread
+    of the cell still running in the kernel (it would run between cells, past the CPU limit), or a kernel not
+    waiting for the next cell after its answer (a cell that answered for itself and runs on)."""
+    if disk_bytes > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
+        return _DISK_FULL
     if threads > 1:
         return "[a thread the cell started was still running after it: the session was reset]\n"
+    if not idle:
+        return "[the cell was still running after its kernel answered: the session was reset]\n"
     return None
