@@ -6,11 +6,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine
 
 import migrations
-from emulator.store.clocks import CLOCK_ROW_ID
-from emulator.tables import ClockRow
+from emulator.store import clocks
 
 MIGRATIONS_DIR = Path(migrations.__file__).parent
 
@@ -28,10 +27,5 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
-    _ensure_clock_row(engine)
-
-
-def _ensure_clock_row(engine: Engine) -> None:
     with engine.begin() as connection:
-        if connection.scalar(select(ClockRow.id).where(ClockRow.id == CLOCK_ROW_ID)) is None:
-            connection.execute(insert(ClockRow).values(id=CLOCK_ROW_ID, offset_seconds=0))
+        clocks.ensure_clock_row(connection)

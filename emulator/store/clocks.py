@@ -7,7 +7,7 @@ back: concurrent advances on replicas add up.
 
 from __future__ import annotations
 
-from sqlalchemy import Insert, bindparam, func, select, update
+from sqlalchemy import Connection, Insert, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -72,3 +72,10 @@ def advance_tenant(session: Session, tenant: str, seconds: int) -> None:
 
 def advance_every_tenant(session: Session, seconds: int) -> None:
     statements.execute(session, _ADVANCE_EVERY_TENANT, {"seconds": seconds})
+
+
+def ensure_clock_row(connection: Connection) -> None:
+    """Every tenant's clock row exists from the first migration on (at offset 0): advances only update it."""
+    table = Clock.mapped.__table__
+    if connection.scalar(select(table.c.id).where(table.c.id == CLOCK_ROW_ID)) is None:
+        connection.execute(insert(table).values(id=CLOCK_ROW_ID, offset_seconds=0))
