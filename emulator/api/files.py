@@ -10,7 +10,7 @@ from starlette.background import BackgroundTask
 from starlette.responses import FileResponse
 
 from emulator import limits
-from emulator.api.deps import Order, ReadCtx, WorkerThreadRoute, WriteCtx, runtime, tenant
+from emulator.api.deps import Order, ReadCtx, WorkerThreadRoute, WriteCtx, runtime, tenant, without_unit_of_work
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
 from emulator.errors import PayloadTooLarge
@@ -25,6 +25,7 @@ router = APIRouter(prefix="/v1/files", route_class=WorkerThreadRoute)
 
 
 @router.post("")
+@without_unit_of_work  # the upload is streamed to disk first, then registered in a transaction of its own
 async def create_file(request: Request, tenant_id: Annotated[str, Depends(tenant)]) -> OpenAIJSON:
     rt = runtime(request)
     max_bytes = rt.settings.max_file_bytes

@@ -13,6 +13,7 @@ from emulator.context import Ctx
 from emulator.errors import InvalidRequest
 from emulator.runs import events, executor, safety
 from emulator.runs.events import Event
+from emulator.runs.holder import release_expired_holder
 from emulator.runs.state import RunStatus, cancel_refusal, tool_outputs_refusal
 from emulator.schemas.common import dump_response_format, dump_tools
 from emulator.schemas.runs import FILE_SEARCH_CONTENT, CreateRun, CreateThreadAndRun, RunOptions, SubmitToolOutputs
@@ -58,17 +59,6 @@ def _check_tool_choice(choice: Any, tools: list[dict[str, Any]]) -> None:
             f"Invalid 'tool_choice': the tool '{choice['type']}' is not one of the run's tools.", param="tool_choice",
             code="invalid_value",
         )
-
-
-def release_expired_holder(ctx: Ctx, thread: Thread) -> None:
-    """A run that expired unobserved still holds its thread; looking at it frees the thread."""
-    if thread.active_run_id is None:
-        return
-    holder = store.get_by_id(ctx.session, thread.active_run_id)
-    if holder is None:
-        store.release_thread(ctx.session, thread.id, thread.active_run_id)
-    else:
-        executor.expire_if_due(ctx, holder)
 
 
 def _require_searchable_stores(ctx: Ctx, thread: Thread, assistant: Row[Any]) -> None:
@@ -146,7 +136,7 @@ def create_thread_and_run(ctx: Ctx, body: CreateThreadAndRun, *, stream: bool) -
 
 def observed(ctx: Ctx, thread_id: str, run_id: str) -> Run:
     """The run as a client sees it now: expiry applied and progressed per the policy."""
-    threads.get_live_ref(ctx, thread_id, lock=True)
+    threads.get_live(ctx, thread_id, lock=True)
     run = store.get(ctx.session, ctx.tenant, thread_id, run_id)
     safety.observe(ctx, run)
     return run
@@ -163,7 +153,7 @@ def observe_active(ctx: Ctx, thread: Thread) -> None:
 
 
 def cancel(ctx: Ctx, thread_id: str, run_id: str) -> Run:
-    threads.get_live_ref(ctx, thread_id, lock=True)
+    threads.get_live(ctx, thread_id, lock=True)
     run = store.get(ctx.session, ctx.tenant, thread_id, run_id)
     executor.expire_if_due(ctx, run)
     refusal = cancel_refusal(run.status)

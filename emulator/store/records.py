@@ -120,6 +120,7 @@ class Table(Generic[R]):
         self._insert = statements.prepared(insert(self._table))
         self._insert_columns = [self._names[key] for key in self.columns]
         self._updates: dict[frozenset[str], Executable] = {}
+        self._layouts: dict[tuple[str, ...], tuple[int | tuple[int, ...], tuple[int, ...] | None]] = {}
 
     def identity(self, values: Mapping[str, Any]) -> tuple[str, Any]:
         key = self._key
@@ -139,11 +140,11 @@ class Table(Generic[R]):
         record = changes.loaded[self.identity(values)] = self._make(changes, state)
         return record
 
-    def _make(self, changes: Changes, values: Mapping[str, Any]) -> R:
+    def _make(self, changes: Changes, state: dict[str, Any]) -> R:
+        """A record whose attributes are `state` (a dict of its own, which the record keeps)."""
         record = object.__new__(self.record)
-        state = record.__dict__
-        state.update(values)
         state["_table"], state["_changes"], state["_changed"] = self, changes, set()
+        object.__setattr__(record, "__dict__", state)
         return record
 
     def load(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> R | None:
@@ -157,17 +158,33 @@ class Table(Generic[R]):
 
     def track(self, session: Session, row: Row[Any]) -> R:
         """The unit of work's record of `row` (which may hold more columns than the table's): the one already
-        loaded or inserted (whose values may be newer, as with the ORM's identity map), else a new record."""
+        loaded or inserted (whose values may be newer, as with the ORM's identity map), else a new record.
+
+        Loading is on every request's path (a list tracks each of its rows), so the row's layout is worked out
+        once per statement (`_layout`) and a row is read by position."""
         changes = _changes(session)
-        values = row._asdict()
-        key = self.identity(values)
-        record = changes.loaded.get(key)
+        fields: tuple[str, ...] = row._fields
+        layout = self._layouts.get(fields)
+        if layout is None:
+            layout = self._layouts[fields] = self._layout(fields)
+        key_at, kept = layout
+        identity = (self.name, row[key_at] if isinstance(key_at, int) else tuple(row[at] for at in key_at))
+        record = changes.loaded.get(identity)
         if record is None:
-            names = self._names
-            record = changes.loaded[key] = self._make(
-                changes, {name: value for name, value in values.items() if name in names}
-            )
+            state = dict(zip(fields, row, strict=False)) if kept is None else {fields[at]: row[at] for at in kept}
+            record = changes.loaded[identity] = self._make(changes, state)
         return record  # type: ignore[return-value]
+
+    def _layout(self, fields: tuple[str, ...]) -> tuple[int | tuple[int, ...], tuple[int, ...] | None]:
+        """Where a row of these fields holds the key, and which of its fields are columns (None: all)."""
+        missing = set(self._names) - set(fields)
+        if missing:
+            raise ValueError(f"a row of {self.name} without the columns {sorted(missing)} cannot be a record")
+        key_at = tuple(fields.index(name) for name in self._key)
+        kept = None if len(fields) == len(self._names) else tuple(
+            at for at, name in enumerate(fields) if name in self._names
+        )
+        return key_at[0] if len(key_at) == 1 else key_at, kept
 
     def synchronize(self, session: Session, key: Any, **changed: Any) -> None:
         """A statement changed the row of `key` (its key's value, a tuple for a key of several columns) in the
