@@ -92,7 +92,7 @@ ReadCtx = Annotated[Ctx, Depends(read_ctx)]
 
 
 class CheckedBodyRoute(APIRoute):
-    """A route whose JSON body is held to `check_json_body` when FastAPI serves it, as `api.direct` does.
+    """A route whose JSON body is held to `check_json_body` when FastAPI serves it, as `api.fast_routes` does.
 
     The body is decoded here first (Starlette keeps it for FastAPI's own read); a body that does not decode is
     left to FastAPI, which refuses it as usual.
