@@ -104,7 +104,7 @@ class Listing(Generic[Row]):
         has_more = len(rows) > page.limit
         rows = rows[: page.limit]
         if self.records is not None:
-            rows = [self.records.track(session, row) for row in rows]
+            rows = self.records.track_all(session, rows)
         if page.before and not page.after:
             rows.reverse()
         return Page(rows=rows, has_more=has_more)

@@ -10,7 +10,7 @@ connection directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, bindparam, event, insert, inspect, update
@@ -54,6 +54,8 @@ class Record:
         changed: set[str] = state["_changed"]
         if not changed:
             state["_changes"].dirty.append(self)
+            if changed is _UNCHANGED:
+                changed = state["_changed"] = set()
         changed.add(name)
 
     def __repr__(self) -> str:
@@ -62,6 +64,9 @@ class Record:
 
 
 R = TypeVar("R", bound=Record)
+
+_UNCHANGED: Any = frozenset()
+"""The changed columns of a record never changed (most are only read): its set is made at its first change."""
 
 
 class Changes:
@@ -140,11 +145,11 @@ class Table(Generic[R]):
         record = changes.loaded[self.identity(values)] = self._make(changes, state)
         return record
 
-    def _make(self, changes: Changes, state: dict[str, Any]) -> R:
-        """A record whose attributes are `state` (a dict of its own, which the record keeps)."""
+    def _make(self, changes: Changes, values: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> R:
         record = object.__new__(self.record)
-        state["_table"], state["_changes"], state["_changed"] = self, changes, set()
-        object.__setattr__(record, "__dict__", state)
+        state = record.__dict__
+        state.update(values)
+        state["_table"], state["_changes"], state["_changed"] = self, changes, _UNCHANGED
         return record
 
     def load(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> R | None:
@@ -154,26 +159,34 @@ class Table(Generic[R]):
         return None if row is None else self.track(session, row)
 
     def load_all(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> list[R]:
-        return [self.track(session, row) for row in statements.all_rows(session, statement, params)]
+        return self.track_all(session, statements.all_rows(session, statement, params))
 
     def track(self, session: Session, row: Row[Any]) -> R:
         """The unit of work's record of `row` (which may hold more columns than the table's): the one already
-        loaded or inserted (whose values may be newer, as with the ORM's identity map), else a new record.
+        loaded or inserted (whose values may be newer, as with the ORM's identity map), else a new record."""
+        return self.track_all(session, (row,))[0]
 
-        Loading is on every request's path (a list tracks each of its rows), so the row's layout is worked out
-        once per statement (`_layout`) and a row is read by position."""
+    def track_all(self, session: Session, rows: Sequence[Row[Any]]) -> list[R]:
+        """`track` for the rows of one statement (a page of a list: it is on the path of most requests, so the
+        rows' layout is worked out once per statement, `_layout`, and each row is read by position)."""
+        if not rows:
+            return []
         changes = _changes(session)
-        fields: tuple[str, ...] = row._fields
+        loaded, name, make = changes.loaded, self.name, self._make
+        fields: tuple[str, ...] = rows[0]._fields
         layout = self._layouts.get(fields)
         if layout is None:
             layout = self._layouts[fields] = self._layout(fields)
         key_at, kept = layout
-        identity = (self.name, row[key_at] if isinstance(key_at, int) else tuple(row[at] for at in key_at))
-        record = changes.loaded.get(identity)
-        if record is None:
-            state = dict(zip(fields, row, strict=False)) if kept is None else {fields[at]: row[at] for at in kept}
-            record = changes.loaded[identity] = self._make(changes, state)
-        return record  # type: ignore[return-value]
+        records: list[Any] = []
+        for row in rows:
+            identity = (name, row[key_at] if isinstance(key_at, int) else tuple(row[at] for at in key_at))
+            record = loaded.get(identity)
+            if record is None:
+                values = zip(fields, row, strict=False) if kept is None else ((fields[at], row[at]) for at in kept)
+                record = loaded[identity] = make(changes, values)
+            records.append(record)
+        return records
 
     def _layout(self, fields: tuple[str, ...]) -> tuple[int | tuple[int, ...], tuple[int, ...] | None]:
         """Where a row of these fields holds the key, and which of its fields are columns (None: all)."""
