@@ -53,7 +53,7 @@ class Record:
         state[name] = value
         changed: set[str] = state["_changed"]
         if not changed:
-            state["_changes"].dirty.append(self)
+            state["_dirty"].append(self)
             if changed is _UNCHANGED:
                 changed = state["_changed"] = set()
         changed.add(name)
@@ -149,7 +149,10 @@ class Table(Generic[R]):
         record = object.__new__(self.record)
         state = record.__dict__
         state.update(values)
-        state["_table"], state["_changes"], state["_changed"] = self, changes, _UNCHANGED
+        # The unit of work's list of changed records, not its `Changes`: a record pointing back at what holds it
+        # would make every unit of work a reference cycle, left to the garbage collector instead of freed when
+        # the unit of work ends.
+        state["_table"], state["_dirty"], state["_changed"] = self, changes.dirty, _UNCHANGED
         return record
 
     def load(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> R | None:
