@@ -30,7 +30,7 @@ from emulator.api import (
     vector_store_files,
     vector_stores,
 )
-from emulator.api.direct import DirectRoutes
+from emulator.api.fast_routes import DirectRoutes
 from emulator.api.responses import OpenAIJSON, error_response, http_error_response
 from emulator.control import clocks as control_clocks
 from emulator.control import scripts

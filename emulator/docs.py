@@ -2,7 +2,7 @@
 offline (FastAPI's own page loads them from a CDN).
 
 The assets are the package data of `fastapi-offline` (Swagger UI 5, MIT), served by a plain route for the few
-files the page uses: a mount would be a catch-all that `api.direct` must hand every request to FastAPI for.
+files the page uses: a mount would be a catch-all that `api.fast_routes` must hand every request to FastAPI for.
 """
 
 from __future__ import annotations

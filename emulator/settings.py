@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     """The `openai-poll-after-ms` header sent with run responses; the SDK pollers sleep that long."""
     direct_routes: bool = True
     """Serve the API's routes without FastAPI's per-request routing and dependency solving
-    (`api.direct`); off, every request goes through FastAPI: the same answers, slower."""
+    (`api.fast_routes`); off, every request goes through FastAPI: the same answers, slower."""
 
     unsafe_code_execution: bool = False
     """Run code_interpreter cells as plain subprocesses with the server's rights, where the sandbox (Linux

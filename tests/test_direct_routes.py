@@ -1,4 +1,4 @@
-"""`api.direct` serves the API's routes without FastAPI's per-request solving: it must answer exactly what
+"""`api.fast_routes` serves the API's routes without FastAPI's per-request solving: it must answer exactly what
 FastAPI answers. The oracle is a second server with `EMULATOR_DIRECT_ROUTES=false` (every request through
 FastAPI); each request below goes to both, and the two answers must be equal."""
 
@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from emulator.api.direct import DirectRoutes
+from emulator.api.fast_routes import DirectRoutes
 from emulator.app import create_app
 from emulator.settings import Settings
 from tests.extra_server import extra_server

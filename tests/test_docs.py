@@ -136,8 +136,8 @@ def test_errors_are_the_openai_envelope_and_responses_have_schemas(server: Runni
 
 def test_the_docs_add_no_catch_all_route(tmp_path: Path) -> None:
     """A mount (or any route only a regex matches) before the API's routes would send every request through
-    FastAPI's routing instead of `api.direct`: twice the CPU per request."""
-    from emulator.api.direct import DirectRoutes
+    FastAPI's routing instead of `api.fast_routes`: twice the CPU per request."""
+    from emulator.api.fast_routes import DirectRoutes
     from emulator.app import create_app
     from emulator.settings import Settings
 

@@ -23,6 +23,7 @@ from emulator.db import Database, LeaveEventLoop, require_worker_thread
 from emulator.ids import IdFactory
 from emulator.settings import Settings
 from emulator.store import messages, statements, threads
+from emulator.store.records import Record
 
 
 @pytest.fixture
@@ -131,6 +132,10 @@ def test_a_retry_keeps_what_the_dependencies_planned_and_forgets_the_failed_atte
     assert ran == ["planned by a dependency"]
 
 
+def _columns(record: Record) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in sorted(type(record).column_names)}
+
+
 def test_statements_on_the_raw_connection_read_what_sqlalchemy_reads(tmp_path: Path) -> None:
     """On the lane, `store.statements` runs its statements on the sqlite3 connection with its own compiled form and
     type processing; through SQLAlchemy (a worker thread's session) the same rows must come back."""
@@ -139,24 +144,24 @@ def test_statements_on_the_raw_connection_read_what_sqlalchemy_reads(tmp_path: P
     content = [{"type": "text", "text": {"value": "héllo", "annotations": []}}]
 
     def create(session: Session) -> bool:
-        threads.create(session, tenant="t", thread_id="thread_1", now=100, tool_resources={}, metadata={})
+        thread = threads.create(session, tenant="t", thread_id="thread_1", now=100, tool_resources={}, metadata={})
         messages.create(session, tenant="t", message_id="msg_1", thread_id="thread_1", now=100, role="user",
                         content=content, attachments=[], metadata={"k": "v"})
-        threads.touch_by_id(session, "thread_1", 100, 160)
+        threads.touch(thread, 160)
         return statements.RAW_CONNECTION in session.info
 
     try:
         assert db.run_inline(create, write=True), "the lane's sessions carry their raw connection"
 
         def read(session: Session) -> tuple[Any, ...]:
-            message = messages.read(session, "t", "thread_1", "msg_1")
-            thread = threads.get_ref_with_clock(session, "t", "thread_1")
-            return tuple(message), message.content, message.metadata_, tuple(thread), thread.clock_offset
+            message = messages.get(session, "t", "thread_1", "msg_1")
+            thread, clock_offset = threads.get_with_clock(session, "t", "thread_1")
+            return _columns(message), message.content, message.metadata_, _columns(thread), clock_offset
 
         on_the_lane, through_sqlalchemy = db.run_inline(read, write=False), db.run_in_worker(read, write=False)
         assert on_the_lane == through_sqlalchemy
         assert on_the_lane[1] == content and on_the_lane[2] == {"k": "v"}
-        assert on_the_lane[3][1] == 160, "the touch went through the raw connection too"
+        assert on_the_lane[3]["last_active_at"] == 160, "the touch went through the raw connection too"
     finally:
         db.dispose()
 
@@ -198,7 +203,7 @@ def test_changes_written_before_leaving_the_loop_are_rolled_back_and_made_once(t
         thread, _offset = threads.get_with_clock(session, "t", "thread_1", lock=True)
         assert thread is not None
         thread.metadata_ = {"visits": str(int(thread.metadata_.get("visits", "0")) + 1)}
-        threads.get_ref_with_clock(session, "t", "thread_1")  # a statement: the change is written now
+        threads.get_with_clock(session, "t", "thread_1")  # a statement: the change is written now
         require_worker_thread("a code_interpreter cell")
 
     try:

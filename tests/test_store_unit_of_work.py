@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from emulator import migrate
 from emulator.db import Database, write_changes
-from emulator.store import messages, records, runs, threads
+from emulator.store import messages, records, runs, statements, threads
 from emulator.tables import MessageRow
 from tests.server import postgres_database
 
@@ -70,7 +70,8 @@ def _run(session: Session) -> runs.Run:
 
 
 def _status_of(session: Session, message_id: str) -> str:
-    return messages.read(session, "t", "thread_1", message_id).status
+    """As a statement reads it from the database (the loaded record would answer from memory)."""
+    return statements.scalar(session, select(MessageRow.status).where(MessageRow.id == message_id), {})
 
 
 def test_a_change_is_seen_by_the_next_statement_and_committed(unit: Unit[Any]) -> None:
@@ -85,7 +86,7 @@ def test_a_change_is_seen_by_the_next_statement_and_committed(unit: Unit[Any]) -
         return seen_by_plain, seen_by_orm
 
     assert unit(work) == ("completed", "incomplete")
-    committed = unit(lambda session: messages.read(session, "t", "thread_1", "msg_1"))
+    committed = unit(lambda session: messages.get(session, "t", "thread_1", "msg_1"))
     assert (committed.status, committed.completed_at) == ("completed", 160)
 
 

@@ -14,7 +14,7 @@ from pydantic import Field
 from starlette.background import BackgroundTask
 
 from emulator import __version__, limits, sandbox
-from emulator.api.deps import Operator, ReadCtx, WorkerThreadRoute, WriteCtx, runtime
+from emulator.api.deps import Operator, ReadCtx, WorkerThreadRoute, WriteCtx, runtime, without_unit_of_work
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
 from emulator.control import clocks, faults, latency, ratelimits, scripts, tenant_reset
@@ -43,6 +43,7 @@ class AdvanceClock(StrictModel):
 
 
 @router.get("/health")
+@without_unit_of_work  # needs no key, so no tenant: it opens its own read transaction
 def health(request: Request) -> OpenAIJSON:
     """Needs no key; `now` is the time of a tenant that never advanced its clock."""
     rt = runtime(request)

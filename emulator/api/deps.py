@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Query, Request, params
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
@@ -32,7 +33,8 @@ _BETA_V1 = (
 
 
 def runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
+    held: Runtime = request.app.state.runtime
+    return held
 
 
 def _tenant(request: Request) -> str:
@@ -90,7 +92,7 @@ ReadCtx = Annotated[Ctx, Depends(read_ctx)]
 
 
 class CheckedBodyRoute(APIRoute):
-    """A route whose JSON body is held to `check_json_body` when FastAPI serves it, as `api.direct` does.
+    """A route whose JSON body is held to `check_json_body` when FastAPI serves it, as `api.fast_routes` does.
 
     The body is decoded here first (Starlette keeps it for FastAPI's own read); a body that does not decode is
     left to FastAPI, which refuses it as usual.
@@ -116,9 +118,43 @@ class CheckedBodyRoute(APIRoute):
         return checked
 
 
+E = TypeVar("E", bound=Callable[..., Any])
+
+_NEEDS_NO_UNIT_OF_WORK = "__emulator_needs_no_unit_of_work__"
+_UNIT_OF_WORK_PROVIDERS = frozenset({write_ctx, read_ctx})
+
+
+def without_unit_of_work(endpoint: E) -> E:
+    """Declare that an endpoint of a `UnitOfWorkRoute` opens no transaction: it reads no table (the model list),
+    or streams its body before its unit of work (a file upload). Put it under the route decorator."""
+    setattr(endpoint, _NEEDS_NO_UNIT_OF_WORK, True)
+    return endpoint
+
+
+def _provides_unit_of_work(dependency: Any) -> bool:
+    """`WriteCtx`, `ReadCtx`, or a dependency that takes one of them and returns its `Ctx` (a `Ctx` with more
+    planned, e.g. the control plane's cache invalidation)."""
+    if dependency in _UNIT_OF_WORK_PROVIDERS:
+        return True
+    return callable(dependency) and _unit_of_work_parameter(dependency) is not None
+
+
+def _unit_of_work_parameter(function: Callable[..., Any]) -> str | None:
+    """The name of the parameter through which `function` gets its unit of work, if it declares one."""
+    names = []
+    for name, hint in typing.get_type_hints(function, include_extras=True).items():
+        for marker in getattr(hint, "__metadata__", ()):
+            if isinstance(marker, params.Depends) and _provides_unit_of_work(marker.dependency):
+                names.append(name)
+    if len(names) > 1:
+        raise TypeError(f"{function.__qualname__} declares more than one unit of work: {names}")
+    return names[0] if names else None
+
+
 class UnitOfWorkRoute(CheckedBodyRoute):
-    """A route whose sync endpoint runs in one transaction (the `Ctx` argument's), committed on success and rolled
-    back on any error.
+    """A route whose endpoint runs in one transaction, that of its unit-of-work parameter (`WriteCtx`,
+    `ReadCtx`, or a dependency built on one), committed on success and rolled back on any error. An endpoint
+    without one must say so (`without_unit_of_work`): declaring the route fails otherwise.
 
     On SQLite the transaction runs on the event loop when it can (`Database.run_inline`), otherwise, and always
     on PostgreSQL, in a worker thread (`Database.run_in_worker`, which runs it again after a conflict or a
@@ -128,8 +164,19 @@ class UnitOfWorkRoute(CheckedBodyRoute):
     inline = True
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        if not inspect.iscoroutinefunction(endpoint):
-            endpoint = _in_unit_of_work(endpoint, inline=self.inline)
+        unit = _unit_of_work_parameter(endpoint)
+        needs_none = getattr(endpoint, _NEEDS_NO_UNIT_OF_WORK, False)
+        where = f"{endpoint.__module__}.{endpoint.__qualname__}"
+        if unit is None and not needs_none:
+            raise TypeError(
+                f"{where} declares no unit of work: take a WriteCtx or ReadCtx, or mark it @without_unit_of_work"
+            )
+        if unit is not None:
+            if needs_none:
+                raise TypeError(f"{where} is marked @without_unit_of_work but takes one ({unit!r})")
+            if inspect.iscoroutinefunction(endpoint):
+                raise TypeError(f"{where}: a unit of work runs a sync endpoint (in a transaction)")
+            endpoint = _in_unit_of_work(endpoint, unit, inline=self.inline)
         super().__init__(path, endpoint, **kwargs)
 
 
@@ -139,12 +186,12 @@ class WorkerThreadRoute(UnitOfWorkRoute):
     inline = False
 
 
-def _in_unit_of_work(endpoint: Callable[..., Any], *, inline: bool) -> Callable[..., Any]:
+def _in_unit_of_work(endpoint: Callable[..., Any], unit: str, *, inline: bool) -> Callable[..., Any]:
     @functools.wraps(endpoint)
     async def call(**kwargs: Any) -> Any:
-        ctx = next((value for value in kwargs.values() if isinstance(value, Ctx)), None)
-        if ctx is None or ctx.db is None:
-            return await run_in_threadpool(endpoint, **kwargs)
+        ctx = kwargs[unit]
+        if not isinstance(ctx, Ctx) or ctx.db is None:
+            raise TypeError(f"the unit of work of {endpoint.__qualname__} ({unit!r}) is not a request's Ctx")
         db = ctx.db
 
         def work(session: Session) -> Any:

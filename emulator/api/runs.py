@@ -22,8 +22,7 @@ from emulator.schemas.runs import (
     render_step,
 )
 from emulator.services import runs as service
-from emulator.services import threads
-from emulator.store import runs as store
+from emulator.services import thread_runs
 from emulator.store.rows import Run
 
 router = APIRouter(prefix="/v1/threads", dependencies=[BetaHeader], route_class=UnitOfWorkRoute)
@@ -65,9 +64,7 @@ def create_run(
 
 @router.get("/{thread_id}/runs")
 def list_runs(thread_id: str, ctx: WriteCtx, page: Pagination) -> OpenAIJSON:
-    thread = threads.get_live(ctx, thread_id)
-    service.observe_active(ctx, thread)
-    return ok(render_list(store.list_page(ctx.session, thread_id, page), render_run))
+    return ok(render_list(thread_runs.list_page(ctx, thread_id, page), render_run))
 
 
 @router.get("/{thread_id}/runs/{run_id}")
@@ -77,10 +74,7 @@ def retrieve_run(request: Request, thread_id: str, run_id: str, ctx: WriteCtx) -
 
 @router.post("/{thread_id}/runs/{run_id}")
 def modify_run(request: Request, thread_id: str, run_id: str, body: ModifyRun, ctx: WriteCtx) -> OpenAIJSON:
-    run = service.observed(ctx, thread_id, run_id)
-    if "metadata" in body.model_fields_set:
-        run.metadata_ = body.metadata or {}
-    return _run_response(request, run)
+    return _run_response(request, thread_runs.update(ctx, thread_id, run_id, body))
 
 
 @router.post("/{thread_id}/runs/{run_id}/cancel")
@@ -99,12 +93,11 @@ def submit_tool_outputs(
 @router.get("/{thread_id}/runs/{run_id}/steps")
 def list_run_steps(thread_id: str, run_id: str, ctx: WriteCtx, page: Pagination, include: Include = None) -> OpenAIJSON:
     included = service.parse_include(include)
-    run = service.observed(ctx, thread_id, run_id)
-    return ok(render_list(store.list_steps(ctx.session, run.id, page), lambda row: render_step(row, included)))
+    steps = thread_runs.list_steps(ctx, thread_id, run_id, page)
+    return ok(render_list(steps, lambda step: render_step(step, included)))
 
 
 @router.get("/{thread_id}/runs/{run_id}/steps/{step_id}")
 def retrieve_run_step(thread_id: str, run_id: str, step_id: str, ctx: WriteCtx, include: Include = None) -> OpenAIJSON:
     included = service.parse_include(include)
-    run = service.observed(ctx, thread_id, run_id)
-    return ok(render_step(store.get_step(ctx.session, run.id, step_id), included))
+    return ok(render_step(thread_runs.get_step(ctx, thread_id, run_id, step_id), included))

@@ -11,8 +11,6 @@ from emulator import limits
 from emulator.schemas.common import Metadata, StrictModel, openai_error
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Row
-
     from emulator.store.rows import Message
 
 ImageDetail = Literal["auto", "low", "high"]
@@ -98,9 +96,6 @@ class CreateMessage(StrictModel):
                 parts.append(part.model_dump())
         return parts
 
-    def referenced_file_ids(self) -> list[str]:
-        return self.attachment_file_ids() + self.image_file_ids()
-
     def attachment_file_ids(self) -> list[str]:
         return [attachment.file_id for attachment in self.attachments or []]
 
@@ -118,8 +113,7 @@ def text_part(value: str, annotations: list[dict[str, Any]] | None = None) -> di
     return {"type": "text", "text": {"value": value, "annotations": annotations or []}}
 
 
-def render_message(row: Message | Row[Any]) -> dict[str, Any]:
-    """From the ORM object or a plain row (`store.statements`): they read alike."""
+def render_message(row: Message) -> dict[str, Any]:
     return {
         "id": row.id,
         "object": "thread.message",

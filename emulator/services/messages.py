@@ -3,28 +3,27 @@ the thread's vector store (`vector_store_attachments`)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy.engine import Row
-
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
+from emulator.runs.lifecycle import release_expired_holder
 from emulator.schemas.messages import CreateMessage, ModifyMessage
-from emulator.services import vector_store_attachments
-from emulator.store import files, threads
+from emulator.services import threads, vector_store_attachments
+from emulator.store import files
 from emulator.store import messages as store
-from emulator.store.messages import Message
-from emulator.store.threads import Thread
+from emulator.store import threads as thread_store
+from emulator.store.pagination import Page, PageRequest
+from emulator.store.rows import Message, Thread
 
 
-def add(ctx: Ctx, thread: Thread | Row[Any], body: CreateMessage, *, param_prefix: str = "") -> Message:
+def add(ctx: Ctx, thread: Thread, body: CreateMessage, *, param_prefix: str = "") -> Message:
+    """Add a message to a thread the caller has checked (a new thread's, or a run's `additional_messages`)."""
     for file_ids, param in (
         (body.attachment_file_ids(), f"{param_prefix}attachments"),
         (body.image_file_ids(), f"{param_prefix}content"),
     ):
         files.require_existing(ctx.session, ctx.tenant, file_ids, param=param, now=ctx.now)
     vector_store_attachments.add_from_message(ctx, thread.id, body, f"{param_prefix}attachments")
-    row = store.create(
+    message = store.create(
         ctx.session,
         tenant=ctx.tenant,
         message_id=ctx.ids.new("message"),
@@ -35,18 +34,36 @@ def add(ctx: Ctx, thread: Thread | Row[Any], body: CreateMessage, *, param_prefi
         attachments=[attachment.model_dump() for attachment in body.attachments or []],
         metadata=body.metadata or {},
     )
-    threads.touch_by_id(ctx.session, thread.id, thread.last_active_at, ctx.now)
-    return row
+    thread_store.touch(thread, ctx.now)
+    return message
 
 
-def create(ctx: Ctx, thread: Thread | Row[Any], body: CreateMessage) -> Message:
+def create(ctx: Ctx, thread_id: str, body: CreateMessage) -> Message:
+    thread = threads.get_live(ctx, thread_id, lock=True)
+    release_expired_holder(ctx, thread)
     if thread.active_run_id is not None:
         raise InvalidRequest(f"Can't add messages to {thread.id} while a run {thread.active_run_id} is active.")
     return add(ctx, thread, body)
 
 
+def list_page(ctx: Ctx, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[Message]:
+    threads.get_live(ctx, thread_id)
+    return store.list_page(ctx.session, thread_id, page, run_id=run_id)
+
+
+def get(ctx: Ctx, thread_id: str, message_id: str) -> Message:
+    threads.get_live(ctx, thread_id)
+    return store.get(ctx.session, ctx.tenant, thread_id, message_id)
+
+
 def update(ctx: Ctx, thread_id: str, message_id: str, body: ModifyMessage) -> Message:
-    row = store.get(ctx.session, ctx.tenant, thread_id, message_id)
+    threads.get_live(ctx, thread_id)
+    message = store.get(ctx.session, ctx.tenant, thread_id, message_id)
     if "metadata" in body.model_fields_set:
-        row.metadata_ = body.metadata or {}
-    return row
+        message.metadata_ = body.metadata or {}
+    return message
+
+
+def delete(ctx: Ctx, thread_id: str, message_id: str) -> None:
+    threads.get_live(ctx, thread_id)
+    store.remove(ctx.session, ctx.tenant, thread_id, message_id)

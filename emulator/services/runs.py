@@ -61,12 +61,12 @@ def create_thread_and_run(ctx: Ctx, body: CreateThreadAndRun, *, stream: bool) -
 
 def observed(ctx: Ctx, thread_id: str, run_id: str) -> Run:
     """The run as a client sees it now: expiry applied and progressed per the policy."""
-    threads.get_live_ref(ctx, thread_id, lock=True)
+    threads.get_live(ctx, thread_id, lock=True)
     return lifecycle.observed(ctx, thread_id, run_id)
 
 
 def cancel(ctx: Ctx, thread_id: str, run_id: str) -> Run:
-    threads.get_live_ref(ctx, thread_id, lock=True)
+    threads.get_live(ctx, thread_id, lock=True)
     return lifecycle.cancel(ctx, thread_id, run_id)
 
 

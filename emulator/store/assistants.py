@@ -27,7 +27,7 @@ _BY_ID = statements.prepared(
 _DELETE = statements.prepared(
     delete(AssistantRow).where(AssistantRow.tenant == bindparam("tenant"), AssistantRow.id == bindparam("id"))
 )
-_OF_TENANT = Listing(AssistantRow, statements.select_columns(AssistantRow, AssistantRow.tenant == bindparam("tenant")))
+_OF_TENANT = Listing(ASSISTANTS, statements.select_columns(AssistantRow, AssistantRow.tenant == bindparam("tenant")))
 
 
 def create(session: Session, *, tenant: str, assistant_id: str, created_at: int, **fields: Any) -> Assistant:
@@ -49,5 +49,4 @@ def remove(session: Session, tenant: str, assistant_id: str) -> None:
 
 
 def list_page(session: Session, tenant: str, page: PageRequest) -> Page[Assistant]:
-    listed = _OF_TENANT.page(session, page, {"tenant": tenant})
-    return Page(rows=[ASSISTANTS.track(session, row) for row in listed.rows], has_more=listed.has_more)
+    return _OF_TENANT.page(session, page, {"tenant": tenant})

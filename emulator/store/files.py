@@ -31,9 +31,9 @@ _BY_ID = statements.prepared(statements.select_columns(FileRow, *_LIVE_OF_TENANT
 _AMONG = statements.select_columns(FileRow, *_LIVE_OF_TENANT, FileRow.id.in_(bindparam("ids", expanding=True)))
 """Not `prepared`: its expanding list is compiled per length, which SQLAlchemy's statement cache does."""
 _DELETE = statements.prepared(delete(FileRow).where(FileRow.seq == bindparam("seq")))
-_LISTED = Listing(FileRow, statements.select_columns(FileRow, *_LIVE_OF_TENANT))
+_LISTED = Listing(FILES, statements.select_columns(FileRow, *_LIVE_OF_TENANT))
 _LISTED_FOR_PURPOSE = Listing(
-    FileRow, statements.select_columns(FileRow, *_LIVE_OF_TENANT, FileRow.purpose == bindparam("purpose"))
+    FILES, statements.select_columns(FileRow, *_LIVE_OF_TENANT, FileRow.purpose == bindparam("purpose"))
 )
 
 
@@ -106,7 +106,5 @@ def remove(session: Session, row: File) -> None:
 def list_page(session: Session, tenant: str, page: PageRequest, purpose: str | None, *, now: int) -> Page[File]:
     """Live files only: an expired file is listed no more than it can be retrieved."""
     if purpose is None:
-        listed = _LISTED.page(session, page, {"tenant": tenant, "now": now})
-    else:
-        listed = _LISTED_FOR_PURPOSE.page(session, page, {"tenant": tenant, "now": now, "purpose": purpose})
-    return Page(rows=[FILES.track(session, row) for row in listed.rows], has_more=listed.has_more)
+        return _LISTED.page(session, page, {"tenant": tenant, "now": now})
+    return _LISTED_FOR_PURPOSE.page(session, page, {"tenant": tenant, "now": now, "purpose": purpose})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import bindparam, delete
-from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
@@ -55,48 +54,46 @@ def create(
     )
 
 
-_READ_BY_ID = statements.prepared(statements.select_columns(
+_MESSAGES = MessageRow.__table__.c
+_BY_ID = statements.prepared(statements.select_columns(
     MessageRow,
-    MessageRow.tenant == bindparam("tenant"),
-    MessageRow.thread_id == bindparam("thread_id"),
-    MessageRow.id == bindparam("message_id"),
+    _MESSAGES.tenant == bindparam("tenant"),
+    _MESSAGES.thread_id == bindparam("thread_id"),
+    _MESSAGES.id == bindparam("message_id"),
 ))
-_OF_THREAD = Listing(MessageRow, statements.select_columns(MessageRow, MessageRow.thread_id == bindparam("thread_id")))
+_OF_THREAD = Listing(MESSAGES, statements.select_columns(MessageRow, _MESSAGES.thread_id == bindparam("thread_id")))
 _OF_RUN = Listing(
-    MessageRow,
+    MESSAGES,
     statements.select_columns(
-        MessageRow, MessageRow.thread_id == bindparam("thread_id"), MessageRow.run_id == bindparam("run_id")
+        MessageRow, _MESSAGES.thread_id == bindparam("thread_id"), _MESSAGES.run_id == bindparam("run_id")
     ),
 )
 
 
 def get(session: Session, tenant: str, thread_id: str, message_id: str) -> Message:
-    """The message, to change (its record is written by the unit of work)."""
-    row = MESSAGES.load(session, _READ_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
-    if row is None:
+    """The message, as the unit of work's record of it (a change to it is written by the unit of work)."""
+    message = MESSAGES.load(session, _BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
+    if message is None:
         raise NotFound.object("message", message_id)
-    return row
+    return message
 
 
-def read(session: Session, tenant: str, thread_id: str, message_id: str) -> Row[Any]:
-    """`get` as a plain row, only to render."""
-    row = statements.first(session, _READ_BY_ID, {"tenant": tenant, "thread_id": thread_id, "message_id": message_id})
-    if row is None:
-        raise NotFound.object("message", message_id)
-    return row
+_DELETE = statements.prepared(
+    delete(MessageRow).where(
+        _MESSAGES.tenant == bindparam("tenant"),
+        _MESSAGES.thread_id == bindparam("thread_id"),
+        _MESSAGES.id == bindparam("message_id"),
+    )
+)
 
 
 def remove(session: Session, tenant: str, thread_id: str, message_id: str) -> None:
-    result = session.execute(
-        delete(MessageRow).where(
-            MessageRow.tenant == tenant, MessageRow.thread_id == thread_id, MessageRow.id == message_id
-        )
-    )
-    if result.rowcount == 0:
+    params = {"tenant": tenant, "thread_id": thread_id, "message_id": message_id}
+    if statements.execute(session, _DELETE, params) == 0:
         raise NotFound.object("message", message_id)
 
 
-def list_page(session: Session, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[Row[Any]]:
+def list_page(session: Session, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[Message]:
     if run_id is None:
         return _OF_THREAD.page(session, page, {"thread_id": thread_id})
     return _OF_RUN.page(session, page, {"thread_id": thread_id, "run_id": run_id})

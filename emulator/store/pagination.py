@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam
 from sqlalchemy.orm import Session
 
 from emulator.errors import InvalidRequest
 from emulator.store import statements
+from emulator.store.records import R, Table
 
 Row = TypeVar("Row")
 Order = Literal["asc", "desc"]
@@ -30,20 +31,20 @@ class Page(Generic[Row]):
     has_more: bool
 
 
-class Listing:
-    """A list's scope (a select of `table` filtered to it) and the queries of its pages.
+class Listing(Generic[R]):
+    """A list's scope (a select of a table's columns filtered to it, `statements.select_columns`) and the queries
+    of its pages, whose rows come back as the unit of work's records.
 
     Built once at import with bind parameters for the scope's values, a listing builds each page query at its
-    first use and then only binds values: building a statement costs more than running it. A scope that selects
-    the mapped class gives ORM objects; one that selects columns (`statements.select_columns`) gives plain rows.
+    first use and then only binds values: building a statement costs more than running it.
     """
 
-    def __init__(self, table: Any, scoped: Select[Any], *, long_lived: bool = True) -> None:
-        self.table = table
+    def __init__(self, table: Table[R], scoped: Select[Any], *, long_lived: bool = True) -> None:
+        self.records = table
         self.scoped = scoped
-        self.objects = scoped.column_descriptions[0].get("type") is table and len(scoped.column_descriptions) == 1
         self.long_lived = long_lived
-        columns = table.__table__.c
+        self._seq = table.record.mapped.__table__.c.seq
+        columns = table.record.mapped.__table__.c
         self._cursor = self._prepared(scoped.with_only_columns(columns.seq).where(columns.id == bindparam("cursor")))
         self._pages: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
@@ -55,7 +56,7 @@ class Listing:
         key = (after, before, descending)
         query = self._pages.get(key)
         if query is None:
-            seq = self.table.__table__.c.seq
+            seq = self._seq
             query = self.scoped
             if after:
                 query = query.where(seq < bindparam("after_seq") if descending else seq > bindparam("after_seq"))
@@ -68,12 +69,12 @@ class Listing:
 
     def _cursor_seq(self, session: Session, params: dict[str, Any], cursor: str, param: str) -> int:
         """Resolve a cursor id to its `seq`, within the same scope as the list (tenant, thread, filters)."""
-        seq = statements.scalar(session, self._cursor, {**params, "cursor": cursor})
+        seq: int | None = statements.scalar(session, self._cursor, {**params, "cursor": cursor})
         if seq is None:
             raise InvalidRequest(f"Invalid '{param}': no object with id '{cursor}' in this list.", param=param)
         return seq
 
-    def page(self, session: Session, page: PageRequest, params: dict[str, Any] | None = None) -> Page[Any]:
+    def page(self, session: Session, page: PageRequest, params: dict[str, Any] | None = None) -> Page[R]:
         """One page, `params` giving the values of the scope's bind parameters.
 
         With `after` the page continues past the cursor in the list's order; with `before` it is the page that
@@ -86,18 +87,10 @@ class Listing:
         if page.before:
             values["before_seq"] = self._cursor_seq(session, params, page.before, "before")
         query = self._page_query(bool(page.after), bool(page.before), page.order == "desc")
-        rows = list(session.scalars(query, values) if self.objects else statements.all_rows(session, query, values))
-        has_more = len(rows) > page.limit
-        rows = rows[: page.limit]
+        found = statements.all_rows(session, query, values)
+        has_more = len(found) > page.limit
+        rows = self.records.track_all(session, found[: page.limit])
         if page.before and not page.after:
             rows.reverse()
         return Page(rows=rows, has_more=has_more)
 
-
-def paginate(session: Session, table: Any, scoped: Select[Any], page: PageRequest) -> Page[Any]:
-    """Return one page of `scoped` (a select of `table` already filtered to its scope)."""
-    return Listing(table, scoped, long_lived=False).page(session, page)
-
-
-def select_scoped(table: Any, *conditions: Any) -> Select[Any]:
-    return select(table).where(*conditions)

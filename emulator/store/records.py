@@ -10,7 +10,7 @@ connection directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from sqlalchemy import Select, bindparam, event, insert, inspect, update
@@ -53,7 +53,9 @@ class Record:
         state[name] = value
         changed: set[str] = state["_changed"]
         if not changed:
-            state["_changes"].dirty.append(self)
+            state["_dirty"].append(self)
+            if changed is _UNCHANGED:
+                changed = state["_changed"] = set()
         changed.add(name)
 
     def __repr__(self) -> str:
@@ -62,6 +64,9 @@ class Record:
 
 
 R = TypeVar("R", bound=Record)
+
+_UNCHANGED: Any = frozenset()
+"""The changed columns of a record never changed (most are only read): its set is made at its first change."""
 
 
 class Changes:
@@ -120,6 +125,7 @@ class Table(Generic[R]):
         self._insert = statements.prepared(insert(self._table))
         self._insert_columns = [self._names[key] for key in self.columns]
         self._updates: dict[frozenset[str], Executable] = {}
+        self._layouts: dict[tuple[str, ...], tuple[int | tuple[int, ...], tuple[int, ...] | None]] = {}
 
     def identity(self, values: Mapping[str, Any]) -> tuple[str, Any]:
         key = self._key
@@ -139,11 +145,14 @@ class Table(Generic[R]):
         record = changes.loaded[self.identity(values)] = self._make(changes, state)
         return record
 
-    def _make(self, changes: Changes, values: Mapping[str, Any]) -> R:
+    def _make(self, changes: Changes, values: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> R:
         record = object.__new__(self.record)
         state = record.__dict__
         state.update(values)
-        state["_table"], state["_changes"], state["_changed"] = self, changes, set()
+        # The unit of work's list of changed records, not its `Changes`: a record pointing back at what holds it
+        # would make every unit of work a reference cycle, left to the garbage collector instead of freed when
+        # the unit of work ends.
+        state["_table"], state["_dirty"], state["_changed"] = self, changes.dirty, _UNCHANGED
         return record
 
     def load(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> R | None:
@@ -153,21 +162,45 @@ class Table(Generic[R]):
         return None if row is None else self.track(session, row)
 
     def load_all(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> list[R]:
-        return [self.track(session, row) for row in statements.all_rows(session, statement, params)]
+        return self.track_all(session, statements.all_rows(session, statement, params))
 
     def track(self, session: Session, row: Row[Any]) -> R:
         """The unit of work's record of `row` (which may hold more columns than the table's): the one already
         loaded or inserted (whose values may be newer, as with the ORM's identity map), else a new record."""
+        return self.track_all(session, (row,))[0]
+
+    def track_all(self, session: Session, rows: Sequence[Row[Any]]) -> list[R]:
+        """`track` for the rows of one statement (a page of a list: it is on the path of most requests, so the
+        rows' layout is worked out once per statement, `_layout`, and each row is read by position)."""
+        if not rows:
+            return []
         changes = _changes(session)
-        values = row._asdict()
-        key = self.identity(values)
-        record = changes.loaded.get(key)
-        if record is None:
-            names = self._names
-            record = changes.loaded[key] = self._make(
-                changes, {name: value for name, value in values.items() if name in names}
-            )
-        return record  # type: ignore[return-value]
+        loaded, name, make = changes.loaded, self.name, self._make
+        fields: tuple[str, ...] = rows[0]._fields
+        layout = self._layouts.get(fields)
+        if layout is None:
+            layout = self._layouts[fields] = self._layout(fields)
+        key_at, kept = layout
+        records: list[Any] = []
+        for row in rows:
+            identity = (name, row[key_at] if isinstance(key_at, int) else tuple(row[at] for at in key_at))
+            record = loaded.get(identity)
+            if record is None:
+                values = zip(fields, row, strict=False) if kept is None else ((fields[at], row[at]) for at in kept)
+                record = loaded[identity] = make(changes, values)
+            records.append(record)
+        return records
+
+    def _layout(self, fields: tuple[str, ...]) -> tuple[int | tuple[int, ...], tuple[int, ...] | None]:
+        """Where a row of these fields holds the key, and which of its fields are columns (None: all)."""
+        missing = set(self._names) - set(fields)
+        if missing:
+            raise ValueError(f"a row of {self.name} without the columns {sorted(missing)} cannot be a record")
+        key_at = tuple(fields.index(name) for name in self._key)
+        kept = None if len(fields) == len(self._names) else tuple(
+            at for at, name in enumerate(fields) if name in self._names
+        )
+        return key_at[0] if len(key_at) == 1 else key_at, kept
 
     def synchronize(self, session: Session, key: Any, **changed: Any) -> None:
         """A statement changed the row of `key` (its key's value, a tuple for a key of several columns) in the

@@ -115,12 +115,11 @@ def lock_thread(session: Session, thread_id: str) -> None:
         statements.first(session, _THREAD_LOCKED, {"thread_id": thread_id})
 
 
-_OF_THREAD = Listing(RunRow, statements.select_columns(RunRow, RunRow.thread_id == bindparam("thread_id")))
+_OF_THREAD = Listing(RUNS, statements.select_columns(RunRow, RunRow.thread_id == bindparam("thread_id")))
 
 
 def list_page(session: Session, thread_id: str, page: PageRequest) -> Page[Run]:
-    found = _OF_THREAD.page(session, page, {"thread_id": thread_id})
-    return Page([RUNS.track(session, row) for row in found.rows], found.has_more)
+    return _OF_THREAD.page(session, page, {"thread_id": thread_id})
 
 
 _STEP_STARTS_WITHOUT = dict.fromkeys(
@@ -141,7 +140,7 @@ _STEP = statements.prepared(
 _STEPS_OF_RUN = statements.prepared(
     statements.select_columns(RunStepRow, RunStepRow.run_id == bindparam("run_id")).order_by(RunStepRow.seq)
 )
-_STEPS_LISTING = Listing(RunStepRow, statements.select_columns(RunStepRow, RunStepRow.run_id == bindparam("run_id")))
+_STEPS_LISTING = Listing(STEPS, statements.select_columns(RunStepRow, RunStepRow.run_id == bindparam("run_id")))
 
 
 def get_step(session: Session, run_id: str, step_id: str) -> RunStep:
@@ -156,8 +155,7 @@ def steps_of(session: Session, run_id: str) -> list[RunStep]:
 
 
 def list_steps(session: Session, run_id: str, page: PageRequest) -> Page[RunStep]:
-    found = _STEPS_LISTING.page(session, page, {"run_id": run_id})
-    return Page([STEPS.track(session, row) for row in found.rows], found.has_more)
+    return _STEPS_LISTING.page(session, page, {"run_id": run_id})
 
 
 _HISTORY = statements.prepared(

@@ -17,13 +17,14 @@ import json
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import JSON, Select, inspect, select
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from emulator.db import RAW_CONNECTION, write_changes
@@ -48,7 +49,10 @@ class _Compiled:
     """A statement compiled once for a dialect with a positional paramstyle, ready for a DB-API cursor."""
 
     def __init__(self, statement: Executable, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
+        clause = cast(ClauseElement, statement)  # every statement we run is a clause (select, insert, update, ...)
+        compiled = cast(
+            SQLCompiler, clause.compile(dialect=dialect, column_keys=list(column_keys) if column_keys else None)
+        )
         if compiled.positiontup is None or compiled.literal_execute_params or compiled.post_compile_params:
             raise TypeError("only positional statements without post-compile parameters are prepared")
         self.sql = compiled.string
@@ -167,7 +171,8 @@ def first(session: Session, statement: Select[Any], params: Mapping[str, Any]) -
     write_changes(session)
     result, compiled = run(session, statement, params)
     if compiled is None:
-        return result.first()
+        row: Row[Any] | None = result.first()
+        return row
     found = result.fetchone()
     return None if found is None else compiled.rows([found])[0]
 

@@ -6,10 +6,9 @@ never existed, and the sweeper (`store.retention`) deletes it and its messages f
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.engine import Row
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
@@ -18,10 +17,9 @@ from emulator.store.records import Table
 from emulator.store.rows import Thread
 from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
 
-T = TypeVar("T")
-
-
 THREADS = Table(Thread)
+
+_THREADS = ThreadRow.__table__.c
 
 
 def create(
@@ -49,7 +47,7 @@ def create(
 
 _BY_ID = statements.prepared(
     select(*statements.columns(ThreadRow), clocks.OFFSET_COLUMN).where(
-        ThreadRow.tenant == bindparam("tenant"), ThreadRow.id == bindparam("thread_id")
+        _THREADS.tenant == bindparam("tenant"), _THREADS.id == bindparam("thread_id")
     )
 )
 _BY_ID_LOCKED = statements.prepared(_BY_ID.with_for_update())
@@ -65,38 +63,26 @@ def get_with_clock(
     SQLite needs none, its write transactions are already serialized by `BEGIN IMMEDIATE`.
     """
     row = statements.first(session, _BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id})
-    return (None, None) if row is None else (THREADS.track(session, row), row.clock_offset)
+    if row is None:
+        return None, None
+    offset: int = row.clock_offset
+    return THREADS.track(session, row), offset
 
 
-_REF_COLUMNS = (ThreadRow.__table__.c.id, ThreadRow.__table__.c.last_active_at, ThreadRow.__table__.c.active_run_id)
-_REF_BY_ID = statements.prepared(
-    select(*_REF_COLUMNS, clocks.OFFSET_COLUMN).where(
-        ThreadRow.__table__.c.tenant == bindparam("tenant"), ThreadRow.__table__.c.id == bindparam("thread_id")
-    )
-)
-_REF_BY_ID_LOCKED = statements.prepared(_REF_BY_ID.with_for_update())
-
-
-def get_ref_with_clock(session: Session, tenant: str, thread_id: str, *, lock: bool = False) -> Row[Any] | None:
-    """Like `get_with_clock`, as a plain row of what most requests need: `id`, `last_active_at`,
-    `active_run_id` and `clock_offset`."""
-    statement = _REF_BY_ID_LOCKED if lock else _REF_BY_ID
-    return statements.first(session, statement, {"tenant": tenant, "thread_id": thread_id})
-
-
-_TOOL_RESOURCES = statements.prepared(select(ThreadRow.tool_resources).where(ThreadRow.id == bindparam("thread_id")))
+_TOOL_RESOURCES = statements.prepared(select(_THREADS.tool_resources).where(_THREADS.id == bindparam("thread_id")))
 
 
 def tool_resources_of(session: Session, thread_id: str) -> dict[str, Any]:
     """The thread's `tool_resources` (empty if it is gone): what a run's built-in tools may use."""
-    return statements.scalar(session, _TOOL_RESOURCES, {"thread_id": thread_id}) or {}
+    resources: dict[str, Any] | None = statements.scalar(session, _TOOL_RESOURCES, {"thread_id": thread_id})
+    return resources or {}
 
 
-def require_alive(row: T | None, thread_id: str, *, alive_since: int) -> T:
+def require_alive(thread: Thread | None, thread_id: str, *, alive_since: int) -> Thread:
     """The thread, if it exists and was active at or after `alive_since`."""
-    if row is None or row.last_active_at < alive_since:
+    if thread is None or thread.last_active_at < alive_since:
         raise NotFound.object("thread", thread_id)
-    return row
+    return thread
 
 
 def touch(thread: Thread, now: int) -> None:
@@ -109,35 +95,21 @@ def touch(thread: Thread, now: int) -> None:
         thread.last_active_at = now
 
 
-_TOUCH = statements.prepared(
-    update(ThreadRow.__table__)
-    .where(ThreadRow.__table__.c.id == bindparam("thread_id"), ThreadRow.__table__.c.last_active_at < bindparam("now"))
-    .values(last_active_at=bindparam("now"))
-)
-
-
-def touch_by_id(session: Session, thread_id: str, last_active_at: int, now: int) -> None:
-    """`touch` for a thread read as a plain row (`get_ref_with_clock`)."""
-    if last_active_at < now and statements.execute(session, _TOUCH, {"thread_id": thread_id, "now": now}):
-        THREADS.synchronize(session, thread_id, last_active_at=now)
-
-
-def update_fields(row: Thread, now: int, **fields: Any) -> Thread:
+def update_fields(thread: Thread, now: int, **fields: Any) -> Thread:
     for name, value in fields.items():
-        setattr(row, name, value)
-    row.last_active_at = now
-    return row
+        setattr(thread, name, value)
+    thread.last_active_at = now
+    return thread
 
 
-def remove(session: Session, row: Thread) -> None:
-    delete_ids(session, [row.id])
+def remove(session: Session, thread: Thread) -> None:
+    delete_ids(session, [thread.id])
 
 
 def delete_ids(session: Session, thread_ids: list[str]) -> int:
     """Delete threads and everything under them (explicitly, so it holds without FK cascades too)."""
     if not thread_ids:
         return 0
-    session.execute(delete(RunStepRow).where(RunStepRow.thread_id.in_(thread_ids)))
-    session.execute(delete(RunRow).where(RunRow.thread_id.in_(thread_ids)))
-    session.execute(delete(MessageRow).where(MessageRow.thread_id.in_(thread_ids)))
-    return session.execute(delete(ThreadRow).where(ThreadRow.id.in_(thread_ids))).rowcount
+    for table in (RunStepRow, RunRow, MessageRow):
+        statements.execute(session, delete(table).where(table.thread_id.in_(thread_ids)), {})
+    return statements.execute(session, delete(ThreadRow).where(ThreadRow.id.in_(thread_ids)), {})

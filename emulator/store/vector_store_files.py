@@ -164,13 +164,13 @@ def in_progress(
     return FILES.load_all(session, query, {"store_id": store_id, "batch_id": batch_id, "file_id": file_id})
 
 
-def _listing(status: bool, batch: bool) -> Listing:
+def _listing(status: bool, batch: bool) -> Listing[VectorStoreFile]:
     conditions = [_C.vector_store_id == bindparam("store_id")]
     if status:
         conditions.append(_C.status == bindparam("status"))
     if batch:
         conditions.append(_C.batch_id == bindparam("batch_id"))
-    return Listing(VectorStoreFileRow, statements.select_columns(VectorStoreFileRow, *conditions))
+    return Listing(FILES, statements.select_columns(VectorStoreFileRow, *conditions))
 
 
 _LISTINGS = {(status, batch): _listing(status, batch) for status in (False, True) for batch in (False, True)}
@@ -184,8 +184,7 @@ def list_page(
         params["status"] = status
     if batch_id is not None:
         params["batch_id"] = batch_id
-    result = _LISTINGS[status is not None, batch_id is not None].page(session, page, params)
-    return Page(rows=[FILES.track(session, row) for row in result.rows], has_more=result.has_more)
+    return _LISTINGS[status is not None, batch_id is not None].page(session, page, params)
 
 
 _CONTENT = statements.prepared(select(_C.content).where(_C.seq == bindparam("file_seq")))

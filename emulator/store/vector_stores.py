@@ -99,13 +99,12 @@ def find(session: Session, tenant: str, store_ids: Sequence[str]) -> dict[str, V
 
 
 _OF_TENANT = Listing(
-    VectorStoreRow, statements.select_columns(VectorStoreRow, VectorStoreRow.tenant == bindparam("tenant"))
+    VECTOR_STORES, statements.select_columns(VectorStoreRow, VectorStoreRow.tenant == bindparam("tenant"))
 )
 
 
 def list_page(session: Session, tenant: str, page: PageRequest) -> Page[VectorStore]:
-    result = _OF_TENANT.page(session, page, {"tenant": tenant})
-    return Page(rows=[VECTOR_STORES.track(session, row) for row in result.rows], has_more=result.has_more)
+    return _OF_TENANT.page(session, page, {"tenant": tenant})
 
 
 _DELETE_FILES = statements.prepared(

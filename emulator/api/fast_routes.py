@@ -1,4 +1,4 @@
-"""The API's routes called directly: matched by path segments, their parameters bound by a plan made once.
+"""The API's routes served fast: matched by path segments, their parameters bound by a plan made once.
 
 FastAPI declares the routes (and documents them); per request it matches every route of every included router
 (twice, in this version), walks its middleware layers, then solves each endpoint's dependency tree
@@ -236,9 +236,12 @@ class _Endpoint:
         if errors:
             raise to_invalid_request(errors, None if body is _UNDEFINED else body)  # type: ignore[arg-type]
         assert self.endpoint is not None
+        response: Response
         if self.is_async:
-            return await self.endpoint(**values)
-        return await run_in_threadpool(self.endpoint, **values)
+            response = await self.endpoint(**values)
+        else:
+            response = await run_in_threadpool(self.endpoint, **values)
+        return response
 
 
 @dataclass(frozen=True)
