@@ -50,6 +50,7 @@ class Ctx:
     _now: int | None = field(default=None, repr=False)
     _offset: int | None = field(default=None, repr=False)
     _after_commit: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _after_rollback: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _planned_before_begin: int | None = field(default=None, repr=False)
 
     def begin(self, session: Session) -> None:
@@ -57,6 +58,7 @@ class Ctx:
         dependencies planned before the first one is kept."""
         self.session = session
         self._now = self._offset = None
+        self._after_rollback.clear()
         if self._planned_before_begin is None:
             self._planned_before_begin = len(self._after_commit)
         del self._after_commit[self._planned_before_begin :]
@@ -101,6 +103,17 @@ class Ctx:
 
     def committed(self) -> None:
         actions, self._after_commit = self._after_commit, []
+        self._after_rollback.clear()
+        for action in actions:
+            action()
+
+    def after_rollback(self, action: Callable[[], None]) -> None:
+        """Run `action` if this request's unit of work fails for good (not when an attempt is retried): undo what
+        the request did outside the database, such as an upload already on disk."""
+        self._after_rollback.append(action)
+
+    def rolled_back(self) -> None:
+        actions, self._after_rollback = self._after_rollback, []
         for action in actions:
             action()
 

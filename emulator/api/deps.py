@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from emulator import auth, limits
 from emulator.context import NO_SESSION, Ctx
-from emulator.db import LeaveEventLoop, RecordThenRetry
+from emulator.db import Database, LeaveEventLoop, RecordThenRetry
 from emulator.errors import InvalidRequest
 from emulator.json_input import check_json_body, is_json_content_type
 from emulator.server_state import Runtime
@@ -198,23 +198,29 @@ def _in_unit_of_work(endpoint: Callable[..., Any], unit: str, *, inline: bool) -
             ctx.begin(session)
             return endpoint(**kwargs)
 
-        first: RecordThenRetry | None = None
-        if inline and db.runs_inline:
-            try:
-                result = db.run_inline(work, write=ctx.write)
-            except LeaveEventLoop:
-                pass
-            except RecordThenRetry as failure:
-                first = failure
-            else:
-                ctx.committed()
-                return result
-        with anyio.CancelScope(shield=True):
-            result = await run_in_threadpool(db.run_in_worker, work, write=ctx.write, first=first)
+        try:
+            result = await _run(db, work, write=ctx.write, inline=inline)
+        except BaseException:
+            ctx.rolled_back()
+            raise
         ctx.committed()
         return result
 
     return call
+
+
+async def _run(db: Database, work: Callable[[Session], Any], *, write: bool, inline: bool) -> Any:
+    """The unit of work on the event loop's lane when it can, else (or when it has to leave) in a worker."""
+    first: RecordThenRetry | None = None
+    if inline and db.runs_inline:
+        try:
+            return db.run_inline(work, write=write)
+        except LeaveEventLoop:
+            pass
+        except RecordThenRetry as failure:
+            first = failure
+    with anyio.CancelScope(shield=True):
+        return await run_in_threadpool(db.run_in_worker, work, write=write, first=first)
 
 
 Order = Literal["asc", "desc"]

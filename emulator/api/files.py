@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import functools
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -29,9 +29,9 @@ class ReceivedFile:
     upload: Upload
 
 
-async def received_file(request: Request, _tenant: Annotated[str, Depends(tenant)]) -> AsyncIterator[ReceivedFile]:
+async def received_file(request: Request, _tenant: Annotated[str, Depends(tenant)]) -> ReceivedFile:
     """The upload, on disk at its final path before the unit of work opens (the caller's key checked first, so
-    a refused key uploads nothing); its bytes are removed when the request fails."""
+    a refused key uploads nothing); the endpoint has its bytes removed if its unit of work fails."""
     rt = runtime(request)
     max_bytes = rt.settings.max_file_bytes
     declared = int(request.headers.get("content-length") or 0)
@@ -42,15 +42,12 @@ async def received_file(request: Request, _tenant: Annotated[str, Depends(tenant
     file_id = rt.ids.new("file")
     path = service.storage_path(rt.settings.files_dir, file_id)
     upload = await receive_upload(request.headers.get("content-type"), request.stream(), path, max_bytes)
-    try:
-        yield ReceivedFile(file_id, upload)
-    except BaseException:
-        service.discard(upload.path)
-        raise
+    return ReceivedFile(file_id, upload)
 
 
 @router.post("")
 def create_file(received: Annotated[ReceivedFile, Depends(received_file)], ctx: WriteCtx) -> OpenAIJSON:
+    ctx.after_rollback(functools.partial(service.discard, received.upload.path))
     return ok(render_file(service.register(ctx, received.file_id, received.upload)))
 
 
