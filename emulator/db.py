@@ -224,10 +224,6 @@ class _SessionOnFirstUse:
             self.info = self._session.info  # the session copied it: one dict from now on (`CHANGES` lives there)
         return getattr(self._session, name)
 
-    def flush(self) -> None:
-        if self._session is not None:
-            self._session.flush()
-
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
@@ -262,7 +258,6 @@ class InlineLane:
                 try:
                     result = work(cast(Session, session))
                     write_changes(cast(Session, session))
-                    session.flush()  # the transaction is ours to commit, not the session's
                 finally:
                     session.close()
                 transaction.commit()

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 from starlette.background import BackgroundTask
 
-from emulator import __version__, limits, sandbox
-from emulator.api.deps import Operator, ReadCtx, WorkerThreadRoute, WriteCtx, runtime, without_unit_of_work
+from emulator import __version__, clock, limits, sandbox
+from emulator.api.deps import Operator, ReadCtx, ServerReadCtx, WorkerThreadRoute, WriteCtx, runtime
 from emulator.api.responses import OpenAIJSON, ok
 from emulator.context import Ctx
 from emulator.control import clocks, faults, latency, ratelimits, scripts, tenant_reset
@@ -43,16 +43,15 @@ class AdvanceClock(StrictModel):
 
 
 @router.get("/health")
-@without_unit_of_work  # needs no key, so no tenant: it opens its own read transaction
-def health(request: Request) -> OpenAIJSON:
+def health(ctx: ServerReadCtx) -> OpenAIJSON:
     """Needs no key; `now` is the time of a tenant that never advanced its clock."""
-    rt = runtime(request)
+    assert ctx.db is not None
     return ok(
         {
             "status": "ok",
             "version": __version__,
-            "database": rt.db.engine.dialect.name,
-            "now": clocks.server_now(rt.db),
+            "database": ctx.db.engine.dialect.name,
+            "now": clock.server_now(ctx.session),
             "code_interpreter": sandbox.installed().mode.value,
         }
     )

@@ -85,10 +85,18 @@ async def read_ctx(request: Request) -> Ctx:
     return _request_ctx(request, write=False)
 
 
+async def server_read_ctx(request: Request) -> Ctx:
+    """A read unit of work that needs no key (health): it has no tenant, so it reads only the server's own state."""
+    rt = runtime(request)
+    return Ctx(session=NO_SESSION, tenant="", settings=rt.settings, ids=rt.ids, model=rt.model, db=rt.db, write=False)
+
+
 WriteCtx = Annotated[Ctx, Depends(write_ctx)]
 """A transaction that may write, opened by the route around the endpoint and committed when it returns,
 before the response is sent."""
 ReadCtx = Annotated[Ctx, Depends(read_ctx)]
+ServerReadCtx = Annotated[Ctx, Depends(server_read_ctx)]
+"""`ReadCtx` without a key: for the health endpoint."""
 
 
 class CheckedBodyRoute(APIRoute):
@@ -121,7 +129,7 @@ class CheckedBodyRoute(APIRoute):
 E = TypeVar("E", bound=Callable[..., Any])
 
 _NEEDS_NO_UNIT_OF_WORK = "__emulator_needs_no_unit_of_work__"
-_UNIT_OF_WORK_PROVIDERS = frozenset({write_ctx, read_ctx})
+_UNIT_OF_WORK_PROVIDERS = frozenset({write_ctx, read_ctx, server_read_ctx})
 
 
 def without_unit_of_work(endpoint: E) -> E:

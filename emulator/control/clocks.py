@@ -7,7 +7,6 @@ from sqlalchemy.orm import Session
 
 from emulator import clock
 from emulator.context import Ctx
-from emulator.db import Database
 from emulator.errors import PermissionDenied
 from emulator.limits import SECONDS_PER_DAY
 from emulator.store import clocks, retention
@@ -16,13 +15,6 @@ _EVERY_TENANT_NEEDS_OPERATOR = (
     "Moving every tenant's clock needs the operator key (EMULATOR_ADMIN_KEY); without 'all_tenants', an advance "
     "moves the calling key's clock only."
 )
-
-
-def server_now(db: Database) -> int:
-    """The time of a tenant that never advanced its clock, for the health check: in a read transaction of its
-    own, as the health check needs no key and so has no request unit of work (`api.deps` makes one for a
-    tenant's key only)."""
-    return db.run_in_worker(clock.server_now, write=False)
 
 
 def sweep(session: Session, retention_days: int) -> int:
