@@ -36,7 +36,7 @@ from emulator.control import clocks as control_clocks
 from emulator.control import scripts
 from emulator.control.middleware import ControlMiddleware
 from emulator.db import Database
-from emulator.errors import APIError, ServerError
+from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
 from emulator.server_state import Runtime
@@ -45,7 +45,6 @@ from emulator.validation import to_invalid_request
 
 log = logging.getLogger("emulator")
 
-_SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 
 ROUTERS = (  # matched in this order, each route in turn: the busiest first (runs before threads: POST /threads/runs)
     messages.router,
@@ -101,7 +100,7 @@ class ResponseHeaders:
             if response_started:
                 raise
             log.exception("unhandled error")
-            await error_response(ServerError(_SERVER_ERROR))(scope, receive, send_with_headers)
+            await error_response(ServerError(SERVER_ERROR_MESSAGE))(scope, receive, send_with_headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -120,7 +119,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> OpenAIJSON:
         log.exception("unhandled error", exc_info=exc)
-        return error_response(ServerError(_SERVER_ERROR))
+        return error_response(ServerError(SERVER_ERROR_MESSAGE))
 
 
 async def _sweep_forever(runtime: Runtime) -> None:

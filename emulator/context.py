@@ -10,14 +10,12 @@ from typing import Any, cast
 
 from sqlalchemy.orm import Session
 
-from emulator import clock
+from emulator import clock, limits
 from emulator.db import Database, require_worker_thread, write_changes
 from emulator.ids import IdFactory
 from emulator.settings import Settings
 from emulator.store import clocks
 from emulator.stub_model import Model, StubModel
-
-_SECONDS_PER_DAY = 86_400
 
 
 @functools.lru_cache(maxsize=4096)
@@ -123,4 +121,4 @@ class Ctx:
 
     @property
     def threads_alive_since(self) -> int:
-        return self.now - self.settings.thread_retention_days * _SECONDS_PER_DAY
+        return self.now - self.settings.thread_retention_days * limits.SECONDS_PER_DAY
