@@ -57,7 +57,9 @@ def ask(
 ) -> tuple[ModelTurn, Usage | None] | list[Event] | None:
     found, answer = outside.kept(run.id, _KEY)
     if found:
-        ctx.after_commit(functools.partial(outside.drop, run.id, _KEY))
+        # Taken now, not once this transaction commits: the next phase of this unit of work may call the model
+        # again (after a file_search step). A rollback after this loses the answer: the upstream is asked again.
+        outside.drop(run.id, _KEY)
         return _as_turn(run, answer, prompt.request)
     require_worker_thread("an upstream model call waits for the upstream")
     request = turn_request(ctx, run, prompt, room)
