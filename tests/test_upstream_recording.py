@@ -19,9 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from emulator import migrate
+from emulator.control import scripts as script_files
 from emulator.db import create_db_engine
+from emulator.runs import scripts
 from emulator.schemas.control import AddTurns
-from emulator.services import scripts
+from emulator.store.scripted_turns import GLOBAL_TENANT
 from emulator.stub_model import FunctionCall, ModelRequest, ModelTurn, PromptMessage
 from emulator.tables import ScriptedTurnRow
 from emulator.testing import postgres_database
@@ -70,11 +72,11 @@ def _loaded(path: Path, tmp_path: Path) -> list[tuple[dict[str, Any], dict[str, 
         stack.callback(engine.dispose)
         migrate.upgrade(engine)
         with Session(engine) as session:
-            added = scripts.load_file(session, path, 0)
+            added = script_files.load_file(session, path, 0)
             session.commit()
             rows = session.execute(
                 select(ScriptedTurnRow.match, ScriptedTurnRow.turn)
-                .where(ScriptedTurnRow.tenant == scripts.GLOBAL_TENANT)
+                .where(ScriptedTurnRow.tenant == GLOBAL_TENANT)
                 .order_by(ScriptedTurnRow.seq)
             ).all()
     assert added == len(rows)
