@@ -18,10 +18,11 @@ import pytest
 from openai import AssistantEventHandler, OpenAI
 from openai.types.beta.threads import Text, TextDelta
 
+from emulator import tokens
 from emulator.__main__ import banner
 from emulator.settings import Settings
 from tests.extra_server import extra_server
-from tests.fake_upstream import FakeToolCall, FakeUpstream, Received, Reply
+from tests.fake_upstream import FakeToolCall, FakeUpstream, Received, Reply, build_chunks
 from tests.server import RunningServer
 
 TIMEOUT_SECONDS = 3
@@ -147,6 +148,37 @@ def test_a_function_call_round_trip_through_submit_tool_outputs(client: OpenAI, 
         ]},
         {"role": "tool", "tool_call_id": call.id, "content": "sunny, 24 C"},
     ]
+
+
+def test_a_streamed_function_call_round_trip(client: OpenAI, upstream: FakeUpstream) -> None:
+    upstream.reply(
+        Reply(tool_calls=[FakeToolCall("get_time", '{"zone": "UTC"}')]),
+        Reply(text="It is noon."),
+    )
+    tools = [{"type": "function", "function": {"name": "get_time"}}]
+    thread_id = _thread(client, "What time is it?")
+    with client.beta.threads.runs.stream(thread_id=thread_id, assistant_id=_assistant(client, tools=tools)) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    assert run.status == "requires_action" and run.required_action is not None
+    (call,) = run.required_action.submit_tool_outputs.tool_calls
+    assert (call.function.name, call.function.arguments) == ("get_time", '{"zone": "UTC"}')
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+        run_id=run.id, thread_id=thread_id, tool_outputs=[{"tool_call_id": call.id, "output": "12:00"}]
+    ) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    assert run.status == "completed"
+    assert _answer(client, thread_id).content[0].text.value == "It is noon."
+
+
+def test_usage_is_counted_here_when_the_upstream_reports_none(client: OpenAI, upstream: FakeUpstream) -> None:
+    upstream.reply(Reply(raw_chunks=build_chunks(Reply(text="Hello there, friend."), "m", include_usage=False)))
+    thread_id = _thread(client, "Say hello.")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=_assistant(client))
+    assert run.status == "completed" and run.usage is not None
+    assert run.usage.completion_tokens == tokens.count("Hello there, friend.", "o200k_base")
+    assert run.usage.prompt_tokens > 0
 
 
 def test_file_search_called_by_the_upstream_is_run_here_with_citations(
