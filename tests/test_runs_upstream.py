@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openai import AssistantEventHandler, OpenAI
 from openai.types.beta.threads import Text, TextDelta
@@ -316,6 +317,32 @@ def test_a_cancel_while_the_upstream_is_slow_ends_the_run_cancelled(client: Open
     slow.release.set()
     messages = client.beta.threads.messages.list(thread_id).data
     assert [message.role for message in messages] == ["user"]  # the late answer is discarded
+
+
+def test_a_run_that_expires_while_the_upstream_answers_ends_expired(
+    client: OpenAI, upstream: FakeUpstream, upstream_server: RunningServer
+) -> None:
+    slow = Reply(text="Too late.", hold_after=2)
+    upstream.reply(slow)
+    thread_id = _thread(client, "Slowly, please.")
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=_assistant(client))
+    before = len(upstream.requests)
+    reads: list[str] = []
+    reader = threading.Thread(
+        target=lambda: reads.append(client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status)
+    )
+    reader.start()
+    deadline = time.monotonic() + 10
+    while len(upstream.requests) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with httpx.Client(base_url=f"{upstream_server.root_url}/_emulator",
+                      headers={"Authorization": f"Bearer {client.api_key}"}, timeout=30) as control:
+        assert control.post("/clock/advance", json={"seconds": 11 * 60}).status_code == 200
+    slow.release.set()
+    reader.join(10)
+    assert reads == ["expired"]
+    messages = client.beta.threads.messages.list(thread_id).data
+    assert [message.role for message in messages] == ["user"]
 
 
 def test_recorded_turns_replay_with_no_upstream(

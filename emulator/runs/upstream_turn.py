@@ -72,6 +72,10 @@ def ask(
         leases.take(run)
     else:
         leases.drop(run)
+    expired = phases.expire_if_due(ctx, run)
+    if expired:
+        outside.drop(run.id, _KEY)
+        return expired
     if run.status != RunStatus.IN_PROGRESS or run.pending_turn is not None:
         outside.drop(run.id, _KEY)
         log.info("run %s moved (%s) while the upstream answered: its answer is discarded", run.id, run.status)
