@@ -1,10 +1,13 @@
 """A run's model call answered by the upstream: the request it is asked, the call outside the transaction, and
 the answer as the `ModelTurn` the stub would have made (so steps and events are the same).
 
-    outcome = ask(ctx, run, prompt, streaming=...)
+    outcome = ask(ctx, run, model, prompt, room, streaming=...)
     None            the call was made and the run re-read: call the model again, which finds the kept answer
     list of events  the run moved while the upstream answered (a cancel, an expiry): the answer is discarded
-    (turn, usage)   the kept answer, to be recorded in this transaction
+    (turn, usage)   the kept answer, taken: this transaction records it (usage None: count with tiktoken)
+
+The call holds a worker thread while it waits (the unit of work that makes it is a read's or a stream's); the
+answer reaches a stream in the emulator's own chunks once the turn has finished, not token by token.
 
 Built-in tools are offered as functions (`upstream.request`); when the upstream calls one, the turn is a
 file_search query or a code cell that the run executes itself. Markers the answer copies from the retrieved
