@@ -319,6 +319,26 @@ def test_a_cancel_while_the_upstream_is_slow_ends_the_run_cancelled(client: Open
     assert [message.role for message in messages] == ["user"]  # the late answer is discarded
 
 
+def test_a_long_upstream_answer_keeps_its_claim_and_is_asked_once(client: OpenAI, upstream: FakeUpstream) -> None:
+    """The claim is renewed while the upstream takes its time (here past one renewal): other reads leave the run
+    alone, count no interruption, and the answer is recorded once."""
+    upstream.reply(Reply(text=["Worth"] + [" the"] * 28 + [" wait."], tokens_per_second=2.5))  # 12 s
+    thread_id = _thread(client, "Think hard.")
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=_assistant(client))
+    before = len(upstream.requests)
+    reads: list[str] = []
+    reader = threading.Thread(
+        target=lambda: reads.append(client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status)
+    )
+    reader.start()
+    time.sleep(11)
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "in_progress"
+    reader.join(10)
+    assert reads == ["completed"]
+    assert len(upstream.requests) == before + 1
+    assert _answer(client, thread_id).content[0].text.value == "Worth" + " the" * 28 + " wait."
+
+
 def test_a_run_that_expires_while_the_upstream_answers_ends_expired(
     client: OpenAI, upstream: FakeUpstream, upstream_server: RunningServer
 ) -> None:

@@ -15,14 +15,18 @@ back after the work (a deadlock retry) records the kept result when it runs agai
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from emulator.context import Ctx
 from emulator.store import records
 from emulator.store import runs as store
 from emulator.store.rows import Run
+
+log = logging.getLogger("emulator.runs")
 
 _kept: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()
@@ -35,6 +39,29 @@ def claim(ctx: Ctx, run: Run, work: str, lease_seconds: float) -> None:
     run.unfinished_work = work
     ctx.commit_and_continue()
     records.forget_loaded(ctx.session, keep=run)  # what the result's transaction needs it reads again
+
+
+HELD_SECONDS = 30.0
+"""The lease of work that renews its claim while it runs (`renewer`): a process that dies mid-work leaves the
+run to the next reader within this time, however long the work may take."""
+RENEW_EVERY_SECONDS = 10.0
+
+
+def renewer(ctx: Ctx, run_id: str) -> Callable[[], None]:
+    """What extends the run's claim by `HELD_SECONDS`, each call in a short transaction of its own (every
+    `RENEW_EVERY_SECONDS` while the work runs)."""
+    db = ctx.db
+
+    def renew() -> None:
+        if db is None:
+            return
+        try:
+            with db.transaction() as session:
+                store.renew_claim(session, run_id, time.time() + HELD_SECONDS)
+        except Exception:  # the claim lapses sooner; the work goes on
+            log.warning("run %s: its claim could not be renewed", run_id, exc_info=True)
+
+    return renew
 
 
 def keep(run_id: str, key: str, result: Any) -> None:

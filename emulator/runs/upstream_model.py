@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+from collections.abc import Callable
 
 from emulator.stub_model import ModelRequest, ModelTurn
 from emulator.upstream.backend import UpstreamBackend
@@ -36,13 +37,20 @@ class UpstreamModel:
     def respond(self, request: ModelRequest) -> ModelTurn:
         raise RuntimeError("an upstream turn is asked outside the transaction (runs.upstream_turn.ask)")
 
-    def answer(self, run_id: str, request: TurnRequest) -> FinishedTurn | UpstreamError | None:
-        """The upstream's whole turn (blocking the calling worker thread); its failure; None when aborted."""
+    def answer(
+        self, run_id: str, request: TurnRequest, *, renew: Callable[[], None], every: float
+    ) -> FinishedTurn | UpstreamError | None:
+        """The upstream's whole turn (blocking the calling worker thread, calling `renew` `every` seconds while
+        it waits); its failure; None when aborted."""
         future = asyncio.run_coroutine_threadsafe(self._complete(run_id, request), self.loop)
         with self._lock:
             self._in_flight[run_id] = future
         try:
-            return future.result()
+            while True:
+                try:
+                    return future.result(timeout=every)
+                except TimeoutError:
+                    renew()
         except UpstreamError as error:
             log.warning("run %s: the upstream model call failed (%s): %s", run_id, error.kind, error.message)
             return error

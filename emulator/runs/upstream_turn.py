@@ -48,8 +48,6 @@ from emulator.upstream.request import (
 log = logging.getLogger("emulator.runs")
 
 _KEY = "model"
-_LEASE_MARGIN_SECONDS = 600
-"""The claim's lease covers the upstream's silence limit and a long answer; a run expires in 10 minutes anyway."""
 QUERIES = "file_search_queries"
 """Internal tool state of a run: each file_search call's query (by call id), which the upstream is shown again."""
 _BUILT_IN_PARAMETER = {FILE_SEARCH: "query", CODE_INTERPRETER: "code"}
@@ -66,8 +64,9 @@ def ask(
         return _as_turn(run, answer, prompt.request)
     require_worker_thread("an upstream model call waits for the upstream")
     request = turn_request(ctx, run, prompt, room)
-    outside.claim(ctx, run, "upstream model call", model.backend.config.timeout_seconds + _LEASE_MARGIN_SECONDS)
-    outside.keep(run.id, _KEY, model.answer(run.id, request))
+    outside.claim(ctx, run, "upstream model call", outside.HELD_SECONDS)
+    renew = outside.renewer(ctx, run.id)
+    outside.keep(run.id, _KEY, model.answer(run.id, request, renew=renew, every=outside.RENEW_EVERY_SECONDS))
     if not outside.reread(ctx, run):
         outside.drop(run.id, _KEY)
         return []
