@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+from pydantic import ValidationError
 
 from emulator import __version__
 from emulator.settings import LOG_LEVELS, Settings
@@ -28,6 +31,15 @@ def _parser() -> argparse.ArgumentParser:
         help="how much the server logs: info (default) logs one line per request and every run state change",
     )
     parser.add_argument("--script", help="JSON or YAML file of scripted model turns for every tenant")
+    parser.add_argument("--upstream-url", help="OpenAI-compatible API whose chat completions answer runs "
+                        "(e.g. http://127.0.0.1:11434/v1); default: the stub model")
+    parser.add_argument("--upstream-api-key", help="API key sent to the upstream")
+    parser.add_argument("--upstream-models", help="upstream model per Assistants model id, e.g. "
+                        "gpt-4o=llama3.1:8b,*=qwen2.5:7b (default: ids pass through)")
+    parser.add_argument("--upstream-timeout", type=float, dest="upstream_timeout_seconds",
+                        help="seconds the upstream may stay silent before the run fails (default 120)")
+    parser.add_argument("--record", metavar="FILE", help="append every upstream turn to FILE as a scripted turn "
+                        "(replay with --script FILE); needs --upstream-url")
     parser.add_argument(
         "--unsafe-code-execution", action="store_true", default=None,
         help="run code_interpreter cells without a sandbox, with this server's rights (only where Linux "
@@ -46,10 +58,38 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: value
-        for name in ("host", "port", "database_url", "data_dir", "seed", "log_level", "script", "unsafe_code_execution")
+        for name in ("host", "port", "database_url", "data_dir", "seed", "log_level", "script", "unsafe_code_execution",
+                     "upstream_url", "upstream_api_key", "upstream_models", "upstream_timeout_seconds", "record")
         if (value := getattr(args, name)) is not None
     }
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+        _refuse(f"bad setting: {problems}")
+
+
+def _refuse(message: str) -> NoReturn:
+    print(f"assistants-emulator: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def _check_upstream(settings: Settings) -> None:
+    """Bad upstream settings stop the start with one line (the backend itself is made by the app)."""
+    from emulator.upstream.backend import UpstreamBackend
+
+    key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
+    try:
+        backend = UpstreamBackend.from_settings(
+            settings.upstream_url, key, settings.upstream_models, record=settings.record,
+            timeout_seconds=settings.upstream_timeout_seconds,
+        )
+    except ValueError as error:
+        _refuse(str(error))
+    if backend is not None:
+        import asyncio
+
+        asyncio.run(backend.aclose())
 
 
 def _upgrade(settings: Settings) -> None:
@@ -71,8 +111,7 @@ def _ensure_database(settings: Settings) -> None:
         if ensure_database(settings.resolved_database_url()):
             print(f"created the database named in {_shown_url(settings)}", flush=True)
     except StartupError as error:
-        print(f"assistants-emulator: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        _refuse(str(error))
 
 
 def _shown_url(settings: Settings) -> str:
@@ -98,10 +137,25 @@ def banner(settings: Settings) -> list[str]:
         f"  base URL:      {root}/v1  ({keys})",
         f"  data dir:      {data_dir}  ({holds})",
         f"  database:      {_shown_url(settings)}",
+        f"  model:         {model_backend(settings)}",
         f"  API docs:      {root}/docs",
         f"  control plane: {root}/_emulator  (faults, scripts, clock, usage)",
         f'  client:        client = openai.OpenAI(base_url="{root}/v1", api_key="{key}")',
     ]
+
+
+def model_backend(settings: Settings) -> str:
+    """Which model answers runs, as the banner says it."""
+    if not settings.upstream_url:
+        return "the stub model (scripted turns first)"
+    from emulator.upstream.config import redact_url
+
+    shown = f"upstream {redact_url(settings.upstream_url.strip())}"
+    if settings.upstream_models:
+        shown += f" (models {settings.upstream_models})"
+    if settings.record is not None:
+        shown += f", recording to {settings.record}"
+    return shown + " (scripted turns first)"
 
 
 def _serve(settings: Settings) -> None:
@@ -109,6 +163,7 @@ def _serve(settings: Settings) -> None:
 
     from emulator.app import create_app
 
+    _check_upstream(settings)
     _ensure_database(settings)
     print("\n".join(banner(settings)), flush=True)
     uvicorn.run(

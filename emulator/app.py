@@ -39,7 +39,7 @@ from emulator.db import Database
 from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
-from emulator.server_state import Runtime
+from emulator.server_state import Runtime, model_for
 from emulator.settings import Settings
 from emulator.validation import to_invalid_request
 
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             _load_script(db, settings)
         sandbox.install(settings.data_dir / "sandbox", unsafe=settings.unsafe_code_execution,
                         timeout_seconds=settings.code_interpreter_timeout_seconds)
-        runtime = Runtime(settings=settings, db=db, ids=ids)
+        runtime = Runtime(settings=settings, db=db, ids=ids, model=model_for(settings))
         # Until an encoding is built, a run's units of work leave the event loop for a worker thread.
         threading.Thread(target=tokens.warm_up, name="tokenizer-warm-up", daemon=True).start()
         app.state.runtime = runtime
@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             sandbox.uninstall()
+            await runtime.close()
             db.dispose()
 
     ids = IdFactory(settings.seed)

@@ -66,7 +66,19 @@ class Settings(BaseSettings):
     code_interpreter_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 120
     """Wall and CPU seconds per code_interpreter cell (the hosted tool's 120 s)."""
 
-    @field_validator("data_dir", "script")
+    upstream_url: str | None = None
+    """An OpenAI-compatible chat completions API (`http://127.0.0.1:11434/v1`) that answers runs' model calls;
+    unset, the stub model does (scripted turns win over either)."""
+    upstream_api_key: SecretStr | None = None
+    """Sent to the upstream as `Authorization: Bearer …`."""
+    upstream_models: str | None = None
+    """Which upstream model answers each Assistants model id: `gpt-4o=llama3.1:8b,*=qwen2.5:7b`."""
+    upstream_timeout_seconds: Annotated[float, Field(gt=0)] = 120.0
+    """How long the upstream may stay silent (connecting, before its first byte, between chunks)."""
+    record: Path | None = None
+    """Append every upstream turn to this file as a scripted turn (`--script FILE` replays them offline)."""
+
+    @field_validator("data_dir", "script", "record")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         """Configured paths are resolved once, at start: nothing later depends on the working directory."""

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +23,12 @@ from typing import Any
 from emulator import processes, sandbox
 from emulator.context import Ctx
 from emulator.db import require_worker_thread
-from emulator.runs import backends, pending, resources
+from emulator.runs import backends, outside, pending, resources
 from emulator.runs.prompt import completed_tool_calls
 from emulator.runs.state import RunStatus
 from emulator.sandbox import Execution, InputFile, SandboxError, kernel
 from emulator.sandbox.files import remove_tree
 from emulator.store import files as file_store
-from emulator.store import records
 from emulator.store import runs as store
 from emulator.store.rows import Run, RunStep
 from emulator.stub_model import CodeFile, CodeResult
@@ -87,30 +84,24 @@ class Outcome:
     failure: str | None = None
 
 
-_finished: dict[tuple[str, str], tuple[Execution | None, str | None]] = {}
-"""Cells this process ran, by (run id, call id), until their result commits (`commit_result`): a unit of work
-that rolls back after the cell (a deadlock retry) records the kept result when it runs again, never the cell."""
-_finished_lock = threading.Lock()
+def _key(call_id: str) -> str:
+    return f"code:{call_id}"
 
 
 def result_waiting(run: Run) -> bool:
     """This process ran the run's pending cell and keeps its result: the next unit of work records it (no claim
     to wait out, no interruption to count)."""
-    if not _finished:
-        return False
-    turn = pending.of(run)
-    return isinstance(turn, pending.CodeTurn) and (run.id, turn.call_id) in _finished
+    turn = pending.of(run) if outside.waiting(run) else None
+    return isinstance(turn, pending.CodeTurn) and outside.kept(run.id, _key(turn.call_id))[0]
 
 
 def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
-    """Run the cell outside any transaction: claim the run, commit, run, then read the run again (locked)."""
+    """Run the cell outside any transaction (`outside`): claim the run, commit, run, then read the run again."""
     require_worker_thread("a code_interpreter cell runs in the sandbox")
-    with _finished_lock:
-        kept = _finished.get((run.id, call_id))
-    execution, failure = kept if kept is not None else _claim_and_execute(ctx, run, code, call_id)
-    if not store.reread(ctx.session, run):
+    found, kept = outside.kept(run.id, _key(call_id))
+    execution, failure = kept if found else _claim_and_execute(ctx, run, code, call_id)
+    if not outside.reread(ctx, run):
         return Outcome(current=False)
-    run.unfinished_work = None  # the cell ended: this transaction records its result, or the run moved on
     if not _still_waiting_for(run, call_id):
         if execution is not None:
             _bill_session(run, execution)
@@ -119,26 +110,21 @@ def run(ctx: Ctx, run: Run, code: str, call_id: str) -> Outcome:
 
 
 def forget_results(run_id: str) -> None:
-    """The run failed while recording a cell's result: the kept result goes (`_finished`)."""
-    with _finished_lock:
-        keys = [key for key in _finished if key[0] == run_id]
-        dropped = [_finished.pop(key) for key in keys]
-    for execution, _failure in dropped:
-        if execution is not None:
-            cleanup(execution)
+    """The run failed while recording a result of work done outside its transaction: the kept results go."""
+    for result in outside.drop_all(run_id):
+        if isinstance(result, tuple) and isinstance(result[0], Execution):
+            cleanup(result[0])
 
 
 def _claim_and_execute(ctx: Ctx, run: Run, code: str, call_id: str) -> tuple[Execution | None, str | None]:
     inputs = _inputs(ctx, run)
     now = ctx.now
     box = sandbox.installed()
-    run.lease_until = time.time() + box.timeout_seconds + kernel.START_SECONDS + _CLAIM_MARGIN_SECONDS
     turn = pending.of(run)
     assert isinstance(turn, pending.CodeTurn)
     pending.put(run, turn.claimed(_CLAIMANT))
-    run.unfinished_work = "code_interpreter cell"  # on record before the cell runs (`runs.safety`)
-    ctx.commit_and_continue()
-    records.forget_loaded(ctx.session, keep=run)  # what the result's transaction needs it reads again
+    outside.claim(ctx, run, "code_interpreter cell",
+                  box.timeout_seconds + kernel.START_SECONDS + _CLAIM_MARGIN_SECONDS)
     execution, failure = None, None
     try:
         execution = box.execute(tenant=run.tenant, thread_id=run.thread_id, now=now, code=code, inputs=inputs)
@@ -147,22 +133,16 @@ def _claim_and_execute(ctx: Ctx, run: Run, code: str, call_id: str) -> tuple[Exe
     except Exception as error:  # any failure of the sandbox fails the call, never the server's request
         log.exception("code_interpreter sandbox failed for run %s", run.id)
         failure = f"the code_interpreter sandbox failed: {type(error).__name__}"
-    with _finished_lock:
-        _finished[(run.id, call_id)] = (execution, failure)
+    outside.keep(run.id, _key(call_id), (execution, failure))
     return execution, failure
 
 
 def commit_result(ctx: Ctx, run: Run, call_id: str) -> None:
     """The call's result (or the run's move) commits at once: what the request does next (a 404, a retry)
-    cannot lose it and run the cell again. The unit of work goes on in a new transaction, the run locked again
-    (its thread first)."""
-    ctx.commit_and_continue()
-    with _finished_lock:
-        kept = _finished.pop((run.id, call_id), None)
+    cannot lose it and run the cell again."""
+    kept = outside.commit(ctx, run, _key(call_id))
     if kept is not None and kept[0] is not None:
         cleanup(kept[0])
-    records.forget_loaded(ctx.session, keep=run)
-    store.reread(ctx.session, run)
 
 
 def claim_orphaned(run: Run) -> bool:

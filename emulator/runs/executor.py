@@ -75,7 +75,7 @@ def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
     if status is RunStatus.IN_PROGRESS:
         turn = pending.of(run)
         if turn is None:
-            return model_call.call(ctx, run)
+            return model_call.call(ctx, run, streaming=streaming)
         if _wait(ctx, turn, streaming=streaming) > 0:
             return []
         if isinstance(turn, pending.CodeTurn):

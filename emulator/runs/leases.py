@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 
 from emulator import limits
-from emulator.runs import code_interpreter
+from emulator.runs import code_interpreter, outside
 from emulator.store.rows import Run
 
 
 def held(run: Run) -> bool:
     """A stream drives the run, or a server process runs its code cell (unless that process is gone)."""
     return (run.lease_until is not None and run.lease_until > time.time() and not code_interpreter.claim_orphaned(run)
-            and not code_interpreter.result_waiting(run))
+            and not outside.waiting(run))
 
 
 def take(run: Run) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from emulator import limits, logs
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
-from emulator.runs import events, leases, phases, safety
+from emulator.runs import events, leases, phases, safety, upstream_turn
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, cancel_refusal, tool_outputs_refusal
 from emulator.schemas.common import dump_response_format, dump_tools
@@ -155,6 +155,7 @@ def cancel(ctx: Ctx, thread_id: str, run_id: str) -> Run:
     if refusal is not None:
         raise InvalidRequest(refusal)
     phases.request_cancel(ctx, run)
+    upstream_turn.abort(ctx, run.id)
     return run
 
 

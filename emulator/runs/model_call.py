@@ -11,14 +11,16 @@ from emulator.context import Ctx
 from emulator.control import latency, ratelimits
 from emulator.errors import RateLimited
 from emulator.model_catalog import ModelInfo
-from emulator.runs import citations, code_interpreter, file_search, phases, scripts, turn_steps
+from emulator.runs import citations, code_interpreter, file_search, phases, scripts, turn_steps, upstream_turn
 from emulator.runs.events import Event
 from emulator.runs.pending import Timing
 from emulator.runs.prompt import Assembled, DoesNotFit, assemble, completed_tool_calls
+from emulator.runs.upstream_model import UpstreamModel
 from emulator.schemas.runs import render_usage
 from emulator.store import runs as store
 from emulator.store.rows import Run, RunStep
 from emulator.stub_model import ModelTurn, ToolResult
+from emulator.upstream.deltas import Usage as UpstreamUsage
 
 
 @dataclass(frozen=True)
@@ -30,22 +32,35 @@ class _Answer:
     truncated: bool
 
 
-def call(ctx: Ctx, run: Run) -> list[Event]:
+def call(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
     """Ask the model for the run's next turn and open the step it makes (or end the run: a prompt that does not
-    fit, a refused or failed call, a limit reached)."""
+    fit, a refused or failed call, a limit reached). An upstream model is asked with no transaction open
+    (`upstream_turn`): once it has answered, the call starts again in a new transaction and finds the answer."""
     info = model_catalog.info_or_fallback(run.model)
     prompt = _prompt(ctx, run, info)
     if isinstance(prompt, DoesNotFit):
         return _does_not_fit(ctx, run, prompt, info.context_window)
     scripted = scripts.pick(ctx, run, prompt.request)
-    turn = scripted.turn or ctx.model.respond(prompt.request)
-    completion_tokens = _completion_tokens(turn, info.encoding)
-    refusal = _charge(ctx, run, prompt.prompt_tokens + completion_tokens)
+    reported: UpstreamUsage | None = None
+    if scripted.turn is not None:
+        turn = scripted.turn
+    elif isinstance(ctx.model, UpstreamModel):
+        asked = upstream_turn.ask(ctx, run, ctx.model, prompt, _completion_room(run), streaming=streaming)
+        if asked is None:
+            return call(ctx, run, streaming=streaming)
+        if isinstance(asked, list):
+            return asked
+        turn, reported = asked
+    else:
+        turn = ctx.model.respond(prompt.request)
+    prompt_tokens = prompt.prompt_tokens if reported is None else reported.prompt_tokens
+    completion_tokens = _completion_tokens(turn, info.encoding) if reported is None else reported.completion_tokens
+    refusal = _charge(ctx, run, prompt_tokens + completion_tokens)
     if refusal is not None:
         return phases.fail(ctx, run, "rate_limit_exceeded", refusal)
-    snapshot = scripts.request_snapshot(prompt.request, prompt.prompt_tokens, prompt.dropped_messages)
+    snapshot = scripts.request_snapshot(prompt.request, prompt_tokens, prompt.dropped_messages)
     scripts.consume(ctx, run, scripted, snapshot)
-    run.prompt_tokens += prompt.prompt_tokens
+    run.prompt_tokens += prompt_tokens
     if turn.error is not None:
         return phases.fail(ctx, run, *turn.error)
     if turn.incomplete_reason == "max_prompt_tokens":
@@ -56,7 +71,7 @@ def call(ctx: Ctx, run: Run) -> list[Event]:
         return phases.end_incomplete(ctx, run, "max_completion_tokens")
     answer = _within_room(turn, completion_tokens, room, info.encoding)
     run.completion_tokens += answer.completion_tokens
-    usage = render_usage(prompt.prompt_tokens, answer.completion_tokens)
+    usage = render_usage(prompt_tokens, answer.completion_tokens)
     return _open_step(ctx, run, turn, answer, usage, _timing(ctx, run, scripted.delay, answer.completion_tokens))
 
 

@@ -6,9 +6,9 @@ where it was, and every later read would meet the same failure. Instead the unit
 run ends `failed` with `server_error` in a unit of work of its own (its open step and message closed, its
 thread freed; logged with the run id and the traceback), and the read runs again: it answers the failed run.
 
-Risky work, work that may take its worker down with it (a code cell; later an upstream model call), starts
-only once it is on record: `code_interpreter.run` commits the run's claim (a lease naming the server process)
-with `unfinished_work` set before the cell runs, and the transaction that records the cell's result clears it.
+Risky work, work that may take its worker down with it (a code cell, an upstream model call), starts only once
+it is on record (`runs.outside`): the run's claim (a lease) is committed with `unfinished_work` set before the
+work runs, and the transaction that records the work's result clears it.
 A crash in between leaves the mark. The next unit of work that finds it, once the claim no longer holds (its
 lease passed, or its process is gone), counts an interruption and the run resumes; at the second interruption
 the run fails with `server_error` instead of running the work a third time.
@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from emulator.context import Ctx
 from emulator.db import CHANGES, LeaveEventLoop, RecordThenRetry, write_changes
 from emulator.errors import SERVER_ERROR_MESSAGE
-from emulator.runs import code_interpreter, executor, leases, phases
+from emulator.runs import code_interpreter, executor, leases, outside, phases
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, can_move, is_terminal
 from emulator.store import runs as store
@@ -69,7 +69,7 @@ def _resume(ctx: Ctx, run: Run) -> list[Event]:
     """Before advancing: a mark whose claim no longer holds is an interruption (the run fails at the second)."""
     if run.unfinished_work is None or is_terminal(run.status):
         return []
-    if leases.held(run) or code_interpreter.result_waiting(run):
+    if leases.held(run) or outside.waiting(run):
         return []
     return _count_interruption(ctx, run)
 

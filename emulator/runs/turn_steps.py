@@ -8,10 +8,11 @@ import logging
 from typing import Any
 
 from emulator.context import Ctx
-from emulator.runs import code_interpreter, events, file_search, leases, pending, phases
+from emulator.runs import code_interpreter, events, file_search, leases, pending, phases, upstream_turn
 from emulator.runs.events import Event
 from emulator.runs.pending import Timing, Usage
 from emulator.runs.state import RunStatus, StepStatus
+from emulator.runs.upstream_model import UpstreamModel
 from emulator.store import messages as message_store
 from emulator.store import runs as store
 from emulator.store.rows import Run
@@ -66,6 +67,8 @@ def search_files(ctx: Ctx, run: Run, usage: Usage, query: str) -> list[Event]:
     step = phases.new_step(ctx, run, "tool_calls", _no_calls())
     produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
     call = file_search.execute(ctx, run, query, ctx.ids.new("call"))
+    if isinstance(ctx.model, UpstreamModel):
+        upstream_turn.remember_query(run, call["id"], query)
     step.step_details = {"type": "tool_calls", "tool_calls": [call]}
     produced.append(events.tool_call_delta(step.id, 0, {"id": call["id"], "type": "file_search", "file_search": {}}))
     step.usage = usage

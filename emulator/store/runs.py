@@ -57,6 +57,19 @@ def release_thread(session: Session, thread_id: str, run_id: str) -> None:
         THREADS.synchronize(session, thread_id, active_run_id=None)
 
 
+_RENEW_CLAIM = statements.prepared(
+    update(RunRow)
+    .where(RunRow.id == bindparam("run_id"), RunRow.unfinished_work.is_not(None))
+    .values(lease_until=bindparam("until"))
+)
+
+
+def renew_claim(session: Session, run_id: str, until: float) -> bool:
+    """Extend the lease of a run whose work runs outside its unit of work (`runs.outside`), as long as the work
+    is on record; False when it no longer is."""
+    return statements.execute(session, _RENEW_CLAIM, {"run_id": run_id, "until": until}) > 0
+
+
 _RUN_STARTS_WITHOUT = dict.fromkeys(
     ("started_at", "cancelled_at", "failed_at", "completed_at", "required_action", "last_error",
      "incomplete_details", "pending_turn", "lease_until", "unfinished_work")
