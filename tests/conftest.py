@@ -16,6 +16,7 @@ import pytest
 from openai import OpenAI
 
 from tests.server import RunningServer, postgres_database, run_server
+from tests.units_of_work import unit  # noqa: F401 (the store tests' fixture, shared)
 
 BETA = {"OpenAI-Beta": "assistants=v2"}
 

@@ -7,44 +7,20 @@ and in a worker thread; with `EMULATOR_TEST_DATABASE_URL` set, on a fresh Postgr
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import pytest
 from sqlalchemy.orm import Session
 
-from emulator import clock, migrate
+from emulator import clock
 from emulator.control import ratelimits
 from emulator.control.middleware import Admission, admit
-from emulator.db import Database
 from emulator.store import fault_rules, rate_counters
-from tests.server import postgres_database
+from tests.units_of_work import Unit
 
-T = TypeVar("T")
-Unit = Callable[[Callable[[Session], T]], T]
-
-_POSTGRES = os.environ.get("EMULATOR_TEST_DATABASE_URL")
-MODES = ["postgresql"] if _POSTGRES else ["sqlite-lane", "sqlite-worker"]
 TENANT = "tenant"
 CREATE_THREAD = ("POST", "/v1/threads", "createThread")
 ONE_POST_A_MINUTE = {"management": {"post": 1}}
 
-
-@pytest.fixture(params=MODES)
-def unit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Unit[Any]]:
-    """Runs a function as one unit of work (committed on success) in the mode under test."""
-    with contextlib.ExitStack() as stack:
-        url = stack.enter_context(postgres_database(_POSTGRES)) if _POSTGRES else f"sqlite:///{tmp_path / 'c.db'}"
-        database = Database.connect(url)
-        stack.callback(database.dispose)
-        migrate.upgrade(database.engine)
-        if request.param == "sqlite-lane":
-            yield lambda work: database.run_inline(work, write=True)
-        else:
-            yield lambda work: database.run_in_worker(work, write=True)
 
 
 def _rule(unit: Unit[Any], rule_id: str, effect: dict[str, Any], **rule: Any) -> tuple[str, dict[str, Any]]:

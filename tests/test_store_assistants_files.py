@@ -13,7 +13,7 @@ from emulator.errors import InvalidRequest, NotFound
 from emulator.store import assistants, files
 from emulator.store.pagination import PageRequest
 from emulator.store.rows import Assistant, File
-from tests.test_store_unit_of_work import Unit, unit  # noqa: F401 - the fixture
+from tests.units_of_work import Unit
 
 _ASSISTANT: dict[str, Any] = dict(
     name="a", description=None, model="gpt-4o", instructions="be brief", tools=[], tool_resources={},
@@ -25,7 +25,7 @@ def _assistant(session: Session, assistant_id: str, tenant: str = "t") -> Assist
     return assistants.create(session, tenant=tenant, assistant_id=assistant_id, created_at=100, **_ASSISTANT)
 
 
-def test_an_assistant_is_one_record_changed_by_attribute_sets(unit: Unit[Any]) -> None:  # noqa: F811 - the imported fixture
+def test_an_assistant_is_one_record_changed_by_attribute_sets(unit: Unit[Any]) -> None:
     def create_and_change(session: Session) -> None:
         created = _assistant(session, "asst_1")
         assert assistants.get(session, "t", "asst_1") is created
@@ -41,7 +41,7 @@ def test_an_assistant_is_one_record_changed_by_attribute_sets(unit: Unit[Any]) -
         unit(lambda session: assistants.get(session, "other", "asst_1"))
 
 
-def test_assistants_list_by_tenant_in_order_and_remove(unit: Unit[Any]) -> None:  # noqa: F811 - the imported fixture
+def test_assistants_list_by_tenant_in_order_and_remove(unit: Unit[Any]) -> None:
     def create(session: Session) -> None:
         for index in range(3):
             _assistant(session, f"asst_{index}")
@@ -65,7 +65,7 @@ def _file(session: Session, file_id: str, *, tenant: str = "t", purpose: str = "
     )
 
 
-def test_an_expired_file_is_gone_to_every_reader(unit: Unit[Any]) -> None:  # noqa: F811 - the imported fixture
+def test_an_expired_file_is_gone_to_every_reader(unit: Unit[Any]) -> None:
     def create(session: Session) -> None:
         _file(session, "file_live")
         _file(session, "file_vision", purpose="vision", expires_at=1_000)
@@ -88,7 +88,7 @@ def test_an_expired_file_is_gone_to_every_reader(unit: Unit[Any]) -> None:  # no
     assert [row.id for row in vision.rows] == ["file_vision"]
 
 
-def test_a_removed_file_is_gone(unit: Unit[Any]) -> None:  # noqa: F811 - the imported fixture
+def test_a_removed_file_is_gone(unit: Unit[Any]) -> None:
     unit(lambda session: _file(session, "file_1"))
     unit(lambda session: files.remove(session, files.get(session, "t", "file_1", now=100)))
     assert unit(lambda session: files.live(session, "t", ["file_1", "file_2"], now=100)) == {}

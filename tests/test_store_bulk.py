@@ -6,10 +6,6 @@ PostgreSQL database.
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,29 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
-from emulator import migrate
-from emulator.db import Database
 from emulator.store import bulk, messages, records, rows, threads
 from emulator.tables import MessageRow
-from tests.server import postgres_database
-
-Unit = Callable[[Callable[[Session], Any]], Any]
-
-_POSTGRES = os.environ.get("EMULATOR_TEST_DATABASE_URL")
-MODES = ["postgresql"] if _POSTGRES else ["sqlite-lane", "sqlite-worker"]
-
-
-@pytest.fixture(params=MODES)
-def unit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Unit]:
-    with contextlib.ExitStack() as stack:
-        url = stack.enter_context(postgres_database(_POSTGRES)) if _POSTGRES else f"sqlite:///{tmp_path / 'b.db'}"
-        database = Database.connect(url)
-        stack.callback(database.dispose)
-        migrate.upgrade(database.engine)
-        if request.param == "sqlite-lane":
-            yield lambda work: database.run_inline(work, write=True)
-        else:
-            yield lambda work: database.run_in_worker(work, write=True)
+from tests.units_of_work import Unit
 
 
 def _template(session: Session) -> str:

@@ -10,41 +10,16 @@ thread (through SQLAlchemy); with `EMULATOR_TEST_DATABASE_URL` set, on a fresh P
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from emulator import migrate
-from emulator.db import Database, write_changes
+from emulator.db import write_changes
 from emulator.store import messages, records, runs, statements, threads
 from emulator.tables import MessageRow
-from tests.server import postgres_database
-
-T = TypeVar("T")
-Unit = Callable[[Callable[[Session], T]], T]
-
-_POSTGRES = os.environ.get("EMULATOR_TEST_DATABASE_URL")
-MODES = ["postgresql"] if _POSTGRES else ["sqlite-lane", "sqlite-worker"]
-
-
-@pytest.fixture(params=MODES)
-def unit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Unit[Any]]:
-    """Runs a function as one unit of work (committed on success) in the mode under test."""
-    with contextlib.ExitStack() as stack:
-        url = stack.enter_context(postgres_database(_POSTGRES)) if _POSTGRES else f"sqlite:///{tmp_path / 'r.db'}"
-        database = Database.connect(url)
-        stack.callback(database.dispose)
-        migrate.upgrade(database.engine)
-        if request.param == "sqlite-lane":
-            yield lambda work: database.run_inline(work, write=True)
-        else:
-            yield lambda work: database.run_in_worker(work, write=True)
+from tests.units_of_work import Unit
 
 
 def _thread(session: Session, thread_id: str = "thread_1") -> threads.Thread:

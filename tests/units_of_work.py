@@ -1,0 +1,37 @@
+"""The `unit` fixture of the store's tests: a function run as one unit of work (committed on success) on a
+fresh, migrated database, in each mode the server uses: on SQLite the event loop's lane and a worker thread,
+on PostgreSQL (`EMULATOR_TEST_DATABASE_URL`) a worker thread. Import `unit` into a test module to use it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy.orm import Session
+
+from emulator import migrate
+from emulator.db import Database
+from tests.server import postgres_database
+
+T = TypeVar("T")
+Unit = Callable[[Callable[[Session], T]], T]
+
+POSTGRES_URL = os.environ.get("EMULATOR_TEST_DATABASE_URL")
+MODES = ["postgresql"] if POSTGRES_URL else ["sqlite-lane", "sqlite-worker"]
+
+
+@pytest.fixture(params=MODES)
+def unit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Unit[Any]]:
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(postgres_database(POSTGRES_URL)) if POSTGRES_URL else f"sqlite:///{tmp_path / 'u.db'}"
+        database = Database.connect(url)
+        stack.callback(database.dispose)
+        migrate.upgrade(database.engine)
+        if request.param == "sqlite-lane":
+            yield lambda work: database.run_inline(work, write=True)
+        else:
+            yield lambda work: database.run_in_worker(work, write=True)
