@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (default 8000)")
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
+    parser.add_argument("--database-pool-size", type=int,
+                        help="PostgreSQL connections kept per process, as many more under load (default 10)")
     parser.add_argument("--data-dir", help="where the SQLite file and uploaded files live (default ./emulator-data)")
     parser.add_argument("--seed", type=int, help="seed ids and random choices for reproducible runs")
     parser.add_argument(
@@ -58,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         name: value
-        for name in ("host", "port", "database_url", "data_dir", "seed", "log_level", "script", "unsafe_code_execution",
-                     "upstream_url", "upstream_api_key", "upstream_models", "upstream_timeout_seconds", "record")
+        for name in ("host", "port", "database_url", "database_pool_size", "data_dir", "seed", "log_level", "script",
+                     "unsafe_code_execution", "upstream_url", "upstream_api_key", "upstream_models",
+                     "upstream_timeout_seconds", "record")
         if (value := getattr(args, name)) is not None
     }
     try:

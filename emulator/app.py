@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -35,8 +36,8 @@ from emulator.api.responses import OpenAIJSON, error_response, http_error_respon
 from emulator.control import clocks as control_clocks
 from emulator.control import scripts
 from emulator.control.middleware import ControlMiddleware
-from emulator.db import Database
-from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError
+from emulator.db import Database, is_overloaded
+from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError, ServiceUnavailable
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
 from emulator.server_state import Runtime, model_for
@@ -99,8 +100,22 @@ class ResponseHeaders:
             # Starlette would answer an unhandled error outside every middleware, without these headers.
             if response_started:
                 raise
-            log.exception("unhandled error")
-            await error_response(ServerError(SERVER_ERROR_MESSAGE))(scope, receive, send_with_headers)
+            await error_response(unexpected_error())(scope, receive, send_with_headers)
+
+
+OVERLOADED_MESSAGE = "The server is overloaded or not ready yet."
+"""The hosted API's words for a 503."""
+
+
+def unexpected_error(error: BaseException | None = None) -> APIError:
+    """What an error no route expected answers (logged here): a 503 when the database had no connection to give
+    (the client may try again; the SDK does), a 500 otherwise. `error` defaults to the one being handled."""
+    error = error if error is not None else sys.exc_info()[1]
+    if error is not None and is_overloaded(error):
+        log.warning("no database connection to be had: answered 503 (%s)", error)
+        return ServiceUnavailable(OVERLOADED_MESSAGE)
+    log.error("unhandled error", exc_info=error)
+    return ServerError(SERVER_ERROR_MESSAGE)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -118,8 +133,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> OpenAIJSON:
-        log.exception("unhandled error", exc_info=exc)
-        return error_response(ServerError(SERVER_ERROR_MESSAGE))
+        return error_response(unexpected_error(exc))
 
 
 async def _sweep_forever(runtime: Runtime) -> None:
@@ -152,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         settings.files_dir.mkdir(parents=True, exist_ok=True)
-        db = Database.connect(settings.resolved_database_url())
+        db = Database.connect(settings.resolved_database_url(), pool_size=settings.database_pool_size)
         migrate.upgrade(db.engine)
         if settings.script is not None:
             _load_script(db, settings)

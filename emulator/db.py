@@ -30,8 +30,11 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
+
+from emulator import limits
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 UNIT_OF_WORK_ATTEMPTS = 3
@@ -41,6 +44,10 @@ _CONFLICT_PAUSE_SECONDS = (0.005, 0.05)
 _CONFLICTS = frozenset({"40P01", "40001"})
 """PostgreSQL's deadlock_detected and serialization_failure: the transaction was chosen to give way, and the
 same work succeeds when run again."""
+_REFUSED = frozenset({"53300", "57P03"})
+"""PostgreSQL's too_many_connections and cannot_connect_now: the database refused a new connection."""
+_CONNECT_FAILED = "connection failed:"
+"""How psycopg's error for a connection that could not be opened begins (it carries no SQLSTATE)."""
 
 log = logging.getLogger("emulator.db")
 
@@ -89,6 +96,16 @@ def is_conflict(error: BaseException) -> bool:
     """A deadlock or serialization failure (PostgreSQL): the transaction was rolled back to let another one
     through; running it again is the documented remedy."""
     return isinstance(error, OperationalError) and getattr(error.orig, "sqlstate", None) in _CONFLICTS
+
+
+def is_overloaded(error: BaseException) -> bool:
+    """No connection to be had: every one of the pool's was in use for `POOL_TIMEOUT_SECONDS`, or the database
+    refused a new one. The request may be tried again later (a 503), nothing of it was done."""
+    if isinstance(error, PoolTimeout):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    return getattr(error.orig, "sqlstate", None) in _REFUSED or str(error.orig).startswith(_CONNECT_FAILED)
 
 
 def is_busy(error: Exception) -> bool:
@@ -179,11 +196,19 @@ def _make_sqlite_folder(url: str) -> None:
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
 
 
-def create_db_engine(url: str, writer_lock: _WriterLock | None = None) -> Engine:
+POOL_TIMEOUT_SECONDS = 30.0
+"""How long a unit of work waits for one of the pool's connections (`limits.DATABASE_POOL_SIZE`) before its
+request answers 503."""
+
+
+def create_db_engine(
+    url: str, writer_lock: _WriterLock | None = None, *, pool_size: int = limits.DATABASE_POOL_SIZE
+) -> Engine:
     """A pooled engine for worker threads; on SQLite a busy database makes it wait (`busy_timeout`)."""
     url = normalize_url(url)
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=16, max_overflow=48, pool_pre_ping=True)
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=POOL_TIMEOUT_SECONDS,
+                             pool_pre_ping=True)
     _make_sqlite_folder(url)
     engine = create_engine(url, pool_size=64, max_overflow=0, connect_args={"check_same_thread": False})
     _configure_sqlite(engine, writer_lock or _WriterLock(), _SQLITE_BUSY_TIMEOUT_MS)
@@ -299,9 +324,10 @@ class Database:
     inline: InlineLane | None = None
 
     @classmethod
-    def connect(cls, url: str) -> Database:
+    def connect(cls, url: str, *, pool_size: int = limits.DATABASE_POOL_SIZE) -> Database:
+        """The database at `url`; `pool_size` bounds a server database's connections (`limits.DATABASE_POOL_SIZE`)."""
         if make_url(normalize_url(url)).get_backend_name() != "sqlite":
-            engine = create_db_engine(url)
+            engine = create_db_engine(url, pool_size=pool_size)
             return cls(engine, *_session_factories(engine))
         writer_lock = _WriterLock()
         engine = create_db_engine(url, writer_lock)

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./emulator-data")
     database_url: str | None = None
     """Any SQLAlchemy URL. Defaults to a SQLite file in `data_dir`."""
+    database_pool_size: Annotated[int, Field(ge=1, le=1000)] = limits.DATABASE_POOL_SIZE
+    """Connections to a PostgreSQL database this process keeps open, and as many more under load (`db.py`):
+    replicas times twice this must stay under the server's `max_connections`."""
 
     api_keys: str | None = None
     """Comma-separated allow-list of API keys; when unset, any bearer key is accepted as its own tenant."""
