@@ -4,10 +4,14 @@ Each phase runs in its own transaction in the thread pool; between phases nothin
 another request (or replica) is seen at the next phase and the stream ends with the cancel events. The
 stream's lease keeps pollers from advancing the run meanwhile; it is dropped when the stream ends for any
 reason, including a client that disconnects, after which any poll finishes the run.
+
+With an upstream model, the phase that makes the model call lasts as long as the upstream's answer: the stream
+watches the run's live events meanwhile (`UpstreamModel.subscribe`), so each fragment goes out as it arrives.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from emulator.context import Ctx
 from emulator.errors import SERVER_ERROR_MESSAGE
 from emulator.runs import executor, leases, pending, phases
 from emulator.runs.events import Event
+from emulator.runs.upstream_model import Subscription, UpstreamModel
 from emulator.server_state import Runtime
 from emulator.store import runs as store
 
@@ -46,7 +51,7 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
     def work(session: Session) -> _Phase:
         ctx = Ctx(
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
-            include=include,
+            include=include, db=runtime.db,
         )
         attempts.append(ctx)
         run = store.get_by_id_thread_first(session, run_id)
@@ -55,9 +60,12 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
         leases.take(run)
         turn = pending.of(run)
         pause = 0.0 if turn is None else turn.timing.delta_pause
+        before = run.pending_turn
         produced = phases.expire_if_due(ctx, run) or executor.advance_once(ctx, run, streaming=True)
         wait = executor.wait_seconds(ctx, run, streaming=True)
-        resting = executor.is_resting(run) or (not produced and wait == 0)
+        # A turn that streamed in opened its step silently (its events went out live): it moved all the same.
+        moved = bool(produced) or run.pending_turn != before
+        resting = executor.is_resting(run) or (not moved and wait == 0)
         if resting:
             leases.drop(run)
         return _Phase(produced, resting, wait, pause)
@@ -88,14 +96,34 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
     return failed
 
 
+async def _watched_phase(
+    runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], watching: Subscription
+) -> AsyncIterator[Event | _Phase]:
+    """The run's live events while the phase runs, then the phase."""
+    task = asyncio.ensure_future(run_in_threadpool(_phase, runtime, tenant, run_id, include))
+    task.add_done_callback(lambda _task: watching.put_nowait(None))
+    while (event := await watching.get()) is not None:
+        yield event
+    yield task.result()
+
+
 async def drive(
     runtime: Runtime, tenant: str, run_id: str, opening: Sequence[Event], include: frozenset[str] = frozenset()
 ) -> AsyncIterator[bytes]:
+    model = runtime.model
+    watching = model.subscribe(run_id) if isinstance(model, UpstreamModel) else None
     try:
         for event in opening:
             yield sse.encode(event.name, event.data)
         while True:
-            phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include)
+            if watching is None:
+                phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include)
+            else:
+                async for item in _watched_phase(runtime, tenant, run_id, include, watching):
+                    if isinstance(item, _Phase):
+                        phase = item
+                    else:
+                        yield sse.encode(item.name, item.data)
             for event in phase.events:
                 if phase.delta_pause and event.name == "thread.message.delta":
                     await anyio.sleep(phase.delta_pause)
@@ -111,6 +139,8 @@ async def drive(
         yield sse.encode_error({"error": {"message": SERVER_ERROR_MESSAGE, "type": "server_error", "param": None,
                                           "code": "server_error"}})
     finally:
+        if isinstance(model, UpstreamModel) and watching is not None:
+            model.unsubscribe(run_id, watching)
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(_release, runtime, run_id)
     yield sse.DONE
