@@ -232,7 +232,8 @@ def test_a_stream_broken_mid_answer_fails_the_run_and_keeps_the_partial_text(
 
 def test_unparseable_streamed_arguments_fail_the_run_and_its_step(client: OpenAI, upstream: FakeUpstream) -> None:
     upstream.reply(Reply(tool_calls=[FakeToolCall("lookup", '{"term": "un', pieces=2)]))
-    assistant_id, thread_id = _start(client, "Look it up.", tools=[{"type": "function", "function": {"name": "lookup"}}])
+    tools = [{"type": "function", "function": {"name": "lookup"}}]
+    assistant_id, thread_id = _start(client, "Look it up.", tools=tools)
     with client.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant_id) as stream:
         stream.until_done()
         run = stream.get_final_run()
