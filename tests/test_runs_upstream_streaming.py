@@ -134,9 +134,9 @@ def test_function_arguments_stream_as_deltas_then_outputs_stream_the_answer(
     with client.beta.threads.runs.submit_tool_outputs_stream(
         run_id=run.id, thread_id=thread_id, tool_outputs=[{"tool_call_id": call.id, "output": "14 C"}],
         event_handler=Answer(),
-    ) as stream:
-        stream.until_done()
-        run = stream.get_final_run()
+    ) as answering:
+        answering.until_done()
+        run = answering.get_final_run()
     assert run.status == "completed" and texts == ["Mild", " in", " Lyon."]
 
 
