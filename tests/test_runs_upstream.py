@@ -307,6 +307,8 @@ def test_a_cancel_while_the_upstream_is_slow_ends_the_run_cancelled(client: Open
     while len(upstream.requests) == before and time.monotonic() < deadline:
         time.sleep(0.02)
     (asked,) = upstream.requests[before:]
+    while len(client.beta.threads.messages.list(thread_id).data) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first word has come: the message is open
     assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "in_progress"
     assert client.beta.threads.runs.cancel(run.id, thread_id=thread_id).status == "cancelling"
     reader.join(10)

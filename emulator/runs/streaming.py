@@ -5,16 +5,19 @@ another request (or replica) is seen at the next phase and the stream ends with 
 stream's lease keeps pollers from advancing the run meanwhile; it is dropped when the stream ends for any
 reason, including a client that disconnects, after which any poll finishes the run.
 
-With an upstream model, the phase that makes the model call lasts as long as the upstream's answer: the stream
-watches the run's live events meanwhile (`UpstreamModel.subscribe`), so each fragment goes out as it arrives.
+With an upstream model, the phase that makes the model call commits its claim and starts the call
+(`upstream_turn.CallInFlight`); the stream then waits for it on the event loop, holding no worker thread, and
+sends the run's live events meanwhile (`UpstreamModel.subscribe`), each fragment as it arrives. The next phase
+begins with what the call left (`upstream_turn.after_call`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from fastapi.concurrency import run_in_threadpool
@@ -23,7 +26,7 @@ from sqlalchemy.orm import Session
 from emulator import sse
 from emulator.context import Ctx
 from emulator.errors import SERVER_ERROR_MESSAGE
-from emulator.runs import executor, leases, pending, phases
+from emulator.runs import executor, leases, outside, pending, phases, upstream_turn
 from emulator.runs.events import Event
 from emulator.runs.upstream_model import Subscription, UpstreamModel
 from emulator.server_state import Runtime
@@ -43,9 +46,12 @@ class _Phase:
     """Seconds until the model's answer is ready (its time to first token)."""
     delta_pause: float
     """Seconds between message deltas (the token rate)."""
+    call: upstream_turn.CallInFlight | None = None
+    """The upstream model call this phase started: the stream waits for it, then runs the next phase."""
 
 
-def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> _Phase:
+def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], resumed: bool = False) -> _Phase:
+    """One phase of the run; `resumed`: the first after an upstream call the stream waited for."""
     attempts: list[Ctx] = []
 
     def work(session: Session) -> _Phase:
@@ -61,7 +67,9 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
         turn = pending.of(run)
         pause = 0.0 if turn is None else turn.timing.delta_pause
         before = run.pending_turn
-        produced = phases.expire_if_due(ctx, run) or executor.advance_once(ctx, run, streaming=True)
+        produced = upstream_turn.after_call(ctx, run, streaming=True) if resumed else None
+        if produced is None:
+            produced = phases.expire_if_due(ctx, run) or executor.advance_once(ctx, run, streaming=True)
         wait = executor.wait_seconds(ctx, run, streaming=True)
         # A turn that streamed in opened its step silently (its events went out live): it moved all the same.
         moved = bool(produced) or run.pending_turn != before
@@ -70,16 +78,22 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
             leases.drop(run)
         return _Phase(produced, resting, wait, pause)
 
-    phase = runtime.db.run_in_worker(work, write=True)
+    try:
+        phase = runtime.db.run_in_worker(work, write=True)
+    except upstream_turn.CallInFlight as call:  # its claim committed, the call started
+        return _Phase([], False, 0.0, 0.0, call)
     attempts[-1].committed()  # the attempt that committed: a unit of work run again logs once
     return phase
 
 
 def _release(runtime: Runtime, run_id: str) -> None:
+    """The stream's lease goes (a claim of work in flight keeps its own, renewed until the work ends)."""
     with runtime.db.transaction() as session:
         run = store.get_by_id(session, run_id)
-        if run is not None:
+        if run is not None and run.unfinished_work is None:
             leases.drop(run)
+
+
 
 
 def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> list[Event]:
@@ -96,15 +110,22 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
     return failed
 
 
-async def _watched_phase(
-    runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], watching: Subscription
-) -> AsyncIterator[Event | _Phase]:
-    """The run's live events while the phase runs, then the phase."""
-    task = asyncio.ensure_future(run_in_threadpool(_phase, runtime, tenant, run_id, include))
-    task.add_done_callback(lambda _task: watching.put_nowait(None))
+async def _during(call: upstream_turn.CallInFlight, watching: Subscription) -> AsyncIterator[Event]:
+    """The run's live events until its upstream call ends. The call's claim is renewed until then, whether or
+    not this stream is still there to see it (the answer is kept for whoever reads the run next)."""
+    ended = asyncio.wrap_future(call.call)
+    ended.add_done_callback(lambda _ended: watching.put_nowait(None))
+    renewing = asyncio.ensure_future(_renew_until(ended, call.renew))
+    ended.add_done_callback(lambda _ended: renewing.cancel())
     while (event := await watching.get()) is not None:
         yield event
-    yield task.result()
+
+
+async def _renew_until(ended: asyncio.Future[Any], renew: Callable[[], None]) -> None:
+    while not ended.done():
+        await asyncio.sleep(outside.RENEW_EVERY_SECONDS)
+        if not ended.done():
+            await run_in_threadpool(renew)
 
 
 async def drive(
@@ -115,15 +136,15 @@ async def drive(
     try:
         for event in opening:
             yield sse.encode(event.name, event.data)
+        resumed = False
         while True:
-            if watching is None:
-                phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include)
-            else:
-                async for item in _watched_phase(runtime, tenant, run_id, include, watching):
-                    if isinstance(item, _Phase):
-                        phase = item
-                    else:
-                        yield sse.encode(item.name, item.data)
+            phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include, resumed)
+            resumed = False
+            if phase.call is not None and watching is not None:
+                async for live in _during(phase.call, watching):
+                    yield sse.encode(live.name, live.data)
+                resumed = True
+                continue
             for event in phase.events:
                 if phase.delta_pause and event.name == "thread.message.delta":
                     await anyio.sleep(phase.delta_pause)

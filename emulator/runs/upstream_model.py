@@ -28,6 +28,9 @@ log = logging.getLogger("emulator.upstream")
 Aborted = None
 """What a call cancelled in this process (the run's cancel) answers."""
 
+Answer = FinishedTurn | UpstreamError | None
+"""The upstream's turn, its failure, or `Aborted`."""
+
 Subscription = asyncio.Queue[Event | None]
 """A stream's view of its run's live events; None: the phase it waited on has ended (`streaming`)."""
 
@@ -38,7 +41,7 @@ class UpstreamModel:
     def __init__(self, backend: UpstreamBackend, loop: asyncio.AbstractEventLoop) -> None:
         self.backend = backend
         self.loop = loop
-        self._in_flight: dict[str, concurrent.futures.Future[FinishedTurn]] = {}
+        self._in_flight: dict[str, concurrent.futures.Future[Answer]] = {}
         self._lock = threading.Lock()
         self._watchers: dict[str, list[Subscription]] = {}
         """Touched on the event loop only."""
@@ -65,29 +68,63 @@ class UpstreamModel:
             for event in produced:
                 queue.put_nowait(event)
 
-    def answer(
-        self, run_id: str, request: TurnRequest, live: LiveTurn, *, renew: Callable[[], None], every: float
-    ) -> FinishedTurn | UpstreamError | None:
-        """The upstream's whole turn (blocking the calling worker thread, calling `renew` `every` seconds while
-        it waits; its fragments reach `live` as they come); its failure; None when aborted."""
-        future = asyncio.run_coroutine_threadsafe(self._complete(run_id, request, live), self.loop)
+    def start(
+        self, run_id: str, request: TurnRequest, live: LiveTurn, done: Callable[[Answer], None]
+    ) -> concurrent.futures.Future[Answer]:
+        """Start the call (from any thread); `done` gets its answer once, before the future is done (a call
+        aborted before it began answers `Aborted` too)."""
+        called: list[bool] = []
+
+        def once(answer: Answer) -> None:
+            if not called:
+                called.append(True)
+                done(answer)
+
+        future = asyncio.run_coroutine_threadsafe(self._answer(run_id, request, live, once), self.loop)
         with self._lock:
             self._in_flight[run_id] = future
+        future.add_done_callback(lambda _future: self._ended(run_id, future, once))
+        return future
+
+    def _ended(self, run_id: str, future: concurrent.futures.Future[Answer], done: Callable[[Answer], None]) -> None:
+        with self._lock:
+            if self._in_flight.get(run_id) is future:
+                del self._in_flight[run_id]
+        if future.cancelled():
+            done(Aborted)
+
+    def answer(
+        self, run_id: str, request: TurnRequest, live: LiveTurn, *, renew: Callable[[], None], every: float
+    ) -> Answer:
+        """The upstream's whole turn (blocking the calling worker thread, calling `renew` `every` seconds while
+        it waits; its fragments reach `live` as they come); its failure; None when aborted."""
+        future = self.start(run_id, request, live, lambda _answer: None)
+        while True:
+            try:
+                return future.result(timeout=every)
+            except TimeoutError:
+                renew()
+            except concurrent.futures.CancelledError:
+                log.info("run %s: its upstream model call was aborted", run_id)
+                return Aborted
+
+    async def _answer(self, run_id: str, request: TurnRequest, live: LiveTurn, done: Callable[[Answer], None]
+                      ) -> Answer:
+        answer: Answer
         try:
-            while True:
-                try:
-                    return future.result(timeout=every)
-                except TimeoutError:
-                    renew()
+            answer = await self._complete(run_id, request, live)
         except UpstreamError as error:
             log.warning("run %s: the upstream model call failed (%s): %s", run_id, error.kind, error.message)
-            return error
-        except (concurrent.futures.CancelledError, RunMoved):
+            answer = error
+        except RunMoved:
+            log.info("run %s moved on before its turn's step opened: its upstream model call ends", run_id)
+            answer = Aborted
+        except asyncio.CancelledError:
             log.info("run %s: its upstream model call was aborted", run_id)
-            return Aborted
-        finally:
-            with self._lock:
-                self._in_flight.pop(run_id, None)
+            done(Aborted)
+            raise
+        done(answer)
+        return answer
 
     async def _complete(self, run_id: str, request: TurnRequest, live: LiveTurn) -> FinishedTurn:
         self._flusher.add(live)

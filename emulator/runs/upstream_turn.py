@@ -19,9 +19,11 @@ made `file_path` annotations, as with the stub.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -33,7 +35,7 @@ from emulator.runs.events import Event
 from emulator.runs.live import LiveTurn
 from emulator.runs.prompt import Assembled
 from emulator.runs.state import RunStatus, StepStatus
-from emulator.runs.upstream_model import UpstreamModel
+from emulator.runs.upstream_model import Answer, UpstreamModel
 from emulator.schemas.runs import render_usage
 from emulator.store import runs as store
 from emulator.store.rows import Run, RunStep
@@ -67,6 +69,17 @@ class Asked:
     """What the turn opened while it arrived (a step, a message), and what it said until it ended."""
 
 
+class CallInFlight(Exception):
+    """Raised out of a stream's phase once the call has started (its claim committed): the stream waits for
+    `call` on the event loop, holding no worker thread (renewing the claim with `renew`), then runs the next
+    phase, which begins with `after_call`."""
+
+    def __init__(self, call: concurrent.futures.Future[Answer], renew: Callable[[], None]) -> None:
+        super().__init__("the upstream model call is in flight")
+        self.call = call
+        self.renew = renew
+
+
 def ask(
     ctx: Ctx, run: Run, model: UpstreamModel, prompt: Assembled, room: int | None, *, streaming: bool
 ) -> Asked | list[Event] | None:
@@ -75,15 +88,32 @@ def ask(
         # Taken now, not once this transaction commits: the next phase of this unit of work may call the model
         # again (after a file_search step). A rollback after this loses the answer: the upstream is asked again.
         outside.drop(run.id, _KEY)
-        answer, live = kept
+        answer, live, _prompt_tokens = kept
         return Asked(*_as_turn(run, answer, prompt.request, live), live)
     require_worker_thread("an upstream model call waits for the upstream")
     request = turn_request(ctx, run, prompt, room)
     outside.claim(ctx, run, "upstream model call", outside.HELD_SECONDS)
     renew = outside.renewer(ctx, run.id)
     live = LiveTurn.of(ctx, run)
+    prompt_tokens = prompt.prompt_tokens
+    if streaming:
+        def done(answer: Answer) -> None:
+            outside.keep(run.id, _KEY, (answer, live, prompt_tokens))
+
+        raise CallInFlight(model.start(run.id, request, live, done), renew)
     answer = model.answer(run.id, request, live, renew=renew, every=outside.RENEW_EVERY_SECONDS)
-    outside.keep(run.id, _KEY, (answer, live))
+    outside.keep(run.id, _KEY, (answer, live, prompt_tokens))
+    return after_call(ctx, run, streaming=False)
+
+
+def after_call(ctx: Ctx, run: Run, *, streaming: bool) -> list[Event] | None:
+    """Once the call has ended (its answer kept): the run as it is now. None: record the answer (call the model
+    again, which finds it); else the run moved meanwhile (a cancel, an expiry) and the answer is discarded, with
+    the tokens it used counted and the text it said kept on its `incomplete` message."""
+    found, kept = outside.kept(run.id, _KEY)
+    if not found:
+        return None
+    answer, live, prompt_tokens = kept
     if not outside.reread(ctx, run):
         outside.drop(run.id, _KEY)
         return []
@@ -96,8 +126,7 @@ def ask(
         outside.drop(run.id, _KEY)
         log.info("run %s moved (%s) while the upstream answered: its answer is discarded", run.id, run.status)
         if run.status in (RunStatus.IN_PROGRESS, RunStatus.CANCELLING) and run.pending_turn is None:
-            count_partial(ctx, run, prompt.prompt_tokens, answer.usage if isinstance(answer, FinishedTurn) else None,
-                          live)
+            count_partial(ctx, run, prompt_tokens, answer.usage if isinstance(answer, FinishedTurn) else None, live)
         expired = phases.expire_if_due(ctx, run)
         if expired:
             return expired
