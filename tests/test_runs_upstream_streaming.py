@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openai import AssistantEventHandler, OpenAI
 from openai.types.beta.threads import Message, Text, TextDelta
@@ -256,3 +257,29 @@ def test_text_before_tool_calls_completes_its_message_then_the_calls_step_opens(
                                                            ("tool_calls", "in_progress")]
     message = client.beta.threads.messages.list(thread_id, limit=1).data[0]
     assert (message.status, message.content[0].text.value) == ("completed", "Let me check.")  # type: ignore[union-attr]
+
+
+def test_a_stream_that_goes_mid_generation_leaves_the_answer_to_the_next_read(
+    client: OpenAI, upstream: FakeUpstream, upstream_server: RunningServer
+) -> None:
+    held = Reply(text=["Still", " here", " after", " all."], hold_after=3)
+    upstream.reply(held)
+    assistant_id, thread_id = _start(client, "Are you there?")
+    before = len(upstream.requests)
+    headers = {"Authorization": f"Bearer {client.api_key}", "OpenAI-Beta": "assistants=v2"}
+    with httpx.Client(base_url=upstream_server.base_url, headers=headers, timeout=30) as raw, raw.stream(
+        "POST", f"/threads/{thread_id}/runs", json={"assistant_id": assistant_id, "stream": True}
+    ) as response:
+        for line in response.iter_lines():
+            if line == "event: thread.message.delta":
+                break  # the client goes after the first fragment
+    asked = upstream.requests[before]
+    held.release.set()
+    assert asked.wait_ended(10) and asked.completed  # the call went on without its stream
+    started = time.monotonic()
+    run = _until(lambda: next(iter(client.beta.threads.runs.list(thread_id).data), None))
+    run = client.beta.threads.runs.poll(run.id, thread_id=thread_id, poll_interval_ms=50)
+    assert run.status == "completed" and time.monotonic() - started < 5  # not after the claim's 30 s lease
+    message = client.beta.threads.messages.list(thread_id, limit=1).data[0]
+    assert (message.status, message.content[0].text.value) == ("completed", "Still here after all.")  # type: ignore[union-attr]
+    assert len(upstream.requests) == before + 1

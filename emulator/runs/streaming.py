@@ -14,6 +14,8 @@ begins with what the call left (`upstream_turn.after_call`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -110,22 +112,36 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
     return failed
 
 
-async def _during(call: upstream_turn.CallInFlight, watching: Subscription) -> AsyncIterator[Event]:
+_renewing: set[asyncio.Future[None]] = set()
+"""Claims being renewed until their calls end (held here: a task nobody holds may be collected)."""
+
+
+async def _during(
+    call: upstream_turn.CallInFlight, watching: Subscription, lapse: Callable[[], None], gone: asyncio.Event
+) -> AsyncIterator[Event]:
     """The run's live events until its upstream call ends. The call's claim is renewed until then, whether or
-    not this stream is still there to see it (the answer is kept for whoever reads the run next)."""
+    not this stream is still there to see it; if it is not (`gone`), the claim lapses once the call has ended,
+    for whoever reads the run next to record the kept answer."""
     ended = asyncio.wrap_future(call.call)
     ended.add_done_callback(lambda _ended: watching.put_nowait(None))
-    renewing = asyncio.ensure_future(_renew_until(ended, call.renew))
-    ended.add_done_callback(lambda _ended: renewing.cancel())
+    renewing = asyncio.ensure_future(_renew_until(ended, call.renew, lapse, gone))
+    _renewing.add(renewing)
+    renewing.add_done_callback(_renewing.discard)
     while (event := await watching.get()) is not None:
         yield event
 
 
-async def _renew_until(ended: asyncio.Future[Any], renew: Callable[[], None]) -> None:
-    while not ended.done():
-        await asyncio.sleep(outside.RENEW_EVERY_SECONDS)
-        if not ended.done():
-            await run_in_threadpool(renew)
+async def _renew_until(
+    ended: asyncio.Future[Any], renew: Callable[[], None], lapse: Callable[[], None], gone: asyncio.Event
+) -> None:
+    while True:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(ended), outside.RENEW_EVERY_SECONDS)
+        if ended.done():
+            break
+        await run_in_threadpool(renew)
+    if gone.is_set():
+        await run_in_threadpool(lapse)
 
 
 async def drive(
@@ -133,6 +149,7 @@ async def drive(
 ) -> AsyncIterator[bytes]:
     model = runtime.model
     watching = model.subscribe(run_id) if isinstance(model, UpstreamModel) else None
+    gone = asyncio.Event()
     try:
         for event in opening:
             yield sse.encode(event.name, event.data)
@@ -141,7 +158,8 @@ async def drive(
             phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include, resumed)
             resumed = False
             if phase.call is not None and watching is not None:
-                async for live in _during(phase.call, watching):
+                lapse = functools.partial(outside.lapse, runtime.db, run_id)
+                async for live in _during(phase.call, watching, lapse, gone):
                     yield sse.encode(live.name, live.data)
                 resumed = True
                 continue
@@ -160,6 +178,7 @@ async def drive(
         yield sse.encode_error({"error": {"message": SERVER_ERROR_MESSAGE, "type": "server_error", "param": None,
                                           "code": "server_error"}})
     finally:
+        gone.set()
         if isinstance(model, UpstreamModel) and watching is not None:
             model.unsubscribe(run_id, watching)
         with anyio.CancelScope(shield=True):

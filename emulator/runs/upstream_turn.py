@@ -84,6 +84,10 @@ def ask(
     ctx: Ctx, run: Run, model: UpstreamModel, prompt: Assembled, room: int | None, *, streaming: bool
 ) -> Asked | list[Event] | None:
     found, kept = outside.kept(run.id, _KEY)
+    if found and run.unfinished_work is not None:  # a call nobody waited for (its stream went): see the run now
+        moved = after_call(ctx, run, streaming=streaming)
+        if moved is not None:
+            return moved
     if found:
         # Taken now, not once this transaction commits: the next phase of this unit of work may call the model
         # again (after a file_search step). A rollback after this loses the answer: the upstream is asked again.
