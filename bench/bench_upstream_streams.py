@@ -8,8 +8,8 @@ chunks at `--tokens-per-second`, each chunk's text the wall-clock time it was wr
 (its own process) streams each run; the client (this process, raw sockets, no SDK: its own cost stays small)
 reads every `thread.message.delta` and takes its delay: the time it was read minus the time the upstream wrote
 it. That is ours (the emulator's parsing, publishing, SSE encoding) plus both loopback hops and the client's
-own reading, on a machine whose cores all three processes share. Reported per N: p50/p99 over every delta and
-over the deltas after each stream's first five (the steady state, past the burst of N runs starting at once),
+own reading, on a machine whose cores all three processes share. Reported per N: p50/p99 over every delta, and
+over the deltas read once every stream had its first (`all_open`: past the burst of N runs starting at once),
 and the CPU each process used per delta.
 """
 
@@ -44,9 +44,10 @@ def start_fake(words: int, rate: float) -> tuple[subprocess.Popen[str], str]:
     return fake, fake.stdout.readline().strip()
 
 
-async def one_stream(port: int, assistant_id: str, thread_id: str, delays: list[list[float]],
+async def one_stream(port: int, assistant_id: str, thread_id: str, delays: list[list[tuple[float, float]]],
                      errors: list[str]) -> None:
-    mine: list[float] = []
+    mine: list[tuple[float, float]] = []
+    """(when read, delay) of each delta."""
     reader, writer = await open_conn(port)
     try:
         writer.write(emu_request("POST", f"/v1/threads/{thread_id}/runs", {"assistant_id": assistant_id,
@@ -62,7 +63,7 @@ async def one_stream(port: int, assistant_id: str, thread_id: str, delays: list[
                 break
             now = time.time()
             for stamp in _STAMP.findall(data):
-                mine.append(now - float(stamp))
+                mine.append((now, now - float(stamp)))
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         errors.append(repr(exc))
     finally:
@@ -70,8 +71,9 @@ async def one_stream(port: int, assistant_id: str, thread_id: str, delays: list[
         delays.append(mine)
 
 
-async def round_of(port: int, assistant_id: str, thread_ids: list[str]) -> tuple[list[list[float]], list[str]]:
-    delays: list[list[float]] = []
+async def round_of(port: int, assistant_id: str, thread_ids: list[str]
+                   ) -> tuple[list[list[tuple[float, float]]], list[str]]:
+    delays: list[list[tuple[float, float]]] = []
     errors: list[str] = []
     await asyncio.gather(*(one_stream(port, assistant_id, thread_id, delays, errors) for thread_id in thread_ids))
     return delays, errors
@@ -95,13 +97,15 @@ def measure(server: Server, fake: subprocess.Popen[str], n: int, words: int) -> 
     elapsed = time.monotonic() - started
     after = {name: cpu_ticks(pid) for name, pid in
              (("emulator", server.proc.pid), ("fake upstream", fake.pid), ("client", _self_pid()))}
-    every = [delay for stream in delays for delay in stream]
-    steady = [delay for stream in delays for delay in stream[5:]]
+    every = [delay for stream in delays for _read, delay in stream]
+    all_open = max((stream[0][0] for stream in delays if stream), default=0.0)
+    steady = [delay for stream in delays for read, delay in stream if read > all_open]
     count = max(1, len(every))
     cpu = {name: (after[name] - before[name]) / TICKS_PER_SECOND for name in before}
     return {
         "streams": n, "deltas": len(every), "expected": n * words, "errors": len(errors),
-        "error_sample": errors[:3], "seconds": round(elapsed, 1), "all": _ms(every), "steady": _ms(steady),
+        "error_sample": errors[:3], "seconds": round(elapsed, 1), "all": _ms(every),
+        "all_open": _ms(steady), "all_open_deltas": len(steady),
         "cpu_seconds": {name: round(value, 2) for name, value in cpu.items()},
         "cpu_us_per_delta": {name: round(value / count * 1e6) for name, value in cpu.items()},
     }
