@@ -118,8 +118,8 @@ _renewing: set[asyncio.Future[None]] = set()
 
 async def _during(
     call: upstream_turn.CallInFlight, watching: Subscription, lapse: Callable[[], None], gone: asyncio.Event
-) -> AsyncIterator[Event]:
-    """The run's live events until its upstream call ends. The call's claim is renewed until then, whether or
+) -> AsyncIterator[bytes]:
+    """The run's live events, encoded, until its upstream call ends. The call's claim is renewed until then, whether or
     not this stream is still there to see it; if it is not (`gone`), the claim lapses once the call has ended,
     for whoever reads the run next to record the kept answer."""
     ended = asyncio.wrap_future(call.call)
@@ -127,8 +127,13 @@ async def _during(
     renewing = asyncio.ensure_future(_renew_until(ended, call.renew, lapse, gone))
     _renewing.add(renewing)
     renewing.add_done_callback(_renewing.discard)
-    while (event := await watching.get()) is not None:
-        yield event
+    ended_here = False
+    while not ended_here:
+        events = [await watching.get()]
+        while not watching.empty():  # what came meanwhile goes out in one write (a loaded server sends less often)
+            events.append(watching.get_nowait())
+        ended_here = events[-1] is None
+        yield b"".join(sse.encode(event.name, event.data) for event in events if event is not None)
 
 
 async def _renew_until(
@@ -160,7 +165,8 @@ async def drive(
             if phase.call is not None and watching is not None:
                 lapse = functools.partial(outside.lapse, runtime.db, run_id)
                 async for live in _during(phase.call, watching, lapse, gone):
-                    yield sse.encode(live.name, live.data)
+                    if live:
+                        yield live
                 resumed = True
                 continue
             for event in phase.events:
