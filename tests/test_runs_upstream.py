@@ -307,6 +307,8 @@ def test_a_cancel_while_the_upstream_is_slow_ends_the_run_cancelled(client: Open
     while len(upstream.requests) == before and time.monotonic() < deadline:
         time.sleep(0.02)
     (asked,) = upstream.requests[before:]
+    while len(client.beta.threads.messages.list(thread_id).data) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)  # the first word has come: the message is open
     assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "in_progress"
     assert client.beta.threads.runs.cancel(run.id, thread_id=thread_id).status == "cancelling"
     reader.join(10)
@@ -315,8 +317,11 @@ def test_a_cancel_while_the_upstream_is_slow_ends_the_run_cancelled(client: Open
     assert final.status == "cancelled"
     assert reads == ["cancelled"]
     slow.release.set()
-    messages = client.beta.threads.messages.list(thread_id).data
-    assert [message.role for message in messages] == ["user"]  # the late answer is discarded
+    answer, _question = client.beta.threads.messages.list(thread_id).data
+    # The text that had come stays, cut short; its tokens count.
+    assert (answer.status, answer.content[0].text.value) == ("incomplete", "This")  # type: ignore[union-attr]
+    assert answer.incomplete_details is not None and answer.incomplete_details.reason == "run_cancelled"
+    assert final.usage is not None and final.usage.completion_tokens == 1 and final.usage.prompt_tokens > 0
 
 
 def test_a_long_upstream_answer_keeps_its_claim_and_is_asked_once(client: OpenAI, upstream: FakeUpstream) -> None:
@@ -361,8 +366,9 @@ def test_a_run_that_expires_while_the_upstream_answers_ends_expired(
     slow.release.set()
     reader.join(10)
     assert reads == ["expired"]
-    messages = client.beta.threads.messages.list(thread_id).data
-    assert [message.role for message in messages] == ["user"]
+    answer, _question = client.beta.threads.messages.list(thread_id).data
+    assert (answer.status, answer.content[0].text.value) == ("incomplete", "Too late.")  # type: ignore[union-attr]
+    assert answer.incomplete_details is not None and answer.incomplete_details.reason == "run_expired"
 
 
 def test_recorded_turns_replay_with_no_upstream(

@@ -93,3 +93,8 @@ def text_deltas(message_id: str, pieces: list[str], annotations: list[dict[str, 
         ]
         produced.append(message_delta(message_id, piece, first=index == 0, annotations=completed))
     return produced
+
+
+def numbered(annotations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Annotations as a delta carries them: each with its index in the message's text part."""
+    return [{"index": number, **annotation} for number, annotation in enumerate(annotations)]

@@ -44,9 +44,12 @@ def observe(ctx: Ctx, run: Run) -> list[Event]:
 
 def settle(ctx: Ctx, run: Run) -> list[Event]:
     produced: list[Event] = []
-    while phase := advance_once(ctx, run):
+    while True:
+        before = run.pending_turn
+        phase = advance_once(ctx, run)
+        if not phase and run.pending_turn == before:  # a turn that streamed in opens its step with no events
+            return produced
         produced += phase
-    return produced
 
 
 def wait_seconds(ctx: Ctx, run: Run, *, streaming: bool) -> float:

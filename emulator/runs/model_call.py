@@ -13,6 +13,7 @@ from emulator.errors import RateLimited
 from emulator.model_catalog import ModelInfo
 from emulator.runs import citations, code_interpreter, file_search, phases, scripts, turn_steps, upstream_turn
 from emulator.runs.events import Event
+from emulator.runs.live import LiveTurn
 from emulator.runs.pending import Timing
 from emulator.runs.prompt import Assembled, DoesNotFit, assemble, completed_tool_calls
 from emulator.runs.upstream_model import UpstreamModel
@@ -42,6 +43,7 @@ def call(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
         return _does_not_fit(ctx, run, prompt, info.context_window)
     scripted = scripts.pick(ctx, run, prompt.request)
     reported: UpstreamUsage | None = None
+    live: LiveTurn | None = None
     if scripted.turn is not None:
         turn = scripted.turn
     elif isinstance(ctx.model, UpstreamModel):
@@ -50,7 +52,7 @@ def call(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
             return call(ctx, run, streaming=streaming)
         if isinstance(asked, list):
             return asked
-        turn, reported = asked
+        turn, reported, live = asked.turn, asked.usage, asked.live
     else:
         turn = ctx.model.respond(prompt.request)
     prompt_tokens = prompt.prompt_tokens if reported is None else reported.prompt_tokens
@@ -60,6 +62,9 @@ def call(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
         return phases.fail(ctx, run, "rate_limit_exceeded", refusal)
     snapshot = scripts.request_snapshot(prompt.request, prompt_tokens, prompt.dropped_messages)
     scripts.consume(ctx, run, scripted, snapshot)
+    if turn.error is not None and live is not None:
+        upstream_turn.count_partial(ctx, run, prompt_tokens, reported, live)
+        return phases.fail(ctx, run, *turn.error)
     run.prompt_tokens += prompt_tokens
     if turn.error is not None:
         return phases.fail(ctx, run, *turn.error)
@@ -72,7 +77,8 @@ def call(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
     answer = _within_room(turn, completion_tokens, room, info.encoding)
     run.completion_tokens += answer.completion_tokens
     usage = render_usage(prompt_tokens, answer.completion_tokens)
-    return _open_step(ctx, run, turn, answer, usage, _timing(ctx, run, scripted.delay, answer.completion_tokens))
+    timing = _timing(ctx, run, scripted.delay, answer.completion_tokens)
+    return _open_step(ctx, run, turn, answer, usage, timing, live)
 
 
 def _prompt(ctx: Ctx, run: Run, info: ModelInfo) -> Assembled | DoesNotFit:
@@ -155,7 +161,8 @@ def _timing(ctx: Ctx, run: Run, delay: float, completion_tokens: int) -> Timing:
 
 
 def _open_step(
-    ctx: Ctx, run: Run, turn: ModelTurn, answer: _Answer, usage: dict[str, int], timing: Timing
+    ctx: Ctx, run: Run, turn: ModelTurn, answer: _Answer, usage: dict[str, int], timing: Timing,
+    live: LiveTurn | None,
 ) -> list[Event]:
     if turn.file_search_query is not None:
         return turn_steps.search_files(ctx, run, usage, turn.file_search_query)
@@ -165,5 +172,6 @@ def _open_step(
         return turn_steps.open_message(
             ctx, run, timing, usage, answer.text, truncated=answer.truncated, chunk_size=turn.chunk_size,
             cited=citations.of_turn(turn.citations), images=list(turn.images),
+            live=live,
         )
-    return turn_steps.open_function_calls(ctx, run, timing, usage, turn.function_calls)
+    return turn_steps.open_function_calls(ctx, run, timing, usage, turn.function_calls, live)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from emulator.context import Ctx
+from emulator.db import Database
 from emulator.store import records
 from emulator.store import runs as store
 from emulator.store.rows import Run
@@ -62,6 +63,17 @@ def renewer(ctx: Ctx, run_id: str) -> Callable[[], None]:
             log.warning("run %s: its claim could not be renewed", run_id, exc_info=True)
 
     return renew
+
+
+def lapse(db: Database, run_id: str) -> None:
+    """The work has ended with its result kept in this process and nobody here to record it (the stream that
+    waited for it has gone): its claim lapses now, so that the next reader records the result
+    (`waiting`) instead of waiting out the lease."""
+    try:
+        with db.transaction() as session:
+            store.renew_claim(session, run_id, time.time())
+    except Exception:  # the lease lapses by itself
+        log.warning("run %s: its claim could not be let go", run_id, exc_info=True)
 
 
 def keep(run_id: str, key: str, result: Any) -> None:

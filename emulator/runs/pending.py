@@ -47,6 +47,8 @@ class TextTurn:
     """Characters per message delta; None: a word per delta."""
     citations: list[dict[str, str]] = field(default_factory=list)
     images: list[str] = field(default_factory=list)
+    streamed: bool = False
+    """The text reached the run's streams as the upstream sent it (`live`): its delivery sends no text again."""
     kind: Literal["text"] = "text"
 
 
@@ -94,9 +96,12 @@ def to_json(turn: PendingTurn) -> dict[str, Any]:
               "delta_pause": turn.timing.delta_pause}
     if isinstance(turn, FunctionCallsTurn):
         return {"kind": "tool_calls", "usage": turn.usage, "step_id": turn.step_id, **timing}
-    return {"kind": "text", "text": turn.text, "truncated": turn.truncated, "usage": turn.usage,
-            "message_id": turn.message_id, "step_id": turn.step_id, **timing, "chunk_size": turn.chunk_size,
-            "citations": turn.citations, "images": turn.images}
+    stored = {"kind": "text", "text": turn.text, "truncated": turn.truncated, "usage": turn.usage,
+              "message_id": turn.message_id, "step_id": turn.step_id, **timing, "chunk_size": turn.chunk_size,
+              "citations": turn.citations, "images": turn.images}
+    if turn.streamed:
+        stored["streamed"] = True
+    return stored
 
 
 def from_json(stored: dict[str, Any]) -> PendingTurn:
@@ -110,7 +115,7 @@ def from_json(stored: dict[str, Any]) -> PendingTurn:
     if kind == "text":
         return TextTurn(stored["step_id"], stored["usage"], timing, stored["message_id"], stored["text"],
                         stored["truncated"], stored.get("chunk_size"), stored.get("citations") or [],
-                        stored.get("images") or [])
+                        stored.get("images") or [], bool(stored.get("streamed")))
     raise ValueError(f"a pending turn of unknown kind {kind!r}")
 
 

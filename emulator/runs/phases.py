@@ -84,8 +84,12 @@ def _close_open_work(ctx: Ctx, run: Run, step_status: StepStatus, message_reason
     return produced
 
 
+def due_to_expire(ctx: Ctx, run: Run) -> bool:
+    return RunStatus(run.status) in EXPIRABLE and run.expires_at is not None and ctx.now >= run.expires_at
+
+
 def expire_if_due(ctx: Ctx, run: Run) -> list[Event]:
-    if RunStatus(run.status) not in EXPIRABLE or run.expires_at is None or ctx.now < run.expires_at:
+    if not due_to_expire(ctx, run):
         return []
     produced = _close_open_work(ctx, run, StepStatus.EXPIRED, "run_expired")
     run.required_action = None
@@ -165,7 +169,11 @@ def deliver_text(ctx: Ctx, run: Run, turn: pending.TextTurn) -> list[Event]:
     step = store.get_step(ctx.session, run.id, turn.step_id)
     found = citations.locate(turn.text, turn.citations)
     images = [{"type": "image_file", "image_file": {"file_id": file_id, "detail": "auto"}} for file_id in turn.images]
-    produced = events.text_deltas(message.id, events.chunks(turn.text, turn.chunk_size), found)
+    if turn.streamed:  # the text went out as it arrived: only its annotations are news
+        produced = [events.message_delta(message.id, "", first=False, annotations=events.numbered(found))] if found \
+            else []
+    else:
+        produced = events.text_deltas(message.id, events.chunks(turn.text, turn.chunk_size), found)
     produced += [events.content_delta(message.id, index, part) for index, part in enumerate(images, start=1)]
     message.content = [text_part(turn.text, found), *images]
     end_message(ctx, message, incomplete_reason="max_tokens" if turn.truncated else None)

@@ -4,13 +4,22 @@ Each phase runs in its own transaction in the thread pool; between phases nothin
 another request (or replica) is seen at the next phase and the stream ends with the cancel events. The
 stream's lease keeps pollers from advancing the run meanwhile; it is dropped when the stream ends for any
 reason, including a client that disconnects, after which any poll finishes the run.
+
+With an upstream model, the phase that makes the model call commits its claim and starts the call
+(`upstream_turn.CallInFlight`); the stream then waits for it on the event loop, holding no worker thread, and
+sends the run's live events meanwhile (`UpstreamModel.subscribe`), each fragment as it arrives. The next phase
+begins with what the call left (`upstream_turn.after_call`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from fastapi.concurrency import run_in_threadpool
@@ -19,8 +28,9 @@ from sqlalchemy.orm import Session
 from emulator import sse
 from emulator.context import Ctx
 from emulator.errors import SERVER_ERROR_MESSAGE
-from emulator.runs import executor, leases, pending, phases
+from emulator.runs import executor, leases, outside, pending, phases, upstream_turn
 from emulator.runs.events import Event
+from emulator.runs.upstream_model import Subscription, UpstreamModel
 from emulator.server_state import Runtime
 from emulator.store import runs as store
 
@@ -38,15 +48,18 @@ class _Phase:
     """Seconds until the model's answer is ready (its time to first token)."""
     delta_pause: float
     """Seconds between message deltas (the token rate)."""
+    call: upstream_turn.CallInFlight | None = None
+    """The upstream model call this phase started: the stream waits for it, then runs the next phase."""
 
 
-def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> _Phase:
+def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], resumed: bool = False) -> _Phase:
+    """One phase of the run; `resumed`: the first after an upstream call the stream waited for."""
     attempts: list[Ctx] = []
 
     def work(session: Session) -> _Phase:
         ctx = Ctx(
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
-            include=include,
+            include=include, db=runtime.db,
         )
         attempts.append(ctx)
         run = store.get_by_id_thread_first(session, run_id)
@@ -55,23 +68,34 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
         leases.take(run)
         turn = pending.of(run)
         pause = 0.0 if turn is None else turn.timing.delta_pause
-        produced = phases.expire_if_due(ctx, run) or executor.advance_once(ctx, run, streaming=True)
+        before = run.pending_turn
+        produced = upstream_turn.after_call(ctx, run, streaming=True) if resumed else None
+        if produced is None:
+            produced = phases.expire_if_due(ctx, run) or executor.advance_once(ctx, run, streaming=True)
         wait = executor.wait_seconds(ctx, run, streaming=True)
-        resting = executor.is_resting(run) or (not produced and wait == 0)
+        # A turn that streamed in opened its step silently (its events went out live): it moved all the same.
+        moved = bool(produced) or run.pending_turn != before
+        resting = executor.is_resting(run) or (not moved and wait == 0)
         if resting:
             leases.drop(run)
         return _Phase(produced, resting, wait, pause)
 
-    phase = runtime.db.run_in_worker(work, write=True)
+    try:
+        phase = runtime.db.run_in_worker(work, write=True)
+    except upstream_turn.CallInFlight as call:  # its claim committed, the call started
+        return _Phase([], False, 0.0, 0.0, call)
     attempts[-1].committed()  # the attempt that committed: a unit of work run again logs once
     return phase
 
 
 def _release(runtime: Runtime, run_id: str) -> None:
+    """The stream's lease goes (a claim of work in flight keeps its own, renewed until the work ends)."""
     with runtime.db.transaction() as session:
         run = store.get_by_id(session, run_id)
-        if run is not None:
+        if run is not None and run.unfinished_work is None:
             leases.drop(run)
+
+
 
 
 def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> list[Event]:
@@ -88,14 +112,63 @@ def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -
     return failed
 
 
+_renewing: set[asyncio.Future[None]] = set()
+"""Claims being renewed until their calls end (held here: a task nobody holds may be collected)."""
+
+
+async def _during(
+    call: upstream_turn.CallInFlight, watching: Subscription, lapse: Callable[[], None], gone: asyncio.Event
+) -> AsyncIterator[bytes]:
+    """The run's live events, encoded, until its upstream call ends. The call's claim is renewed until then, whether or
+    not this stream is still there to see it; if it is not (`gone`), the claim lapses once the call has ended,
+    for whoever reads the run next to record the kept answer."""
+    ended = asyncio.wrap_future(call.call)
+    ended.add_done_callback(lambda _ended: watching.put_nowait(None))
+    renewing = asyncio.ensure_future(_renew_until(ended, call.renew, lapse, gone))
+    _renewing.add(renewing)
+    renewing.add_done_callback(_renewing.discard)
+    ended_here = False
+    while not ended_here:
+        events = [await watching.get()]
+        while not watching.empty():  # what came meanwhile goes out in one write (a loaded server sends less often)
+            events.append(watching.get_nowait())
+        ended_here = events[-1] is None
+        yield b"".join(sse.encode(event.name, event.data) for event in events if event is not None)
+
+
+async def _renew_until(
+    ended: asyncio.Future[Any], renew: Callable[[], None], lapse: Callable[[], None], gone: asyncio.Event
+) -> None:
+    while True:
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(ended), outside.RENEW_EVERY_SECONDS)
+        if ended.done():
+            break
+        await run_in_threadpool(renew)
+    if gone.is_set():
+        await run_in_threadpool(lapse)
+
+
 async def drive(
     runtime: Runtime, tenant: str, run_id: str, opening: Sequence[Event], include: frozenset[str] = frozenset()
 ) -> AsyncIterator[bytes]:
+    model = runtime.model
+    watching = model.subscribe(run_id) if isinstance(model, UpstreamModel) else None
+    gone = asyncio.Event()
     try:
         for event in opening:
             yield sse.encode(event.name, event.data)
+        resumed = False
         while True:
-            phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include)
+            phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include, resumed)
+            resumed = False
+            if phase.call is not None and watching is not None:
+                lapse = functools.partial(outside.lapse, runtime.db, run_id)
+                async for live in _during(phase.call, watching, lapse, gone):
+                    if live:
+                        yield live
+                resumed = True
+                continue
             for event in phase.events:
                 if phase.delta_pause and event.name == "thread.message.delta":
                     await anyio.sleep(phase.delta_pause)
@@ -111,6 +184,9 @@ async def drive(
         yield sse.encode_error({"error": {"message": SERVER_ERROR_MESSAGE, "type": "server_error", "param": None,
                                           "code": "server_error"}})
     finally:
+        gone.set()
+        if isinstance(model, UpstreamModel) and watching is not None:
+            model.unsubscribe(run_id, watching)
         with anyio.CancelScope(shield=True):
             await run_in_threadpool(_release, runtime, run_id)
     yield sse.DONE

@@ -10,6 +10,7 @@ from typing import Any
 from emulator.context import Ctx
 from emulator.runs import code_interpreter, events, file_search, leases, pending, phases, upstream_turn
 from emulator.runs.events import Event
+from emulator.runs.live import LiveTurn
 from emulator.runs.pending import Timing, Usage
 from emulator.runs.state import RunStatus, StepStatus
 from emulator.runs.upstream_model import UpstreamModel
@@ -28,8 +29,14 @@ accumulate the deltas onto the opening snapshot, so a call in both would come ou
 
 
 def open_message(ctx: Ctx, run: Run, timing: Timing, usage: Usage, text: str, *, truncated: bool,
-                 chunk_size: int | None, cited: list[dict[str, str]], images: list[str]) -> list[Event]:
-    """A message_creation step and its in_progress message; the text is delivered once it is ready."""
+                 chunk_size: int | None, cited: list[dict[str, str]], images: list[str],
+                 live: LiveTurn | None = None) -> list[Event]:
+    """A message_creation step and its in_progress message; the text is delivered once it is ready. A turn that
+    streamed in (`live`) opened both as it arrived, and its text went out as it came."""
+    if live is not None and live.opened_message is not None and live.step_id is not None:
+        pending.put(run, pending.TextTurn(live.step_id, usage, timing, live.opened_message, text, truncated,
+                                          chunk_size, cited, images, streamed=True))
+        return []
     message_id = ctx.ids.new("message")
     step = phases.new_step(ctx, run, "message_creation",
                            {"type": "message_creation", "message_creation": {"message_id": message_id}})
@@ -45,14 +52,22 @@ def open_message(ctx: Ctx, run: Run, timing: Timing, usage: Usage, text: str, *,
 
 
 def open_function_calls(
-    ctx: Ctx, run: Run, timing: Timing, usage: Usage, calls: tuple[FunctionCall, ...]
+    ctx: Ctx, run: Run, timing: Timing, usage: Usage, calls: tuple[FunctionCall, ...], live: LiveTurn | None = None
 ) -> list[Event]:
-    """A tool_calls step with the calls; the run requires their outputs once they are ready."""
+    """A tool_calls step with the calls; the run requires their outputs once they are ready. A turn that streamed
+    in (`live`) opened the step and sent the calls' deltas as they arrived."""
+    opened = None if live is None else live.opened_calls
+    ids = live.call_ids() if opened is not None and live is not None else []
     tool_calls = [
-        {"id": ctx.ids.new("call"), "type": "function",
+        {"id": ids[index] if index < len(ids) else ctx.ids.new("call"), "type": "function",
          "function": {"name": call.name, "arguments": call.arguments, "output": None}}
-        for call in calls
+        for index, call in enumerate(calls)
     ]
+    if opened is not None:
+        step = store.get_step(ctx.session, run.id, opened)
+        step.step_details = {"type": "tool_calls", "tool_calls": tool_calls}
+        pending.put(run, pending.FunctionCallsTurn(step.id, usage, timing))
+        return []
     step = phases.new_step(ctx, run, "tool_calls", _no_calls())
     produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
     step.step_details = {"type": "tool_calls", "tool_calls": tool_calls}

@@ -3,11 +3,13 @@ the answer as the `ModelTurn` the stub would have made (so steps and events are 
 
     outcome = ask(ctx, run, model, prompt, room, streaming=...)
     None            the call was made and the run re-read: call the model again, which finds the kept answer
-    list of events  the run moved while the upstream answered (a cancel, an expiry): the answer is discarded
-    (turn, usage)   the kept answer, taken: this transaction records it (usage None: count with tiktoken)
+    list of events  the run moved while the upstream answered (a cancel, an expiry): the answer is discarded, the
+                    tokens used so far are counted, a message being generated ends `incomplete` with its text
+    Asked           the kept answer, taken: this transaction records it (usage None: count with tiktoken) on the
+                    step (and message) that the turn opened as it arrived (`live`)
 
-The call holds a worker thread while it waits (the unit of work that makes it is a read's or a stream's); the
-answer reaches a stream in the emulator's own chunks once the turn has finished, not token by token.
+The call holds a worker thread while it waits (the unit of work that makes it is a read's or a stream's); its
+fragments reach the run's streams as the upstream sends them (`live`, `upstream_model`).
 
 Built-in tools are offered as functions (`upstream.request`); when the upstream calls one, the turn is a
 file_search query or a code cell that the run executes itself. Markers the answer copies from the retrieved
@@ -17,18 +19,24 @@ made `file_path` annotations, as with the stub.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import json
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+from emulator import model_catalog
 from emulator.context import Ctx
 from emulator.db import require_worker_thread
 from emulator.runs import code_interpreter, leases, outside, phases
 from emulator.runs.events import Event
+from emulator.runs.live import LiveTurn
 from emulator.runs.prompt import Assembled
 from emulator.runs.state import RunStatus, StepStatus
-from emulator.runs.upstream_model import UpstreamModel
+from emulator.runs.upstream_model import Answer, UpstreamModel
+from emulator.schemas.runs import render_usage
 from emulator.store import runs as store
 from emulator.store.rows import Run, RunStep
 from emulator.stub_model import Citation, FunctionCall, ModelRequest, ModelTurn
@@ -53,20 +61,63 @@ QUERIES = "file_search_queries"
 _BUILT_IN_PARAMETER = {FILE_SEARCH: "query", CODE_INTERPRETER: "code"}
 
 
+@dataclass(frozen=True)
+class Asked:
+    turn: ModelTurn
+    usage: Usage | None
+    live: LiveTurn
+    """What the turn opened while it arrived (a step, a message), and what it said until it ended."""
+
+
+class CallInFlight(Exception):
+    """Raised out of a stream's phase once the call has started (its claim committed): the stream waits for
+    `call` on the event loop, holding no worker thread (renewing the claim with `renew`), then runs the next
+    phase, which begins with `after_call`."""
+
+    def __init__(self, call: concurrent.futures.Future[Answer], renew: Callable[[], None]) -> None:
+        super().__init__("the upstream model call is in flight")
+        self.call = call
+        self.renew = renew
+
+
 def ask(
     ctx: Ctx, run: Run, model: UpstreamModel, prompt: Assembled, room: int | None, *, streaming: bool
-) -> tuple[ModelTurn, Usage | None] | list[Event] | None:
-    found, answer = outside.kept(run.id, _KEY)
+) -> Asked | list[Event] | None:
+    found, kept = outside.kept(run.id, _KEY)
+    if found and run.unfinished_work is not None:  # a call nobody waited for (its stream went): see the run now
+        moved = after_call(ctx, run, streaming=streaming)
+        if moved is not None:
+            return moved
     if found:
         # Taken now, not once this transaction commits: the next phase of this unit of work may call the model
         # again (after a file_search step). A rollback after this loses the answer: the upstream is asked again.
         outside.drop(run.id, _KEY)
-        return _as_turn(run, answer, prompt.request)
+        answer, live, _prompt_tokens = kept
+        return Asked(*_as_turn(run, answer, prompt.request, live), live)
     require_worker_thread("an upstream model call waits for the upstream")
     request = turn_request(ctx, run, prompt, room)
     outside.claim(ctx, run, "upstream model call", outside.HELD_SECONDS)
     renew = outside.renewer(ctx, run.id)
-    outside.keep(run.id, _KEY, model.answer(run.id, request, renew=renew, every=outside.RENEW_EVERY_SECONDS))
+    live = LiveTurn.of(ctx, run)
+    prompt_tokens = prompt.prompt_tokens
+    if streaming:
+        def done(answer: Answer) -> None:
+            outside.keep(run.id, _KEY, (answer, live, prompt_tokens))
+
+        raise CallInFlight(model.start(run.id, request, live, done), renew)
+    answer = model.answer(run.id, request, live, renew=renew, every=outside.RENEW_EVERY_SECONDS)
+    outside.keep(run.id, _KEY, (answer, live, prompt_tokens))
+    return after_call(ctx, run, streaming=False)
+
+
+def after_call(ctx: Ctx, run: Run, *, streaming: bool) -> list[Event] | None:
+    """Once the call has ended (its answer kept): the run as it is now. None: record the answer (call the model
+    again, which finds it); else the run moved meanwhile (a cancel, an expiry) and the answer is discarded, with
+    the tokens it used counted and the text it said kept on its `incomplete` message."""
+    found, kept = outside.kept(run.id, _KEY)
+    if not found:
+        return None
+    answer, live, prompt_tokens = kept
     if not outside.reread(ctx, run):
         outside.drop(run.id, _KEY)
         return []
@@ -74,15 +125,32 @@ def ask(
         leases.take(run)
     else:
         leases.drop(run)
-    expired = phases.expire_if_due(ctx, run)
-    if expired:
-        outside.drop(run.id, _KEY)
-        return expired
-    if run.status != RunStatus.IN_PROGRESS or run.pending_turn is not None:
+    live.write_text(ctx, run)
+    if phases.due_to_expire(ctx, run) or run.status != RunStatus.IN_PROGRESS or run.pending_turn is not None:
         outside.drop(run.id, _KEY)
         log.info("run %s moved (%s) while the upstream answered: its answer is discarded", run.id, run.status)
+        if run.status in (RunStatus.IN_PROGRESS, RunStatus.CANCELLING) and run.pending_turn is None:
+            count_partial(ctx, run, prompt_tokens, answer.usage if isinstance(answer, FinishedTurn) else None, live)
+        expired = phases.expire_if_due(ctx, run)
+        if expired:
+            return expired
         return phases.finish_cancel(ctx, run) if run.status == RunStatus.CANCELLING else []
     return None
+
+
+def count_partial(ctx: Ctx, run: Run, prompt_tokens: int, reported: Usage | None, live: LiveTurn) -> None:
+    """A turn that did not finish (cancelled, expired, failed): the tokens it used count on the run and on the step
+    it opened, as the upstream reported them or, without a report, as counted here."""
+    if reported is not None:
+        prompt_tokens = reported.prompt_tokens
+    completion = reported.completion_tokens if reported is not None else live.generated_tokens(
+        model_catalog.info_or_fallback(run.model).encoding)
+    run.prompt_tokens += prompt_tokens
+    run.completion_tokens += completion
+    if live.step_id is not None:
+        step = store.get_step(ctx.session, run.id, live.step_id)
+        if step.status == StepStatus.IN_PROGRESS:
+            step.usage = render_usage(prompt_tokens, completion)
 
 
 def abort(ctx: Ctx, run_id: str) -> None:
@@ -91,7 +159,7 @@ def abort(ctx: Ctx, run_id: str) -> None:
         ctx.after_commit(functools.partial(ctx.model.abort, run_id))
 
 
-def _as_turn(run: Run, answer: FinishedTurn | UpstreamError | None, request: ModelRequest
+def _as_turn(run: Run, answer: FinishedTurn | UpstreamError | None, request: ModelRequest, live: LiveTurn
              ) -> tuple[ModelTurn, Usage | None]:
     if answer is None:
         return ModelTurn(error=("server_error", "The upstream model call was aborted.")), None
@@ -99,28 +167,32 @@ def _as_turn(run: Run, answer: FinishedTurn | UpstreamError | None, request: Mod
         log.error("run %s fails: its upstream model call failed: %s", run.id, answer.message)
         return ModelTurn(error=(answer.code, answer.message)), None
     try:
-        return model_turn(answer, request), answer.usage
+        return model_turn(answer, request, functions_only=live.kind == "tool_calls"), answer.usage
     except UpstreamError as error:
         log.error("run %s fails: %s", run.id, error.message)
         return ModelTurn(error=(error.code, error.message)), answer.usage
 
 
-def model_turn(finished: FinishedTurn, request: ModelRequest) -> ModelTurn:
-    """The upstream's turn as the stub's: a built-in call, function calls, or text with its citations."""
-    built_in = next((call for call in finished.tool_calls if call.name in BUILT_IN_NAMES), None)
+def model_turn(finished: FinishedTurn, request: ModelRequest, *, functions_only: bool = False) -> ModelTurn:
+    """The upstream's turn as the stub's: a built-in call, function calls, or text with its citations.
+    `functions_only`: the function calls' step is open already (`live`), a built-in called after them is left out."""
+    calls = finished.tool_calls
+    if functions_only:
+        calls = tuple(call for call in calls if call.name not in BUILT_IN_NAMES)
+    built_in = next((call for call in calls if call.name in BUILT_IN_NAMES), None)
     if built_in is not None:
         parameter = _BUILT_IN_PARAMETER[built_in.name]
         value = built_in.parsed.get(parameter)
         if not isinstance(value, str):
             raise UpstreamError("server_error", f"the upstream called {built_in.name} without a string "
                                 f"{parameter!r} argument: {built_in.arguments[:200]!r}", kind="invalid_arguments")
-        if len(finished.tool_calls) > 1:
+        if len(calls) > 1:
             log.info("the upstream called %s with other tools: only %s runs", built_in.name, built_in.name)
         if built_in.name == FILE_SEARCH:
             return ModelTurn(file_search_query=value)
         return ModelTurn(code=value)
-    if finished.tool_calls:
-        return ModelTurn(function_calls=tuple(FunctionCall(call.name, call.arguments) for call in finished.tool_calls))
+    if calls:
+        return ModelTurn(function_calls=tuple(FunctionCall(call.name, call.arguments) for call in calls))
     text = finished.text
     cited = [Citation(chunk.marker, chunk.file_id) for chunk in request.retrieved or () if chunk.marker in text]
     for result in request.code_results or ():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import bindparam, delete, update
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
@@ -97,3 +97,17 @@ def list_page(session: Session, thread_id: str, page: PageRequest, run_id: str |
     if run_id is None:
         return _OF_THREAD.page(session, page, {"thread_id": thread_id})
     return _OF_RUN.page(session, page, {"thread_id": thread_id, "run_id": run_id})
+
+
+_GROWING = update(MessageRow).where(
+    _MESSAGES.id == bindparam("message_id"), _MESSAGES.status == "in_progress"
+).values(content=bindparam("content"))
+
+
+def write_growing(session: Session, contents: dict[str, list[dict[str, Any]]]) -> None:
+    """The content so far of messages being generated, in one statement; a message no longer `in_progress`
+    (its run's transaction ended it first) keeps what that transaction wrote."""
+    if contents:
+        session.connection().execute(
+            _GROWING, [{"message_id": message_id, "content": content} for message_id, content in contents.items()]
+        )

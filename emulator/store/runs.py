@@ -219,3 +219,13 @@ def reread(session: Session, run: Run) -> bool:
         return False
     RUNS.synchronize(session, run.id, **{key: value for key, value in row._asdict().items() if key in RUNS.keys})
     return True
+
+
+def moving_on(session: Session, run_ids: Iterable[str]) -> set[str]:
+    """Those of `run_ids` that are no longer `in_progress` (cancelled, expired, gone): their work stops."""
+    wanted = set(run_ids)
+    if not wanted:
+        return set()
+    statement = select(RunRow.id).where(RunRow.id.in_(wanted), RunRow.status == "in_progress")
+    still = {row[0] for row in statements.all_rows(session, statement, {})}
+    return wanted - still

@@ -29,6 +29,7 @@ from emulator.upstream.deltas import (
     parse_completion,
 )
 from emulator.upstream.errors import ErrorCode, UpstreamError
+from emulator.upstream.network import upstream_transport
 from emulator.upstream.request import TurnRequest, chat_completions_body
 
 ERROR_BODY_MAX_BYTES = 16_384
@@ -52,12 +53,13 @@ class UpstreamClient:
         headers = {"User-Agent": "assistants-emulator"}
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
         self._http = httpx.AsyncClient(
             headers=headers,
             # The timeout bounds each wait (connect, each read), not the whole answer, which may stream for minutes.
             timeout=httpx.Timeout(config.timeout_seconds, pool=None),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
-            transport=transport,
+            limits=limits,
+            transport=transport or upstream_transport(limits),
         )
 
     async def aclose(self) -> None:

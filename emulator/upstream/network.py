@@ -1,0 +1,183 @@
+"""The upstream client's sockets: asyncio protocols that keep reading, under httpx and httpcore.
+
+httpcore's default backend (anyio) pauses a socket's transport after every read and resumes it at the next one:
+two epoll syscalls and a few layers per read. A streamed answer is read one small chunk at a time (a token every
+20 ms per stream), so with a thousand streams that is most of the client's cost. Here a connection's protocol
+buffers what arrives (pausing only past `HIGH_WATER` bytes) and a read takes from the buffer.
+
+    transport = upstream_transport(limits)     # an httpx.AsyncHTTPTransport whose pool connects through this
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+log = logging.getLogger("emulator.upstream")
+
+SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+
+HIGH_WATER = 1 << 20
+"""Bytes buffered before the socket stops being read (until the reader takes some)."""
+
+
+class _Reading(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.waiter: asyncio.Future[None] | None = None
+        self.ended = False
+        self.error: BaseException | None = None
+        self.paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def _wake(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > HIGH_WATER and self.transport is not None and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.ended = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.ended = True
+        self.error = exc
+        self._wake()
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    def __init__(self, transport: asyncio.Transport, protocol: _Reading) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        protocol = self._protocol
+        if not protocol.buffer and not protocol.ended:
+            loop = asyncio.get_running_loop()
+            waiter = protocol.waiter = loop.create_future()
+            timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            except TimeoutError as exc:
+                raise httpcore.ReadTimeout(f"no data within {timeout} s") from exc
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                protocol.waiter = None
+        if protocol.buffer:
+            data = bytes(protocol.buffer[:max_bytes])
+            del protocol.buffer[:max_bytes]
+            if protocol.paused and len(protocol.buffer) <= HIGH_WATER // 2:
+                protocol.paused = False
+                self._transport.resume_reading()
+            return data
+        if protocol.error is not None:
+            raise httpcore.ReadError(str(protocol.error) or type(protocol.error).__name__)
+        return b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if self._transport.is_closing():
+            raise httpcore.WriteError("the connection is closed")
+        self._transport.write(buffer)
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport = await loop.start_tls(self._transport, self._protocol, ssl_context,
+                                                 server_hostname=server_hostname)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout("the TLS handshake timed out") from exc
+        except (OSError, ssl.SSLError) as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        if transport is None:
+            raise httpcore.ConnectError("the TLS handshake failed")
+        assert isinstance(transport, asyncio.Transport)
+        self._protocol.transport = transport
+        return _Stream(transport, self._protocol)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # an idle kept-alive connection the server closed (or wrote to)
+            return bool(self._protocol.buffer) or self._protocol.ended
+        if info == "ssl_object":
+            return self._transport.get_extra_info("ssl_object")
+        if info in ("client_addr", "server_addr"):
+            return self._transport.get_extra_info("sockname" if info == "client_addr" else "peername")
+        if info == "socket":
+            return self._transport.get_extra_info("socket")
+        return None
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class _Backend(httpcore.AsyncNetworkBackend):
+    async def connect_tcp(
+        self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        local = None if local_address is None else (local_address, 0)
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_connection(_Reading, host, port, local_addr=local)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"no connection within {timeout} s") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+        assert isinstance(transport, asyncio.Transport)
+        return _Stream(transport, protocol)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("the upstream is reached over TCP")
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def upstream_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """httpx's transport, its pool connecting through `_Backend` (httpcore's own backend where the pool is not
+    where this httpcore version keeps it: slower, never wrong)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits)
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
+        pool._network_backend = _Backend()
+    else:
+        log.warning("httpcore keeps its pool's network backend elsewhere: the upstream client reads through anyio")
+    return transport
