@@ -8,6 +8,8 @@ pyproject.toml fails here with the name of what changed rather than as a wrong a
   `store/records.py` reads `inspect(Mapped).column_attrs` and listens to the session's `do_orm_execute`.
 - `api/fast_routes.py` plans each route's arguments from FastAPI's `Dependant` and `ModelField`s and flattens
   included routers (`original_router`, `include_context`); `api/deps.py` reads `params.Depends.dependency`.
+- `upstream/network.py` sets the network backend of httpx's transport's httpcore pool (`_pool._network_backend`)
+  for plain-HTTP upstreams; where a version moves it, the client logs a warning and reads through anyio.
 """
 
 from __future__ import annotations
@@ -199,3 +201,15 @@ def test_fastapi_depends_names_its_dependency() -> None:
     assert isinstance(marker, params.Depends) and marker.dependency is _dependency, (
         "params.Depends.dependency (api/deps.py finds the unit of work by it) changed"
     )
+
+
+def test_httpx_transport_pool_takes_the_upstream_network_backend() -> None:
+    import httpx
+
+    from emulator.upstream import network
+
+    limits = httpx.Limits(max_connections=10)
+    plain = network.upstream_transport(limits, "http://127.0.0.1:11434/v1")
+    assert plain is not None
+    assert isinstance(plain._pool._network_backend, network._Backend), "httpcore moved its pool's network backend"
+    assert network.upstream_transport(limits, "https://api.example.com/v1") is None, "TLS stays httpx's own"

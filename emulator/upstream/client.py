@@ -59,7 +59,7 @@ class UpstreamClient:
             # The timeout bounds each wait (connect, each read), not the whole answer, which may stream for minutes.
             timeout=httpx.Timeout(config.timeout_seconds, pool=None),
             limits=limits,
-            transport=transport or upstream_transport(limits),
+            transport=transport or upstream_transport(limits, config.url),
         )
 
     async def aclose(self) -> None:

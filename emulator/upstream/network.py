@@ -106,26 +106,11 @@ class _Stream(httpcore.AsyncNetworkStream):
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport = await loop.start_tls(self._transport, self._protocol, ssl_context,
-                                                 server_hostname=server_hostname)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout("the TLS handshake timed out") from exc
-        except (OSError, ssl.SSLError) as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        if transport is None:
-            raise httpcore.ConnectError("the TLS handshake failed")
-        assert isinstance(transport, asyncio.Transport)
-        self._protocol.transport = transport
-        return _Stream(transport, self._protocol)
+        raise httpcore.ConnectError("TLS upstreams are read through httpcore's own backend (`upstream_transport`)")
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # an idle kept-alive connection the server closed (or wrote to)
             return bool(self._protocol.buffer) or self._protocol.ended
-        if info == "ssl_object":
-            return self._transport.get_extra_info("ssl_object")
         if info in ("client_addr", "server_addr"):
             return self._transport.get_extra_info("sockname" if info == "client_addr" else "peername")
         if info == "socket":
@@ -171,9 +156,13 @@ class _Backend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-def upstream_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's transport, its pool connecting through `_Backend` (httpcore's own backend where the pool is not
-    where this httpcore version keeps it: slower, never wrong)."""
+def upstream_transport(limits: httpx.Limits, url: str) -> httpx.AsyncHTTPTransport | None:
+    """httpx's transport; for a plain-HTTP upstream (a local model server, where a load test streams thousands of
+    answers) its pool connects through `_Backend`. An HTTPS upstream (a hosted API) gets None: httpx's own
+    transport (TLS, proxies from the environment stay theirs); an httpcore version that keeps its pool's backend
+    elsewhere gets httpcore's own backend: slower, never wrong."""
+    if httpx.URL(url).scheme != "http":
+        return None
     transport = httpx.AsyncHTTPTransport(limits=limits)
     pool = getattr(transport, "_pool", None)
     if isinstance(pool, httpcore.AsyncConnectionPool) and hasattr(pool, "_network_backend"):
