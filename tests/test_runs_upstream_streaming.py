@@ -286,45 +286,46 @@ def test_a_stream_that_goes_mid_generation_leaves_the_answer_to_the_next_read(
     assert len(upstream.requests) == before + 1
 
 
-@pytest.mark.skipif(not os.environ.get("EMULATOR_TEST_DATABASE_URL"), reason="two replicas share PostgreSQL")
-def test_a_second_replica_reads_the_growing_message_and_its_cancel_ends_the_call(
-    upstream: FakeUpstream, tmp_path: Path
-) -> None:
-    held = Reply(text=["Shared", " across", " replicas", " here"], hold_after=3)
-    upstream.reply(held)
-    env = {"EMULATOR_UPSTREAM_URL": upstream.url}
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    with postgres_database(os.environ["EMULATOR_TEST_DATABASE_URL"]) as url, \
-            run_server(tmp_path / "a", url, **env) as first, run_server(tmp_path / "b", url, **env) as second:
-        key = f"sk-{uuid.uuid4().hex}"
-        generating = OpenAI(base_url=first.base_url, api_key=key, max_retries=0, timeout=30)
-        other = OpenAI(base_url=second.base_url, api_key=key, max_retries=0, timeout=30)
-        assistant_id, thread_id = _start(generating, "Hello replicas.")
-        before = len(upstream.requests)
-        names: list[str] = []
+if os.environ.get("EMULATOR_TEST_DATABASE_URL"):  # two replicas share PostgreSQL: only in the suite's PostgreSQL pass
 
-        def follow() -> None:
-            with generating.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant_id) as stream:
-                names.extend(event.event for event in stream)
+    def test_a_second_replica_reads_the_growing_message_and_its_cancel_ends_the_call(
+        upstream: FakeUpstream, tmp_path: Path
+    ) -> None:
+        held = Reply(text=["Shared", " across", " replicas", " here"], hold_after=3)
+        upstream.reply(held)
+        env = {"EMULATOR_UPSTREAM_URL": upstream.url}
+        (tmp_path / "a").mkdir()
+        (tmp_path / "b").mkdir()
+        with postgres_database(os.environ["EMULATOR_TEST_DATABASE_URL"]) as url, \
+                run_server(tmp_path / "a", url, **env) as first, run_server(tmp_path / "b", url, **env) as second:
+            key = f"sk-{uuid.uuid4().hex}"
+            generating = OpenAI(base_url=first.base_url, api_key=key, max_retries=0, timeout=30)
+            other = OpenAI(base_url=second.base_url, api_key=key, max_retries=0, timeout=30)
+            assistant_id, thread_id = _start(generating, "Hello replicas.")
+            before = len(upstream.requests)
+            names: list[str] = []
 
-        streamer = threading.Thread(target=follow)
-        streamer.start()
+            def follow() -> None:
+                with generating.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant_id) as stream:
+                    names.extend(event.event for event in stream)
 
-        def growing() -> Message | None:
-            shown = other.beta.threads.messages.list(thread_id, limit=1).data[0]
-            return shown if shown.role == "assistant" and shown.content else None
+            streamer = threading.Thread(target=follow)
+            streamer.start()
 
-        message = _until(growing)
-        assert (message.status, message.content[0].text.value) == ("in_progress", "Shared across")  # type: ignore[union-attr]
-        asked = upstream.requests[before]
-        run_id = message.run_id
-        assert run_id is not None
-        assert other.beta.threads.runs.cancel(run_id, thread_id=thread_id).status == "cancelling"
-        assert asked.wait_ended(5) and asked.closed_by_client and not asked.completed  # the first replica's call
-        streamer.join(10)
-        assert names[-1] == "thread.run.cancelled"
-        run = other.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
-        assert run.status == "cancelled" and run.usage is not None and run.usage.completion_tokens > 0
-        done = other.beta.threads.messages.retrieve(message.id, thread_id=thread_id)
-        assert (done.status, done.content[0].text.value) == ("incomplete", "Shared across")  # type: ignore[union-attr]
+            def growing() -> Message | None:
+                shown = other.beta.threads.messages.list(thread_id, limit=1).data[0]
+                return shown if shown.role == "assistant" and shown.content else None
+
+            message = _until(growing)
+            assert (message.status, message.content[0].text.value) == ("in_progress", "Shared across")  # type: ignore[union-attr]
+            asked = upstream.requests[before]
+            run_id = message.run_id
+            assert run_id is not None
+            assert other.beta.threads.runs.cancel(run_id, thread_id=thread_id).status == "cancelling"
+            assert asked.wait_ended(5) and asked.closed_by_client and not asked.completed  # the first replica's call
+            streamer.join(10)
+            assert names[-1] == "thread.run.cancelled"
+            run = other.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
+            assert run.status == "cancelled" and run.usage is not None and run.usage.completion_tokens > 0
+            done = other.beta.threads.messages.retrieve(message.id, thread_id=thread_id)
+            assert (done.status, done.content[0].text.value) == ("incomplete", "Shared across")  # type: ignore[union-attr]
