@@ -162,7 +162,7 @@ class Table(Generic[R]):
         """The first row of `statement` (which selects this table's columns by attribute name), as the unit of
         work's record of that row."""
         rows, compiled = statements.fetch(session, statement, params, one=True)
-        return self._records(session, rows, compiled)[0] if rows else None
+        return self._record(session, rows[0], self._layout(rows, compiled)) if rows else None
 
     def load_with_extras(
         self, session: Session, statement: Select[Any], params: Mapping[str, Any]
@@ -172,10 +172,12 @@ class Table(Generic[R]):
         rows, compiled = statements.fetch(session, statement, params, one=True)
         if not rows:
             return None
-        return self._records(session, rows, compiled)[0], self._layout(rows, compiled)[2](rows[0])
+        layout = self._layout(rows, compiled)
+        return self._record(session, rows[0], layout), layout[2](rows[0])
 
     def load_all(self, session: Session, statement: Select[Any], params: Mapping[str, Any]) -> list[R]:
-        return self._records(session, *statements.fetch(session, statement, params))
+        rows, compiled = statements.fetch(session, statement, params)
+        return self._records(session, rows, compiled)
 
     def load_some(
         self, session: Session, statement: Select[Any], params: Mapping[str, Any], at_most: int
@@ -186,17 +188,25 @@ class Table(Generic[R]):
 
     def track(self, session: Session, row: Row[Any]) -> R:
         """The unit of work's record of `row` (which may hold more columns than the table's)."""
-        return self._records(session, (row,), None)[0]
+        return self._record(session, row, self._layout((row,), None))
+
+    def _record(self, session: Session, row: Sequence[Any], layout: _Layout) -> R:
+        """The unit of work's record of the row's key: the one already loaded or inserted (whose values may be
+        newer, as with the ORM's identity map), else a new one."""
+        changes = _changes(session)
+        identity = (self.name, layout[1](row))
+        record = changes.loaded.get(identity)
+        if record is None:
+            record = changes.loaded[identity] = layout[0](row, self, changes.dirty)
+        return record  # type: ignore[return-value]  # the table's own records are kept under its name
 
     def _records(
         self, session: Session, rows: Sequence[Sequence[Any]], compiled: statements.Compiled | None
     ) -> list[R]:
-        """The unit of work's records of `rows` (as `statements.fetch` gives them): for a row's key, the record
-        already loaded or inserted (whose values may be newer, as with the ORM's identity map), else a new one."""
+        """`_record` for each row of a statement (as `statements.fetch` gives them)."""
         if not rows:
             return []
-        layout = None if compiled is None else compiled.layouts.get(self)
-        build, key_of, _others = layout or self._layout(rows, compiled)
+        build, key_of, _others = self._layout(rows, compiled)
         changes = _changes(session)
         loaded, name, dirty = changes.loaded, self.name, changes.dirty
         records: list[Any] = []
@@ -212,7 +222,7 @@ class Table(Generic[R]):
         """How to read rows of one statement, worked out once: kept with the statement's compiled form, or by
         the rows' fields on SQLAlchemy's path."""
         if compiled is not None:
-            layout = compiled.layouts.get(self)
+            layout: _Layout | None = compiled.layouts.get(self)
             if layout is None:
                 layout = compiled.layouts[self] = self._layout_of(compiled.fields, dict(compiled.named_processors))
             return layout
