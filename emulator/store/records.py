@@ -5,7 +5,7 @@ checker sees a run's fields. A `Table` inserts and loads rows as records: one pe
 identity map, by the table's key), attribute sets tracked, the changed columns written by key (one UPDATE)
 before the unit of work's next statement and before commit (`db.write_changes`): the ORM's autoflush, without
 its cost. Statements are built once (`statements.prepared`), so on the SQLite lane they run on the sqlite3
-connection directly.
+connection directly, and their rows become records straight from the driver's tuples (`_builder`).
 """
 
 from __future__ import annotations
