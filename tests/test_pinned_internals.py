@@ -105,7 +105,7 @@ def test_sqlalchemy_expanding_parameters_are_refused_for_the_raw_path(sqlite_dia
     """`IN (list)` compiles to a post-compile parameter, which the raw path cannot bind: it must be told."""
     statement = select(_ITEMS.c.id).where(_ITEMS.c.id.in_(bindparam("ids", expanding=True)))
     with pytest.raises(TypeError, match="post-compile"):
-        statements._Compiled(statement, sqlite_dialect, None)
+        statements.Compiled(statement, sqlite_dialect, None)
 
 
 def test_statements_compiled_form_runs_on_the_sqlite3_connection(sqlite_dialect: Dialect) -> None:
@@ -113,7 +113,7 @@ def test_statements_compiled_form_runs_on_the_sqlite3_connection(sqlite_dialect:
     connection.execute("CREATE TABLE items (id TEXT PRIMARY KEY, data TEXT, flag BOOLEAN, n INTEGER)")
     connection.execute("""INSERT INTO items VALUES ('a', '{"k": [1]}', 1, 5)""")
     statement = select(_ITEMS.c.id, _ITEMS.c.data, _ITEMS.c.flag).where(_ITEMS.c.id == bindparam("id"))
-    compiled = statements._Compiled(statement, sqlite_dialect, None)
+    compiled = statements.Compiled(statement, sqlite_dialect, None)
     rows = compiled.rows(connection.execute(compiled.sql, compiled.arguments({"id": "a"})).fetchall())
     assert [tuple(row) for row in rows] == [("a", {"k": [1]}, True)]
     assert rows[0]._fields == ("id", "data", "flag")

@@ -87,9 +87,7 @@ class Listing(Generic[R]):
         if page.before:
             values["before_seq"] = self._cursor_seq(session, params, page.before, "before")
         query = self._page_query(bool(page.after), bool(page.before), page.order == "desc")
-        found = statements.all_rows(session, query, values)
-        has_more = len(found) > page.limit
-        rows = self.records.track_all(session, found[: page.limit])
+        rows, has_more = self.records.load_some(session, query, values, page.limit)
         if page.before and not page.after:
             rows.reverse()
         return Page(rows=rows, has_more=has_more)

@@ -45,7 +45,7 @@ def select_columns(table: Any, *conditions: Any) -> Select[Any]:
     return select(*columns(table)).where(*conditions)
 
 
-class _Compiled:
+class Compiled:
     """A statement compiled once for a dialect with a positional paramstyle, ready for a DB-API cursor."""
 
     def __init__(self, statement: Executable, dialect: Dialect, column_keys: Sequence[str] | None) -> None:
@@ -63,12 +63,19 @@ class _Compiled:
             self.params.append((name, default, bind.type.dialect_impl(dialect).bind_processor(dialect)))
         columns = getattr(statement, "selected_columns", None)
         self.row: Any = None
+        self.fields: tuple[str, ...] = ()
         self.processors: list[tuple[int, Callable[[Any], Any]]] = []
         """The columns whose values need converting (JSON text, booleans), by position."""
+        self.named_processors: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
+        """The same by column key (a record converts its values in its own dict)."""
+        self.layouts: dict[Any, Any] = {}
+        """What a reader of this statement's rows works out once (`records.Table`'s layout), by reader."""
         if columns is not None:
-            self.row = namedtuple("PlainRow", [column.key for column in columns])  # type: ignore[misc]
+            self.fields = tuple(column.key for column in columns)
+            self.row = namedtuple("PlainRow", self.fields)  # type: ignore[misc]
             processors = [_result_processor(column.type.dialect_impl(dialect), dialect) for column in columns]
             self.processors = [(index, processor) for index, processor in enumerate(processors) if processor]
+            self.named_processors = tuple((self.fields[index], processor) for index, processor in self.processors)
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         out = []
@@ -120,7 +127,7 @@ def _result_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any
     return type_.result_processor(dialect, None)
 
 
-_PREPARED: weakref.WeakKeyDictionary[Executable, _Compiled | None] = weakref.WeakKeyDictionary()
+_PREPARED: weakref.WeakKeyDictionary[Executable, Compiled | None] = weakref.WeakKeyDictionary()
 """Statements built once (at import, or by a long-lived `Listing`) that may run on a raw connection, with their
 compiled form once made (None until the first use). A statement built per call is left to SQLAlchemy, whose
 cache suits it: compiling it here each time would cost more than it saves."""
@@ -137,20 +144,20 @@ def prepared(statement: S) -> S:
 
 def _direct(
     session: Session, statement: Executable, column_keys: Sequence[str] | None = None
-) -> tuple[Any, _Compiled] | None:
+) -> tuple[Any, Compiled] | None:
     """The DB-API connection and compiled form to run `statement` on, or None: run it through SQLAlchemy."""
     raw = session.info.get(RAW_CONNECTION)
     if raw is None or statement not in _PREPARED:
         return None
     compiled = _PREPARED[statement]
     if compiled is None:
-        compiled = _PREPARED[statement] = _Compiled(statement, raw[1], column_keys)
+        compiled = _PREPARED[statement] = Compiled(statement, raw[1], column_keys)
     return raw[0], compiled
 
 
 def run(
     session: Session, statement: Executable, params: Mapping[str, Any], column_keys: Sequence[str] | None = None
-) -> tuple[Any, _Compiled | None]:
+) -> tuple[Any, Compiled | None]:
     """Execute on the raw connection when the statement is prepared and the session has one, else through
     SQLAlchemy: (the cursor, the compiled form) or (SQLAlchemy's result, None)."""
     direct = _direct(session, statement, column_keys)
@@ -181,6 +188,21 @@ def all_rows(session: Session, statement: Select[Any], params: Mapping[str, Any]
     write_changes(session)
     result, compiled = run(session, statement, params)
     return result.all() if compiled is None else compiled.rows(result.fetchall())
+
+
+def fetch(
+    session: Session, statement: Select[Any], params: Mapping[str, Any], *, one: bool = False
+) -> tuple[Sequence[Sequence[Any]], Compiled | None]:
+    """The rows of `statement` (the first only, if `one`) without a row object made per row, for a reader that
+    converts them itself (`records`): with the compiled form they came through, whose `fields` name their
+    values and whose `named_processors` still have to be applied (the SQLite lane's tuples, as sqlite3 gives
+    them); else (None) SQLAlchemy's rows, converted."""
+    write_changes(session)
+    result, compiled = run(session, statement, params)
+    if one:
+        row = result.first() if compiled is None else result.fetchone()
+        return ([] if row is None else [row]), compiled
+    return (result.all() if compiled is None else result.fetchall()), compiled
 
 
 def scalar(session: Session, statement: Select[Any], params: Mapping[str, Any]) -> Any:

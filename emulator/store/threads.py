@@ -62,11 +62,13 @@ def get_with_clock(
     `lock` takes the row lock (PostgreSQL) that serializes everything that checks the thread's active run;
     SQLite needs none, its write transactions are already serialized by `BEGIN IMMEDIATE`.
     """
-    row = statements.first(session, _BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id})
-    if row is None:
+    found = THREADS.load_with_extras(
+        session, _BY_ID_LOCKED if lock else _BY_ID, {"tenant": tenant, "thread_id": thread_id}
+    )
+    if found is None:
         return None, None
-    offset: int = row.clock_offset
-    return THREADS.track(session, row), offset
+    thread, (offset,) = found
+    return thread, offset
 
 
 _TOOL_RESOURCES = statements.prepared(select(_THREADS.tool_resources).where(_THREADS.id == bindparam("thread_id")))
