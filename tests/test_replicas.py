@@ -95,6 +95,9 @@ def test_cancel_on_one_replica_ends_the_stream_served_by_the_other(replicas: lis
 
 
 def test_runs_raced_across_replicas_leave_exactly_one_active(replicas: list[RunningServer], key: str) -> None:
+    latency = httpx.post(f"{replicas[0].root_url}/_emulator/latency", json={"ttft_ms": 1500},
+                         headers={"Authorization": f"Bearer {key}"})
+    latency.raise_for_status()  # the winner stays active while the others race, whichever replica's runner starts it
     with _client(replicas[0], key) as setup:
         thread, assistant = _thread_and_assistant(setup)
     barrier = threading.Barrier(12)

@@ -2,8 +2,10 @@
 
 Each phase runs in its own transaction in the thread pool; between phases nothing is held, so a cancel from
 another request (or replica) is seen at the next phase and the stream ends with the cancel events. The
-stream's lease keeps pollers from advancing the run meanwhile; it is dropped when the stream ends for any
-reason, including a client that disconnects, after which any poll finishes the run.
+stream's lease keeps pollers and runners from advancing the run meanwhile (it covers the stream's wait and a few
+seconds more, `limits.RUN_STREAM_LEASE_SECONDS`); it is dropped when the stream ends for any reason, including a
+client that disconnects, after which a runner (or any poll) finishes the run; a stream whose process dies leaves
+it to lapse.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.orm import Session
 from emulator import sse
 from emulator.context import Ctx
 from emulator.errors import SERVER_ERROR_MESSAGE
-from emulator.runs import executor, leases, pending, phases
+from emulator.runs import executor, leases, pending, phases, schedule
 from emulator.runs.events import Event
 from emulator.server_state import Runtime
 from emulator.store import runs as store
@@ -46,7 +48,7 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
     def work(session: Session) -> _Phase:
         ctx = Ctx(
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
-            include=include,
+            include=include, db=runtime.db,
         )
         attempts.append(ctx)
         run = store.get_by_id_thread_first(session, run_id)
@@ -60,6 +62,9 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
         resting = executor.is_resting(run) or (not produced and wait == 0)
         if resting:
             leases.drop(run)
+        else:
+            leases.take(run, beyond=wait)
+        schedule.plan(ctx, run)
         return _Phase(produced, resting, wait, pause)
 
     phase = runtime.db.run_in_worker(work, write=True)
@@ -70,8 +75,12 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) 
 def _release(runtime: Runtime, run_id: str) -> None:
     with runtime.db.transaction() as session:
         run = store.get_by_id(session, run_id)
+        due_at = None
         if run is not None:
             leases.drop(run)
+            due_at = run.due_at
+    if due_at is not None:  # a client that went away: a runner finishes the run
+        schedule.ring(due_at)
 
 
 def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> list[Event]:

@@ -6,8 +6,9 @@ the answer as the `ModelTurn` the stub would have made (so steps and events are 
     list of events  the run moved while the upstream answered (a cancel, an expiry): the answer is discarded
     (turn, usage)   the kept answer, taken: this transaction records it (usage None: count with tiktoken)
 
-The call holds a worker thread while it waits (the unit of work that makes it is a read's or a stream's); the
-answer reaches a stream in the emulator's own chunks once the turn has finished, not token by token.
+The call holds a worker thread while it waits (the unit of work that makes it is a runner's or a stream's; a
+read leaves it to a runner and answers at once); the answer reaches a stream in the emulator's own chunks once the
+turn has finished, not token by token.
 
 Built-in tools are offered as functions (`upstream.request`); when the upstream calls one, the turn is a
 file_search query or a code cell that the run executes itself. Markers the answer copies from the retrieved
@@ -54,7 +55,8 @@ _BUILT_IN_PARAMETER = {FILE_SEARCH: "query", CODE_INTERPRETER: "code"}
 
 
 def ask(
-    ctx: Ctx, run: Run, model: UpstreamModel, prompt: Assembled, room: int | None, *, streaming: bool
+    ctx: Ctx, run: Run, model: UpstreamModel, prompt: Assembled, room: int | None, *, streaming: bool,
+    by_runner: bool = False,
 ) -> tuple[ModelTurn, Usage | None] | list[Event] | None:
     found, answer = outside.kept(run.id, _KEY)
     if found:
@@ -62,6 +64,8 @@ def ask(
         # again (after a file_search step). A rollback after this loses the answer: the upstream is asked again.
         outside.drop(run.id, _KEY)
         return _as_turn(run, answer, prompt.request)
+    if not (streaming or by_runner):
+        return []  # a read leaves the call to a runner (`runs.schedule`): it answers the run in_progress
     require_worker_thread("an upstream model call waits for the upstream")
     request = turn_request(ctx, run, prompt, room)
     outside.claim(ctx, run, "upstream model call", outside.HELD_SECONDS)

@@ -70,9 +70,25 @@ def renew_claim(session: Session, run_id: str, until: float) -> bool:
     return statements.execute(session, _RENEW_CLAIM, {"run_id": run_id, "until": until}) > 0
 
 
+def claim_due(session: Session, now: float, hold_seconds: float, limit: int) -> list[str]:
+    """Claim for a runner up to `limit` runs that are due (`due_at` passed) and that nobody holds (no live
+    lease): their `due_at` moves `hold_seconds` on, so that no other runner takes them meanwhile and a runner
+    that dies leaves them due again. One statement; on PostgreSQL rows another runner is claiming are skipped
+    (SQLite serializes writers). Returns the ids claimed."""
+    due = (
+        select(RunRow.id)
+        .where(RunRow.due_at <= now, sqlalchemy.or_(RunRow.lease_until.is_(None), RunRow.lease_until < now))
+        .order_by(RunRow.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = update(RunRow).where(RunRow.id.in_(due.scalar_subquery())).values(due_at=now + hold_seconds)
+    return list(session.execute(claimed.returning(RunRow.id)).scalars())
+
+
 _RUN_STARTS_WITHOUT = dict.fromkeys(
     ("started_at", "cancelled_at", "failed_at", "completed_at", "required_action", "last_error",
-     "incomplete_details", "pending_turn", "lease_until", "unfinished_work")
+     "incomplete_details", "pending_turn", "lease_until", "unfinished_work", "due_at")
 )
 
 
