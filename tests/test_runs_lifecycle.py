@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -251,6 +252,19 @@ def test_polls_policy_keeps_a_run_queued_for_n_minus_one_reads(slow: tuple[OpenA
     assert done.status == "completed" and done.usage is not None and done.started_at is not None
     polled = runs.create_and_poll(thread_id=run.thread_id, assistant_id=run.assistant_id, poll_interval_ms=10)
     assert polled.status == "completed", "the SDK poller gets there"
+
+
+def test_polls_policy_leaves_runs_to_reads(slow: tuple[OpenAI, httpx.Client], slow_server: RunningServer) -> None:
+    """No runner moves a run under `polls:N`: left unread past a few runner sweeps, it is still queued and not
+    due; the reads then take it through its N polls as ever."""
+    sdk, _ = slow
+    run = queued_run(sdk)
+    time.sleep(2.5)
+    assert query(slow_server, "SELECT status, observations, due_at FROM runs WHERE id = :id", id=run.id) == [
+        ("queued", 0, None)
+    ]
+    statuses = [sdk.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id).status for _ in range(3)]
+    assert statuses == ["queued", "queued", "completed"]
 
 
 def test_a_queued_run_holds_the_thread(slow: tuple[OpenAI, httpx.Client]) -> None:
