@@ -48,15 +48,15 @@ def plan(ctx: Ctx, run: Run, *, stalled: bool = False) -> None:
     """Set the run's `due_at` from its state; `stalled`: a runner just found nothing to do for it (its thread's
     files are still being processed), so it is due again a little later, not at once."""
     after = _seconds_until_due(ctx, run)
-    if after == 0.0 and stalled:
-        after = limits.RUNNER_RETRY_SECONDS
+    if after is not None and stalled:
+        after = max(after, limits.RUNNER_RETRY_SECONDS)
     now = time.time()
     due_at = None if after is None else now + after
     if due_at is None or run.due_at is None:
         if run.due_at != due_at:
             run.due_at = due_at
-    elif not (after == 0.0 and run.due_at <= now) and abs(run.due_at - due_at) > _SAME_SECONDS:
-        run.due_at = due_at
+    elif abs(run.due_at - due_at) > _SAME_SECONDS and not (run.due_at < due_at <= now + limits.RUNNER_GRACE_SECONDS):
+        run.due_at = due_at  # (a run already due stays due from its first time)
     listener = _listener
     if due_at is not None and listener is not None and not leases.held(run):
         ctx.after_commit(functools.partial(listener, due_at))
@@ -70,4 +70,4 @@ def _seconds_until_due(ctx: Ctx, run: Run) -> float | None:
         return 0.0
     if progression.parse(ctx.settings.run_progression).polls:
         return None
-    return executor.wait_seconds(ctx, run, streaming=False)
+    return executor.wait_seconds(ctx, run, streaming=False) + limits.RUNNER_GRACE_SECONDS
