@@ -45,21 +45,28 @@ def ring(due_at: float) -> None:
 
 
 def plan(ctx: Ctx, run: Run, *, stalled: bool = False) -> None:
-    """Set the run's `due_at` from its state; `stalled`: a runner just found nothing to do for it (its thread's
-    files are still being processed), so it is due again a little later, not at once."""
+    """Set the run's `due_at` from its state, and tell this process's runner of a new due time once the unit of
+    work commits (unless a stream holds the run: its end does). `stalled`: a runner just found nothing to do for
+    the run (its thread's files are still being processed), so it is due again a little later, not at once."""
     after = _seconds_until_due(ctx, run)
     if after is not None and stalled:
         after = max(after, limits.RUNNER_RETRY_SECONDS)
     now = time.time()
     due_at = None if after is None else now + after
-    if due_at is None or run.due_at is None:
-        if run.due_at != due_at:
-            run.due_at = due_at
-    elif abs(run.due_at - due_at) > _SAME_SECONDS and not (run.due_at < due_at <= now + limits.RUNNER_GRACE_SECONDS):
-        run.due_at = due_at  # (a run already due stays due from its first time)
+    if _stands(run.due_at, due_at, now):
+        return
+    run.due_at = due_at
     listener = _listener
     if due_at is not None and listener is not None and not leases.held(run):
         ctx.after_commit(functools.partial(listener, due_at))
+
+
+def _stands(recorded: float | None, planned: float | None, now: float) -> bool:
+    """The recorded due time stays: it is the planned one (give or take `_SAME_SECONDS`, so that reads of a
+    waiting run do not write it again), or the run is due at once and already was."""
+    if recorded is None or planned is None:
+        return recorded == planned
+    return abs(recorded - planned) <= _SAME_SECONDS or recorded < planned <= now + limits.RUNNER_GRACE_SECONDS
 
 
 def _seconds_until_due(ctx: Ctx, run: Run) -> float | None:
