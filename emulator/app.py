@@ -40,6 +40,7 @@ from emulator.db import Database, is_overloaded
 from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError, ServiceUnavailable
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
+from emulator.runs import runner
 from emulator.server_state import Runtime, model_for
 from emulator.settings import Settings
 from emulator.validation import to_invalid_request
@@ -177,12 +178,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         threading.Thread(target=tokens.warm_up, name="tokenizer-warm-up", daemon=True).start()
         app.state.runtime = runtime
         sweeper = asyncio.create_task(_sweep_forever(runtime))
+        run_runner = asyncio.create_task(runner.run(runtime))
         try:
             yield {}
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (run_runner, sweeper):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             sandbox.uninstall()
             await runtime.close()
             db.dispose()

@@ -61,8 +61,26 @@ Python's recursion limit to spare."""
 
 # Runs
 RUN_EXPIRY_SECONDS: Final = 600
-RUN_STREAM_LEASE_SECONDS: Final = 30.0
-"""While a stream drives a run it holds a lease this long (wall seconds, renewed), and observers leave the run to it."""
+RUN_STREAM_LEASE_SECONDS: Final = 4.0
+"""While a stream drives a run it holds a lease this long past its next look at the run (wall seconds, renewed at
+every phase), and observers and runners leave the run to it. A stream whose process dies leaves its run to a
+runner (`runs.runner`) this long after its last phase."""
+RUNNER_SWEEP_SECONDS: Final = 1.0
+"""How often each server process's runner looks in the database for due runs it was not told about (runs made
+due by another replica, runs left by a process that died)."""
+RUNNER_CLAIM_SECONDS: Final = 4.0
+"""A runner's claim on a due run: no other runner takes the run this long; a runner that dies leaves it due
+again after it."""
+RUNNER_GRACE_SECONDS: Final = 0.1
+"""A run's next move is left this long past its time to the client that may read it (its read settles the run as
+cheaply as it always did; a client that polls right after creating a run is the common case), then a runner
+takes it. An upstream model call is the runner's at once."""
+RUNNER_ROUND_SECONDS: Final = 0.05
+"""A runner woken by due times claims at most once in this time: runs due close together go in one claim."""
+RUNNER_RETRY_SECONDS: Final = 1.0
+"""A run the runner found nothing to do for (its thread's files still being processed) is due again after this."""
+RUNNER_BATCH: Final = 32
+"""Runs one claim takes at most; also how many runs a runner advances at once (each in a worker thread)."""
 RUN_MIN_TOKEN_BOUND: Final = 256
 RUN_MAX_TOKEN_BOUND: Final = 2_147_483_647
 """The hosted API published no maximum; this one is what an INTEGER column holds on every supported database."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SeqType = BigInteger().with_variant(Integer(), "sqlite")
@@ -117,7 +117,11 @@ class FileRow(ObjectRow):
 
 class RunRow(ObjectRow):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_thread_seq", "thread_id", "seq"),)
+    __table_args__ = (
+        Index("ix_runs_thread_seq", "thread_id", "seq"),
+        Index("ix_runs_due_at", "due_at", postgresql_where=text("due_at IS NOT NULL"),
+              sqlite_where=text("due_at IS NOT NULL")),
+    )
 
     thread_id: Mapped[str] = mapped_column(String(64), ForeignKey("threads.id", ondelete="CASCADE"))
     assistant_id: Mapped[str] = mapped_column(String(64))
@@ -155,6 +159,9 @@ class RunRow(ObjectRow):
     """Risky work of the run that started and has not finished (`runs.safety`): a code cell, say."""
     interruptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """How many times the run's risky work was found interrupted by a crash (`runs.safety`)."""
+    due_at: Mapped[float | None]
+    """When a runner should next move the run (wall seconds; `runs.schedule`); None while it waits for a client
+    (requires_action, a `polls:N` policy) or has ended. A runner's claim pushes it a few seconds on."""
 
 
 class RunStepRow(ObjectRow):

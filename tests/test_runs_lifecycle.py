@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -103,20 +104,25 @@ def test_one_active_run_per_thread(client: OpenAI) -> None:
 RACERS = 12
 
 
-def test_a_message_right_after_a_run_is_refused_until_the_run_is_read(client: OpenAI) -> None:
-    """Adding a message does not move the thread's run: as on the hosted API, an unfinished run blocks it."""
+def test_a_message_while_a_run_is_active_is_refused(client: OpenAI, control: httpx.Client) -> None:
+    """Adding a message does not move the thread's run: as on the hosted API, an unfinished run blocks it (here
+    the model takes 1.5 s to answer, so the run is still active, whether a runner has started it or not)."""
+    control.post("/latency", json={"ttft_ms": 1500}).raise_for_status()
     assistant = client.beta.assistants.create(model="gpt-4o")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     with pytest.raises(BadRequestError) as refused:
         client.beta.threads.messages.create(thread.id, role="user", content="too soon")
     assert refused.value.body["message"] == f"Can't add messages to {thread.id} while a run {run.id} is active."  # type: ignore[index]
-    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "completed"
+    assert client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=100).status == "completed"
     added = client.beta.threads.messages.create(thread.id, role="user", content="now")
     assert added.content[0].text.value == "now"  # type: ignore[union-attr]
 
 
-def test_racing_clients_start_exactly_one_run(client: OpenAI, server: RunningServer, api_key: str) -> None:
+def test_racing_clients_start_exactly_one_run(
+    client: OpenAI, server: RunningServer, api_key: str, control: httpx.Client
+) -> None:
+    control.post("/latency", json={"ttft_ms": 1500}).raise_for_status()  # the winner stays active while they race
     assistant = client.beta.assistants.create(model="gpt-4o")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "go"}])
     barrier = threading.Barrier(RACERS)
@@ -142,6 +148,7 @@ def test_racing_clients_start_exactly_one_run(client: OpenAI, server: RunningSer
         )
     assert query(server, "SELECT active_run_id FROM threads WHERE id = :id", id=thread.id) == [(winner,)]
     assert count(server, "runs", thread_id=thread.id) == 1
+    client.beta.threads.runs.poll(winner, thread_id=thread.id, poll_interval_ms=100)
     listed = list(client.beta.threads.runs.list(thread.id))
     assert [run.id for run in listed] == [winner] and listed[0].status == "completed"
     assert query(server, "SELECT active_run_id FROM threads WHERE id = :id", id=thread.id) == [(None,)]
@@ -245,6 +252,19 @@ def test_polls_policy_keeps_a_run_queued_for_n_minus_one_reads(slow: tuple[OpenA
     assert done.status == "completed" and done.usage is not None and done.started_at is not None
     polled = runs.create_and_poll(thread_id=run.thread_id, assistant_id=run.assistant_id, poll_interval_ms=10)
     assert polled.status == "completed", "the SDK poller gets there"
+
+
+def test_polls_policy_leaves_runs_to_reads(slow: tuple[OpenAI, httpx.Client], slow_server: RunningServer) -> None:
+    """No runner moves a run under `polls:N`: left unread past a few runner sweeps, it is still queued and not
+    due; the reads then take it through its N polls as ever."""
+    sdk, _ = slow
+    run = queued_run(sdk)
+    time.sleep(2.5)
+    assert query(slow_server, "SELECT status, observations, due_at FROM runs WHERE id = :id", id=run.id) == [
+        ("queued", 0, None)
+    ]
+    statuses = [sdk.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id).status for _ in range(3)]
+    assert statuses == ["queued", "queued", "completed"]
 
 
 def test_a_queued_run_holds_the_thread(slow: tuple[OpenAI, httpx.Client]) -> None:

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from emulator.settings import Settings
 from tests.extra_server import extra_server
 from tests.fake_upstream import FakeToolCall, FakeUpstream, Received, Reply, build_chunks
 from tests.server import RunningServer
+from tests.storage import query
 
 TIMEOUT_SECONDS = 3
 
@@ -292,30 +293,39 @@ def test_upstream_failures_fail_the_run(
     assert run.status == "completed"
 
 
-def test_a_cancel_while_the_upstream_is_slow_ends_the_run_cancelled(client: OpenAI, upstream: FakeUpstream) -> None:
-    slow = Reply(text="This answer comes too late.", hold_after=2)
-    upstream.reply(slow)
-    thread_id = _thread(client, "Take your time.")
-    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=_assistant(client))
-    before = len(upstream.requests)
-    reads: list[str] = []
-    reader = threading.Thread(
-        target=lambda: reads.append(client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status)
-    )
-    reader.start()  # the read makes the model call, and waits for the upstream
+def _called(upstream: FakeUpstream, before: int) -> Received:
+    """The one request the upstream receives after the first `before` (the runner's call, made with no read)."""
     deadline = time.monotonic() + 10
     while len(upstream.requests) == before and time.monotonic() < deadline:
         time.sleep(0.02)
     (asked,) = upstream.requests[before:]
-    while len(client.beta.threads.messages.list(thread_id).data) < 2 and time.monotonic() < deadline:
-        time.sleep(0.02)  # the first word has come: the message is open
+    return asked
+
+
+def _until_text(client: OpenAI, thread_id: str, text: str) -> None:
+    """The answer being generated shows `text` so far (it is written every 250 ms while it grows)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        answer = client.beta.threads.messages.list(thread_id).data[0]
+        if answer.role == "assistant" and answer.content and answer.content[0].text.value == text:  # type: ignore[union-attr]
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the answer never showed {text!r}")
+
+
+def test_a_cancel_while_the_upstream_is_slow_ends_the_run_cancelled(client: OpenAI, upstream: FakeUpstream) -> None:
+    slow = Reply(text="This answer comes too late.", hold_after=2)
+    upstream.reply(slow)
+    thread_id = _thread(client, "Take your time.")
+    before = len(upstream.requests)
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=_assistant(client))
+    asked = _called(upstream, before)
+    _until_text(client, thread_id, "This")
     assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "in_progress"
     assert client.beta.threads.runs.cancel(run.id, thread_id=thread_id).status == "cancelling"
-    reader.join(10)
     assert asked.wait_ended() and asked.closed_by_client and not asked.completed
-    final = client.beta.threads.runs.poll(run.id, thread_id=thread_id)
+    final = client.beta.threads.runs.poll(run.id, thread_id=thread_id, poll_interval_ms=100)
     assert final.status == "cancelled"
-    assert reads == ["cancelled"]
     slow.release.set()
     answer, _question = client.beta.threads.messages.list(thread_id).data
     # The text that had come stays, cut short; its tokens count.
@@ -325,23 +335,58 @@ def test_a_cancel_while_the_upstream_is_slow_ends_the_run_cancelled(client: Open
 
 
 def test_a_long_upstream_answer_keeps_its_claim_and_is_asked_once(client: OpenAI, upstream: FakeUpstream) -> None:
-    """The claim is renewed while the upstream takes its time (here past one renewal): other reads leave the run
-    alone, count no interruption, and the answer is recorded once."""
+    """The claim is renewed while the upstream takes its time (here past several renewals): reads leave the run
+    alone and answer at once, count no interruption, and the answer is recorded once, with nobody reading."""
     upstream.reply(Reply(text=["Worth"] + [" the"] * 28 + [" wait."], tokens_per_second=2.5))  # 12 s
     thread_id = _thread(client, "Think hard.")
-    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=_assistant(client))
     before = len(upstream.requests)
-    reads: list[str] = []
-    reader = threading.Thread(
-        target=lambda: reads.append(client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status)
-    )
-    reader.start()
-    time.sleep(11)
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=_assistant(client))
+    asked = _called(upstream, before)
+    time.sleep(9)
+    started = time.monotonic()
     assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "in_progress"
-    reader.join(10)
-    assert reads == ["completed"]
+    assert time.monotonic() - started < 1
+    assert asked.wait_ended()
+    time.sleep(1)
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "completed"
     assert len(upstream.requests) == before + 1
     assert _answer(client, thread_id).content[0].text.value == "Worth" + " the" * 28 + " wait."
+
+
+def test_polls_answer_at_once_while_the_runner_waits_for_the_upstream(
+    client: OpenAI, upstream: FakeUpstream, upstream_server: RunningServer
+) -> None:
+    """The runner makes the call, not a read: 20 concurrent polls during a 3 s answer each answer `in_progress`
+    well within the upstream's time, and the run completes with nobody reading it."""
+    upstream.reply(Reply(text=["Slow"] + [" and"] * 13 + [" steady."], tokens_per_second=5))  # 3 s
+    thread_id = _thread(client, "Slow and steady?")
+    before = len(upstream.requests)
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=_assistant(client))
+    asked = _called(upstream, before)
+
+    def poll(_: int) -> tuple[str, float]:
+        started = time.monotonic()
+        status = client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status
+        return status, time.monotonic() - started
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        polls = list(pool.map(poll, range(20)))
+    assert not asked.completed  # every poll answered while the call was in flight
+    assert {status for status, _took in polls} == {"in_progress"}
+    assert max(took for _status, took in polls) < 1.0, polls
+    assert asked.wait_ended()
+    deadline = time.monotonic() + 10
+    while _stored(upstream_server, run.id)[0] != "completed" and time.monotonic() < deadline:
+        time.sleep(0.1)  # the database, not the API: a read would settle the run itself
+    status, observations = _stored(upstream_server, run.id)
+    assert (status, observations) == ("completed", 0)  # the polls found it held by the call: none moved it
+    assert _answer(client, thread_id).content[0].text.value == "Slow" + " and" * 13 + " steady."
+    assert len(upstream.requests) == before + 1
+
+
+def _stored(server: RunningServer, run_id: str) -> tuple[str, int]:
+    ((status, observations),) = query(server, "SELECT status, observations FROM runs WHERE id = :id", id=run_id)
+    return status, observations
 
 
 def test_a_run_that_expires_while_the_upstream_answers_ends_expired(
@@ -350,22 +395,16 @@ def test_a_run_that_expires_while_the_upstream_answers_ends_expired(
     slow = Reply(text="Too late.", hold_after=2)
     upstream.reply(slow)
     thread_id = _thread(client, "Slowly, please.")
-    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=_assistant(client))
     before = len(upstream.requests)
-    reads: list[str] = []
-    reader = threading.Thread(
-        target=lambda: reads.append(client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status)
-    )
-    reader.start()
-    deadline = time.monotonic() + 10
-    while len(upstream.requests) == before and time.monotonic() < deadline:
-        time.sleep(0.02)
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=_assistant(client))
+    asked = _called(upstream, before)
+    _until_text(client, thread_id, "Too late.")
     with httpx.Client(base_url=f"{upstream_server.root_url}/_emulator",
                       headers={"Authorization": f"Bearer {client.api_key}"}, timeout=30) as control:
         assert control.post("/clock/advance", json={"seconds": 11 * 60}).status_code == 200
     slow.release.set()
-    reader.join(10)
-    assert reads == ["expired"]
+    assert asked.wait_ended()
+    assert client.beta.threads.runs.poll(run.id, thread_id=thread_id, poll_interval_ms=100).status == "expired"
     answer, _question = client.beta.threads.messages.list(thread_id).data
     assert (answer.status, answer.content[0].text.value) == ("incomplete", "Too late.")  # type: ignore[union-attr]
     assert answer.incomplete_details is not None and answer.incomplete_details.reason == "run_expired"

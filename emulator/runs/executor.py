@@ -11,10 +11,11 @@ locked, and returns the stream events it produced:
     in_progress   -> requires_action (after a tool_calls step)
     cancelling    -> cancelled (open step cancelled, open message incomplete)
 
-There is no background worker: a run advances when it is observed (`observe`, on every read of the run,
-following the progression policy) or driven by a stream (`advance_once` in a loop). A stream holds a lease
-on the run while it drives it (`leases`), so a concurrent poll never moves a run under the stream's feet; a
-stream that dies leaves the lease to expire and the next poll finishes the run.
+A run advances when it is observed (`observe`, on every read of the run, following the progression policy),
+driven by a stream (`advance_once` in a loop), or when it is due and nobody watches it: a runner in each server
+process (`runner`) claims it and settles it (`settle`, with `by_runner`; `schedule` says when a run is due). A
+stream holds a lease on the run while it drives it (`leases`), so a concurrent poll or runner never moves a run
+under the stream's feet; a stream that dies leaves the lease to expire and a runner (or a poll) finishes the run.
 """
 
 from __future__ import annotations
@@ -42,11 +43,13 @@ def observe(ctx: Ctx, run: Run) -> list[Event]:
     return settle(ctx, run)
 
 
-def settle(ctx: Ctx, run: Run) -> list[Event]:
+def settle(ctx: Ctx, run: Run, *, by_runner: bool = False) -> list[Event]:
+    """Every move the run can make now. `by_runner`: a runner (`runs.runner`) settles it, and makes an upstream
+    model call itself where a read leaves it to a runner."""
     produced: list[Event] = []
     while True:
         before = run.pending_turn
-        phase = advance_once(ctx, run)
+        phase = advance_once(ctx, run, by_runner=by_runner)
         if not phase and run.pending_turn == before:  # a turn that streamed in opens its step with no events
             return produced
         produced += phase
@@ -67,7 +70,7 @@ def _wait(ctx: Ctx, turn: pending.PendingTurn, *, streaming: bool) -> float:
     return max(0.0, turn.timing.ready_at(streaming=streaming) - ctx.precise_now)
 
 
-def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
+def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False, by_runner: bool = False) -> list[Event]:
     status = RunStatus(run.status)
     if status is RunStatus.CANCELLING:
         return phases.finish_cancel(ctx, run)
@@ -78,7 +81,7 @@ def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
     if status is RunStatus.IN_PROGRESS:
         turn = pending.of(run)
         if turn is None:
-            return model_call.call(ctx, run, streaming=streaming)
+            return model_call.call(ctx, run, streaming=streaming, by_runner=by_runner)
         if _wait(ctx, turn, streaming=streaming) > 0:
             return []
         if isinstance(turn, pending.CodeTurn):

@@ -12,7 +12,7 @@ from typing import Any
 from emulator import limits, logs
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
-from emulator.runs import events, leases, phases, safety, upstream_turn
+from emulator.runs import events, leases, phases, safety, schedule, upstream_turn
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, cancel_refusal, tool_outputs_refusal
 from emulator.schemas.common import dump_response_format, dump_tools
@@ -112,6 +112,7 @@ def create(
         ctx.after_commit(functools.partial(logs.run_created, run.id, thread.id))
     if stream:
         leases.take(run)
+    schedule.plan(ctx, run)
     return run
 
 
@@ -156,6 +157,7 @@ def cancel(ctx: Ctx, thread_id: str, run_id: str) -> Run:
         raise InvalidRequest(refusal)
     phases.request_cancel(ctx, run)
     upstream_turn.abort(ctx, run.id)
+    schedule.plan(ctx, run)
     return run
 
 
@@ -170,6 +172,7 @@ def submit_tool_outputs(
     produced = phases.accept_tool_outputs(ctx, run, _match_outputs(run, body))
     if stream:
         leases.take(run)
+    schedule.plan(ctx, run)
     return run, produced
 
 

@@ -33,10 +33,11 @@ class _Answer:
     truncated: bool
 
 
-def call(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
+def call(ctx: Ctx, run: Run, *, streaming: bool = False, by_runner: bool = False) -> list[Event]:
     """Ask the model for the run's next turn and open the step it makes (or end the run: a prompt that does not
     fit, a refused or failed call, a limit reached). An upstream model is asked with no transaction open
-    (`upstream_turn`): once it has answered, the call starts again in a new transaction and finds the answer."""
+    (`upstream_turn`): once it has answered, the call starts again in a new transaction and finds the answer.
+    A read (neither `streaming` nor `by_runner`) leaves an upstream call to a runner."""
     info = model_catalog.info_or_fallback(run.model)
     prompt = _prompt(ctx, run, info)
     if isinstance(prompt, DoesNotFit):
@@ -47,9 +48,10 @@ def call(ctx: Ctx, run: Run, *, streaming: bool = False) -> list[Event]:
     if scripted.turn is not None:
         turn = scripted.turn
     elif isinstance(ctx.model, UpstreamModel):
-        asked = upstream_turn.ask(ctx, run, ctx.model, prompt, _completion_room(run), streaming=streaming)
+        asked = upstream_turn.ask(ctx, run, ctx.model, prompt, _completion_room(run), streaming=streaming,
+                                  by_runner=by_runner)
         if asked is None:
-            return call(ctx, run, streaming=streaming)
+            return call(ctx, run, streaming=streaming, by_runner=by_runner)
         if isinstance(asked, list):
             return asked
         turn, reported, live = asked.turn, asked.usage, asked.live

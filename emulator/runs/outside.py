@@ -42,10 +42,10 @@ def claim(ctx: Ctx, run: Run, work: str, lease_seconds: float) -> None:
     records.forget_loaded(ctx.session, keep=run)  # what the result's transaction needs it reads again
 
 
-HELD_SECONDS = 30.0
+HELD_SECONDS = 5.0
 """The lease of work that renews its claim while it runs (`renewer`): a process that dies mid-work leaves the
-run to the next reader within this time, however long the work may take."""
-RENEW_EVERY_SECONDS = 10.0
+run to a runner (or the next reader) within this time, however long the work may take."""
+RENEW_EVERY_SECONDS = 1.5
 
 
 def renewer(ctx: Ctx, run_id: str) -> Callable[[], None]:

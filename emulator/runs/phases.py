@@ -39,6 +39,7 @@ def move(ctx: Ctx, run: Run, target: RunStatus) -> None:
         run.failed_at = ctx.now
     if is_terminal(target):
         run.pending_turn = None
+        run.due_at = None
         leases.drop(run)
         store.release_thread(ctx.session, run.thread_id, run.id)
 

@@ -1,10 +1,11 @@
 """A run never poisons its reads, and work that may crash its worker is not blindly run again.
 
-Reads advance runs (`executor.observe`): the model call, the tools and the code cells run inside the reader's
-unit of work. If any of it raises something unexpected, failing the request would only roll the run back to
-where it was, and every later read would meet the same failure. Instead the unit of work is rolled back, the
-run ends `failed` with `server_error` in a unit of work of its own (its open step and message closed, its
-thread freed; logged with the run id and the traceback), and the read runs again: it answers the failed run.
+Reads and runners advance runs (`executor.observe`, `executor.settle`): the model call, the tools and the code cells
+run inside the reader's (or the runner's) unit of work. If any of it raises something unexpected, failing the
+request would only roll the run back to where it was, and every later read would meet the same failure. Instead the
+unit of work is rolled back, the run ends `failed` with `server_error` in a unit of work of its own (its open step
+and message closed, its thread freed; logged with the run id and the traceback), and the read runs again: it answers
+the failed run.
 
 Risky work, work that may take its worker down with it (a code cell, an upstream model call), starts only once
 it is on record (`runs.outside`): the run's claim (a lease) is committed with `unfinished_work` set before the
@@ -22,6 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import sqlite3
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from sqlalchemy.exc import OperationalError
@@ -30,7 +32,7 @@ from sqlalchemy.orm import Session
 from emulator.context import Ctx
 from emulator.db import CHANGES, LeaveEventLoop, RecordThenRetry, write_changes
 from emulator.errors import SERVER_ERROR_MESSAGE
-from emulator.runs import code_interpreter, executor, leases, outside, phases
+from emulator.runs import code_interpreter, executor, leases, outside, phases, schedule
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, can_move, is_terminal
 from emulator.store import runs as store
@@ -50,12 +52,29 @@ something first, or meets a busy, deadlocked or unreachable database. They go up
 
 def observe(ctx: Ctx, run: Run) -> list[Event]:
     """`executor.observe`, guarded: the run either advances, or fails once (see the module)."""
+    return _guarded(ctx, run, executor.observe, by_runner=False)
+
+
+def advance(ctx: Ctx, run: Run) -> list[Event]:
+    """For a runner (`runs.runner`): the run settled as far as it can now, guarded the same way; a run that a
+    stream drives, or whose work runs elsewhere, is left alone."""
+    return _guarded(ctx, run, _unwatched, by_runner=True)
+
+
+def _unwatched(ctx: Ctx, run: Run) -> list[Event]:
+    if executor.is_resting(run) or leases.held(run):
+        return []
+    return executor.settle(ctx, run, by_runner=True)
+
+
+def _guarded(ctx: Ctx, run: Run, move: Callable[[Ctx, Run], list[Event]], *, by_runner: bool) -> list[Event]:
     if run.id in _broken_here.get():
         return []
     try:
         produced = phases.expire_if_due(ctx, run) or _resume(ctx, run)
         if not produced:
-            produced = executor.observe(ctx, run)
+            produced = move(ctx, run)
+        schedule.plan(ctx, run, stalled=by_runner and not produced)
         write_changes(ctx.session)  # a change the database refuses is the run's failure too
         return produced
     except _NOT_THE_RUNS_FAULT:

@@ -2,8 +2,10 @@
 
 Each phase runs in its own transaction in the thread pool; between phases nothing is held, so a cancel from
 another request (or replica) is seen at the next phase and the stream ends with the cancel events. The
-stream's lease keeps pollers from advancing the run meanwhile; it is dropped when the stream ends for any
-reason, including a client that disconnects, after which any poll finishes the run.
+stream's lease keeps pollers and runners from advancing the run meanwhile (it covers the stream's wait and a few
+seconds more, `limits.RUN_STREAM_LEASE_SECONDS`); it is dropped when the stream ends for any reason, including a
+client that disconnects, after which a runner (or any poll) finishes the run; a stream whose process dies leaves
+it to lapse.
 
 With an upstream model, the phase that makes the model call commits its claim and starts the call
 (`upstream_turn.CallInFlight`); the stream then waits for it on the event loop, holding no worker thread, and
@@ -28,7 +30,7 @@ from sqlalchemy.orm import Session
 from emulator import sse
 from emulator.context import Ctx
 from emulator.errors import SERVER_ERROR_MESSAGE
-from emulator.runs import executor, leases, outside, pending, phases, upstream_turn
+from emulator.runs import executor, leases, outside, pending, phases, schedule, upstream_turn
 from emulator.runs.events import Event
 from emulator.runs.upstream_model import Subscription, UpstreamModel
 from emulator.server_state import Runtime
@@ -78,6 +80,9 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], 
         resting = executor.is_resting(run) or (not moved and wait == 0)
         if resting:
             leases.drop(run)
+        else:
+            leases.take(run, beyond=wait)
+        schedule.plan(ctx, run)
         return _Phase(produced, resting, wait, pause)
 
     try:
@@ -92,8 +97,12 @@ def _release(runtime: Runtime, run_id: str) -> None:
     """The stream's lease goes (a claim of work in flight keeps its own, renewed until the work ends)."""
     with runtime.db.transaction() as session:
         run = store.get_by_id(session, run_id)
+        due_at = None
         if run is not None and run.unfinished_work is None:
             leases.drop(run)
+            due_at = run.due_at
+    if due_at is not None:  # a client that went away: a runner finishes the run
+        schedule.ring(due_at)
 
 
 

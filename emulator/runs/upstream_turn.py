@@ -8,8 +8,9 @@ the answer as the `ModelTurn` the stub would have made (so steps and events are 
     Asked           the kept answer, taken: this transaction records it (usage None: count with tiktoken) on the
                     step (and message) that the turn opened as it arrived (`live`)
 
-The call holds a worker thread while it waits (the unit of work that makes it is a read's or a stream's); its
-fragments reach the run's streams as the upstream sends them (`live`, `upstream_model`).
+A stream's call runs on the event loop and holds no worker thread (`CallInFlight`); a runner's holds the runner's
+worker thread while it waits; a read leaves the call to a runner and answers at once. The call's fragments reach
+the run's streams as the upstream sends them (`live`, `upstream_model`).
 
 Built-in tools are offered as functions (`upstream.request`); when the upstream calls one, the turn is a
 file_search query or a code cell that the run executes itself. Markers the answer copies from the retrieved
@@ -81,7 +82,8 @@ class CallInFlight(Exception):
 
 
 def ask(
-    ctx: Ctx, run: Run, model: UpstreamModel, prompt: Assembled, room: int | None, *, streaming: bool
+    ctx: Ctx, run: Run, model: UpstreamModel, prompt: Assembled, room: int | None, *, streaming: bool,
+    by_runner: bool = False,
 ) -> Asked | list[Event] | None:
     found, kept = outside.kept(run.id, _KEY)
     if found and run.unfinished_work is not None:  # a call nobody waited for (its stream went): see the run now
@@ -94,6 +96,8 @@ def ask(
         outside.drop(run.id, _KEY)
         answer, live, _prompt_tokens = kept
         return Asked(*_as_turn(run, answer, prompt.request, live), live)
+    if not (streaming or by_runner):
+        return []  # a read leaves the call to a runner (`runs.schedule`): it answers the run in_progress
     require_worker_thread("an upstream model call waits for the upstream")
     request = turn_request(ctx, run, prompt, room)
     outside.claim(ctx, run, "upstream model call", outside.HELD_SECONDS)

@@ -128,6 +128,7 @@ class Run(Record, mapped=tables.RunRow):
     lease_until: float | None
     unfinished_work: str | None
     interruptions: int
+    due_at: float | None
 
 
 class RunStep(Record, mapped=tables.RunStepRow):

@@ -70,9 +70,34 @@ def renew_claim(session: Session, run_id: str, until: float) -> bool:
     return statements.execute(session, _RENEW_CLAIM, {"run_id": run_id, "until": until}) > 0
 
 
+_run_table = cast(sqlalchemy.Table, RunRow.__table__)
+_runs = _run_table.c
+_DUE = (
+    select(_runs.id)
+    .where(_runs.due_at <= bindparam("now"),
+           sqlalchemy.or_(_runs.lease_until.is_(None), _runs.lease_until < bindparam("now")))
+    .order_by(_runs.due_at)
+    .limit(bindparam("limit", type_=sqlalchemy.Integer))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM_DUE = (
+    update(_run_table).where(_runs.id.in_(_DUE.scalar_subquery())).values(due_at=bindparam("until"))
+    .returning(_runs.id)
+)
+
+
+def claim_due(session: Session, now: float, hold_seconds: float, limit: int) -> list[str]:
+    """Claim for a runner up to `limit` runs that are due (`due_at` passed) and that nobody holds (no live
+    lease): their `due_at` moves `hold_seconds` on, so that no other runner takes them meanwhile and a runner
+    that dies leaves them due again. One statement (Core, compiled once); on PostgreSQL rows another runner is
+    claiming are skipped (SQLite serializes writers). Returns the ids claimed."""
+    params = {"now": now, "until": now + hold_seconds, "limit": limit}
+    return list(session.connection().execute(_CLAIM_DUE, params).scalars())
+
+
 _RUN_STARTS_WITHOUT = dict.fromkeys(
     ("started_at", "cancelled_at", "failed_at", "completed_at", "required_action", "last_error",
-     "incomplete_details", "pending_turn", "lease_until", "unfinished_work")
+     "incomplete_details", "pending_turn", "lease_until", "unfinished_work", "due_at")
 )
 
 

@@ -1,0 +1,80 @@
+"""When a run's next move is due, for the runners (`runs.runner`).
+
+Every unit of work that may move a run ends with `plan`: it sets `runs.due_at` (wall seconds, indexed) to when the
+run can next move without a client, or None when it cannot (it requires action, it has ended, or the `polls:N`
+policy leaves it to reads). Once the unit of work commits, this process's runner is told (`listen`), so that a
+run made due here is taken at once, and a run due later at its time; runs made due elsewhere (another replica,
+a process that died) are found by the runners' sweep of the index.
+
+An upstream model call is the runner's whatever the policy: a read that reaches it leaves it due, and answers
+the run `in_progress` while the runner makes the call (`upstream_turn.ask`).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+
+from emulator import limits
+from emulator.context import Ctx
+from emulator.runs import executor, leases, progression
+from emulator.runs.state import RunStatus
+from emulator.runs.upstream_model import UpstreamModel
+from emulator.store.rows import Run
+
+RUNNABLE = frozenset({RunStatus.QUEUED, RunStatus.IN_PROGRESS, RunStatus.CANCELLING})
+_SAME_SECONDS = 0.05
+"""A due time this close to the one on record is the same one (the record is not written again)."""
+
+_listener: Callable[[float], None] | None = None
+
+
+def listen(listener: Callable[[float], None] | None) -> None:
+    """`listener(due_at)` is called (from any thread) once a unit of work of this process that made a run due
+    has committed; None: nobody listens."""
+    global _listener
+    _listener = listener
+
+
+def ring(due_at: float) -> None:
+    """Tell this process's runner that a run is due at `due_at` (wall seconds), from any thread."""
+    listener = _listener
+    if listener is not None:
+        listener(due_at)
+
+
+def plan(ctx: Ctx, run: Run, *, stalled: bool = False) -> None:
+    """Set the run's `due_at` from its state, and tell this process's runner of a new due time once the unit of
+    work commits (unless a stream holds the run: its end does). `stalled`: a runner just found nothing to do for
+    the run (its thread's files are still being processed), so it is due again a little later, not at once."""
+    after = _seconds_until_due(ctx, run)
+    if after is not None and stalled:
+        after = max(after, limits.RUNNER_RETRY_SECONDS)
+    now = time.time()
+    due_at = None if after is None else now + after
+    if _stands(run.due_at, due_at, now):
+        return
+    run.due_at = due_at
+    listener = _listener
+    if due_at is not None and listener is not None and not leases.held(run):
+        ctx.after_commit(functools.partial(listener, due_at))
+
+
+def _stands(recorded: float | None, planned: float | None, now: float) -> bool:
+    """The recorded due time stays: it is the planned one (give or take `_SAME_SECONDS`, so that reads of a
+    waiting run do not write it again), or the run is due at once and already was."""
+    if recorded is None or planned is None:
+        return recorded == planned
+    return abs(recorded - planned) <= _SAME_SECONDS or recorded < planned <= now + limits.RUNNER_GRACE_SECONDS
+
+
+def _seconds_until_due(ctx: Ctx, run: Run) -> float | None:
+    status = RunStatus(run.status)
+    if status not in RUNNABLE:
+        return None
+    if status is RunStatus.IN_PROGRESS and run.pending_turn is None and isinstance(ctx.model, UpstreamModel):
+        return 0.0
+    if progression.parse(ctx.settings.run_progression).polls:
+        return None
+    return executor.wait_seconds(ctx, run, streaming=False) + limits.RUNNER_GRACE_SECONDS
