@@ -19,7 +19,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import Executable
 
 from emulator.db import CHANGES, write_changes
-from emulator.store import statements
+from emulator.store import notifications, statements
 
 
 class Record:
@@ -70,14 +70,15 @@ _UNCHANGED: Any = frozenset()
 
 
 class Changes:
-    """A unit of work's records: one per row (by table and key, as the ORM's identity map) and those changed
-    since the last write."""
+    """A unit of work's records: one per row (by table and key, as the ORM's identity map), those changed
+    since the last write, and the runs whose changes were written (`Table`'s `announces`)."""
 
-    __slots__ = ("dirty", "loaded")
+    __slots__ = ("dirty", "loaded", "runs")
 
     def __init__(self) -> None:
         self.loaded: dict[tuple[str, Any], Record] = {}
         self.dirty: list[Record] = []
+        self.runs: set[str] = set()
 
     def write(self, session: Session) -> None:
         """Write the changed records in the order they changed; one that fails stays changed, as do the rest."""
@@ -85,6 +86,15 @@ class Changes:
             record = self.dirty[0]
             record.__dict__["_table"].write(session, record)
             del self.dirty[0]
+
+    def announce(self, session: Session) -> tuple[str, ...]:
+        """Just before commit: the runs changed since the last commit, announced to the other server processes
+        in this transaction (`store.notifications.send`: they learn of it only if it commits)."""
+        if not self.runs:
+            return ()
+        runs, self.runs = tuple(self.runs), set()
+        notifications.send(session, runs)
+        return runs
 
 
 def forget_loaded(session: Session, *, keep: Record) -> None:
@@ -108,11 +118,20 @@ def _write_changes_first(state: ORMExecuteState) -> None:
 
 
 class Table(Generic[R]):
-    """Access to one table through its record class: insert and load rows as records, write their changes."""
+    """Access to one table through its record class: insert and load rows as records, write their changes.
 
-    def __init__(self, record: type[R]) -> None:
+    A table whose rows belong to a run (`announces`: the column holding the run's id) marks the run changed
+    when it writes one, unless only `quiet` columns changed (bookkeeping nobody waits for, such as a lease):
+    the unit of work announces its changed runs when it commits (`Changes.announce`, `db.finish`), which wakes
+    whoever waits for them (`runs.hub`), in this process and the others. Every change to a run, its steps and
+    its messages is written here, so this is the one place that sees them all.
+    """
+
+    def __init__(self, record: type[R], *, announces: str | None = None, quiet: frozenset[str] = frozenset()) -> None:
         mapped = record.mapped
         self.record = record
+        self._announces = announces
+        self._quiet = quiet
         self.name: str = mapped.__tablename__
         self._table = mapped.__table__
         self._names = {a.key: a.columns[0].name for a in inspect(mapped).column_attrs if not a.deferred}
@@ -143,6 +162,8 @@ class Table(Generic[R]):
             state["seq"] = result.lastrowid if compiled is not None else result.inserted_primary_key[0]
         changes = _changes(session)
         record = changes.loaded[self.identity(values)] = self._make(changes, state)
+        if self._announces is not None and values[self._announces] is not None:
+            changes.runs.add(values[self._announces])
         return record
 
     def _make(self, changes: Changes, values: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> R:
@@ -226,6 +247,8 @@ class Table(Generic[R]):
             key = self.identity(state)[1]
             raise LookupError(f"{self.name} row {key!r} is gone: its changes {sorted(names)} cannot be written")
         changed.clear()
+        if self._announces is not None and state[self._announces] is not None and not names <= self._quiet:
+            _changes(session).runs.add(state[self._announces])
 
     def _update_of(self, names: frozenset[str]) -> Executable:
         columns = self._table.c

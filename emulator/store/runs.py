@@ -27,8 +27,10 @@ from emulator.store.rows import Message, Run, RunStep
 from emulator.store.threads import THREADS
 from emulator.tables import FileRow, MessageRow, RunRow, RunStepRow, ThreadRow
 
-RUNS = Table(Run)
-STEPS = Table(RunStep)
+RUNS = Table(Run, announces="id", quiet=frozenset({"lease_until", "observations", "unfinished_work"}))
+"""A run's changes wake who waits for it (`runs.hub`), but for its bookkeeping: who holds it, how often it was
+read, what work it has out."""
+STEPS = Table(RunStep, announces="run_id")
 
 _thread_table = cast(sqlalchemy.Table, ThreadRow.__table__)
 _threads = _thread_table.c
@@ -68,6 +70,27 @@ def renew_claim(session: Session, run_id: str, until: float) -> bool:
     """Extend the lease of a run whose work runs outside its unit of work (`runs.outside`), as long as the work
     is on record; False when it no longer is."""
     return statements.execute(session, _RENEW_CLAIM, {"run_id": run_id, "until": until}) > 0
+
+
+_RENEW_LEASES = (
+    update(RunRow)
+    .where(RunRow.id.in_(bindparam("run_ids", expanding=True)), RunRow.lease_until.is_not(None))
+    .values(lease_until=bindparam("until"))
+)
+
+
+def renew_leases(session: Session, run_ids: list[str], until: float) -> int:
+    """Extend the leases the runs hold (a run no longer leased stays so); how many were extended."""
+    return statements.execute(session, _RENEW_LEASES, {"run_ids": run_ids, "until": until})
+
+
+_STATUSES = select(RunRow.id, RunRow.status).where(RunRow.id.in_(bindparam("run_ids", expanding=True)))
+
+
+def statuses(session: Session, run_ids: list[str]) -> dict[str, str]:
+    """The runs' statuses (a run that is gone is left out)."""
+    rows = statements.all_rows(session, cast(Select[Any], _STATUSES), {"run_ids": run_ids})
+    return {row.id: row.status for row in rows}
 
 
 _RUN_STARTS_WITHOUT = dict.fromkeys(
