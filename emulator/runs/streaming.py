@@ -1,13 +1,16 @@
 """Drives a run for a streaming request, phase by phase, and yields its SSE bytes.
 
-Each phase runs in its own transaction in the thread pool; between phases nothing is held, so a cancel from
-another request (or replica) is seen at the next phase and the stream ends with the cancel events. The
-stream's lease keeps pollers from advancing the run meanwhile; it is dropped when the stream ends for any
-reason, including a client that disconnects, after which any poll finishes the run.
+Each phase runs in its own transaction in the thread pool; between phases nothing is held. A stream that waits
+(for its model's first token) waits on the process's hub (`runs.hub`) until its wait is over or the run
+changes: a cancel from another request, here or on another replica, wakes it at once and the stream ends with
+the cancel events. It costs no transaction while it waits. The stream's lease keeps pollers from advancing the
+run meanwhile (renewed for all waiting streams together, `runs.waiting`); it is dropped when the
+stream ends for any reason, including a client that disconnects, after which any poll finishes the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -21,14 +24,11 @@ from emulator.context import Ctx
 from emulator.errors import SERVER_ERROR_MESSAGE
 from emulator.runs import executor, leases, pending, phases
 from emulator.runs.events import Event
+from emulator.runs.hub import Subscription
 from emulator.server_state import Runtime
 from emulator.store import runs as store
 
 log = logging.getLogger("emulator.streaming")
-
-_RECHECK_SECONDS = 1.0
-"""A waiting stream looks at its run at least this often, so a cancel from elsewhere ends it promptly."""
-
 
 @dataclass(frozen=True)
 class _Phase:
@@ -94,16 +94,23 @@ async def drive(
     try:
         for event in opening:
             yield sse.encode(event.name, event.data)
-        while True:
-            phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include)
-            for event in phase.events:
-                if phase.delta_pause and event.name == "thread.message.delta":
-                    await anyio.sleep(phase.delta_pause)
-                yield sse.encode(event.name, event.data)
-            if phase.resting:
-                break
-            if phase.wait:
-                await anyio.sleep(min(phase.wait, _RECHECK_SECONDS))
+        with contextlib.ExitStack() as subscribed:
+            changes: Subscription | None = None
+            while True:
+                phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include)
+                for event in phase.events:
+                    if phase.delta_pause and event.name == "thread.message.delta":
+                        await anyio.sleep(phase.delta_pause)
+                    yield sse.encode(event.name, event.data)
+                if phase.resting:
+                    break
+                if not phase.wait:
+                    continue
+                if changes is None:  # subscribed from now on: a look again sees what changed before
+                    changes = subscribed.enter_context(runtime.hub.subscribe(run_id))
+                    continue
+                with runtime.waiting.waiting(run_id):
+                    await changes.wait(phase.wait)
     except Exception:
         log.exception("stream of run %s failed", run_id)
         for event in await run_in_threadpool(_fail, runtime, tenant, run_id, include):
