@@ -15,6 +15,7 @@ document to parse) asks to leave; in each case the unit of work is rolled back a
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 import sqlite3
@@ -221,6 +222,17 @@ def _configure_sqlite(engine: Engine, writer_lock: _WriterLock, busy_timeout_ms:
     event.listen(engine, "rollback", _release)
 
 
+TRANSACTION_BEGINS = "transaction %d begins"
+"""Logged (at debug level only) as each transaction begins: how a test sees that waiting costs none."""
+_transactions = itertools.count(1)
+
+
+def _log_transactions(engine: Engine) -> None:
+    """At debug level (set before the database is connected), log every transaction's beginning."""
+    if log.isEnabledFor(logging.DEBUG):
+        event.listen(engine, "begin", lambda _connection: log.debug(TRANSACTION_BEGINS, next(_transactions)))
+
+
 def _make_sqlite_folder(url: str) -> None:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
@@ -238,11 +250,13 @@ def create_db_engine(
     """A pooled engine for worker threads; on SQLite a busy database makes it wait (`busy_timeout`)."""
     url = normalize_url(url)
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=POOL_TIMEOUT_SECONDS,
-                             pool_pre_ping=True)
-    _make_sqlite_folder(url)
-    engine = create_engine(url, pool_size=64, max_overflow=0, connect_args={"check_same_thread": False})
-    _configure_sqlite(engine, writer_lock or _WriterLock(), _SQLITE_BUSY_TIMEOUT_MS)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=POOL_TIMEOUT_SECONDS,
+                               pool_pre_ping=True)
+    else:
+        _make_sqlite_folder(url)
+        engine = create_engine(url, pool_size=64, max_overflow=0, connect_args={"check_same_thread": False})
+        _configure_sqlite(engine, writer_lock or _WriterLock(), _SQLITE_BUSY_TIMEOUT_MS)
+    _log_transactions(engine)
     return engine
 
 
@@ -250,6 +264,7 @@ def _inline_sqlite_engine(url: str, writer_lock: _WriterLock) -> Engine:
     """The event loop's engine: one connection (the loop runs one unit of work at a time) that never waits."""
     engine = create_engine(normalize_url(url), poolclass=StaticPool, connect_args={"check_same_thread": False})
     _configure_sqlite(engine, writer_lock, 0)
+    _log_transactions(engine)
     return engine
 
 
