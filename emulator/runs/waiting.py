@@ -4,8 +4,9 @@ A stream that waits (for its model's first token) waits on the hub (`runs.hub`) 
 timer renews those leases in one short transaction every `RENEW_LEASES_EVERY_SECONDS`, so that a stream may
 wait as long as its model takes without a transaction of its own. On SQLite, where no other process can tell
 this one that a run changed, it also reads the waited runs' statuses in one read every `SQLITE_LOOK_EVERY_SECONDS`
-and notifies those another process moved (a cancel sent to another process on the same file); on PostgreSQL the
-other processes' `pg_notify` does that (`store.notifications`).
+(only when something committed since the last, `store.runs.SqliteCommits`) and notifies those another process
+moved (a cancel sent to another process on the same file); on PostgreSQL the other processes' `pg_notify`
+does that (`store.notifications`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from emulator.store import runs as store
 log = logging.getLogger("emulator.runs")
 
 RENEW_LEASES_EVERY_SECONDS = limits.RUN_STREAM_LEASE_SECONDS / 3
-SQLITE_LOOK_EVERY_SECONDS = 1.0
+SQLITE_LOOK_EVERY_SECONDS = 0.5
 
 
 class WaitingStreams:
@@ -39,7 +40,9 @@ class WaitingStreams:
         self._hub = hub
         self._runs: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
-        self._every = SQLITE_LOOK_EVERY_SECONDS if is_sqlite(db.engine) else RENEW_LEASES_EVERY_SECONDS
+        sqlite = is_sqlite(db.engine)
+        self._every = SQLITE_LOOK_EVERY_SECONDS if sqlite else RENEW_LEASES_EVERY_SECONDS
+        self._commits = store.SqliteCommits(db.engine) if sqlite else None
 
     @contextlib.contextmanager
     def waiting(self, run_id: str) -> Iterator[None]:
@@ -68,15 +71,17 @@ class WaitingStreams:
                 self._hub.notify_many(moved)
         finally:
             self._task = None
+            if self._commits is not None:
+                self._commits.close()
 
     def _look(self, run_ids: list[str], renew: bool) -> list[str]:
-        """Renew the runs' leases (when `renew`); on SQLite, the runs no longer `in_progress` (a stream waits only
-        for a run in progress)."""
+        """Renew the runs' leases (when `renew`); on SQLite, when anything committed since the last look, the runs
+        no longer `in_progress` (a stream waits only for a run in progress)."""
         try:
             if renew:
                 with self._db.transaction() as session:
                     store.renew_leases(session, run_ids, time.time() + limits.RUN_STREAM_LEASE_SECONDS)
-            if not is_sqlite(self._db.engine):
+            if self._commits is None or not (renew or self._commits.since_last_look()):
                 return []
             with self._db.transaction(write=False) as session:
                 now = store.statuses(session, run_ids)

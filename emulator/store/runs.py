@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 import sqlalchemy
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Engine, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
@@ -91,6 +91,29 @@ def statuses(session: Session, run_ids: list[str]) -> dict[str, str]:
     """The runs' statuses (a run that is gone is left out)."""
     rows = statements.all_rows(session, cast(Select[Any], _STATUSES), {"run_ids": run_ids})
     return {row.id: row.status for row in rows}
+
+
+class SqliteCommits:
+    """Whether any connection has committed to a SQLite database since the last look: `PRAGMA data_version`
+    on a connection of its own (outside any transaction: SQLite answers from its pager, reading no table)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+        self._version: int | None = None
+
+    def since_last_look(self) -> bool:
+        if self._connection is None:
+            self._connection = self._engine.raw_connection()
+        (version,) = self._connection.driver_connection.execute("PRAGMA data_version").fetchone()
+        changed: bool = version != self._version
+        self._version = version
+        return changed
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 _RUN_STARTS_WITHOUT = dict.fromkeys(
