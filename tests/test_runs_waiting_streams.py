@@ -15,10 +15,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import psycopg
 import pytest
 from openai import OpenAI
+from sqlalchemy.engine import make_url
 
 from emulator.db import TRANSACTION_BEGINS
+from emulator.store import notifications
 from tests.server import RunningServer, postgres_database, run_server
 
 TTFT_MS = "30000"
@@ -134,3 +137,30 @@ def test_the_transaction_log_counts(slow_servers: tuple[RunningServer, RunningSe
     _client(first, f"sk-waiting-{uuid.uuid4().hex}").beta.assistants.create(model="gpt-4o")
     time.sleep(0.2)
     assert _transactions_begun(first) > before
+
+
+@pytest.mark.skipif(not os.environ.get("EMULATOR_TEST_DATABASE_URL"), reason="PostgreSQL's LISTEN connection")
+def test_a_replica_whose_listening_connection_dropped_listens_again(
+    slow_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    first, second = slow_servers
+    conninfo = make_url(first.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        dropped = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = %s",
+            (notifications.APPLICATION_NAME,),
+        ).fetchall()
+    assert len(dropped) == 2, "each replica listens on one connection"
+    time.sleep(1.0)  # the listeners connect again after 0.1 s
+    key = f"sk-waiting-{uuid.uuid4().hex}"
+    stream = _waiting_stream(_client(first, key))
+    reader = stream.start()
+    assert stream.waiting.wait(15), stream.names
+    time.sleep(0.5)
+    sent = time.monotonic()
+    _client(second, key).beta.threads.runs.cancel(stream.run_id, thread_id=stream.thread_id)
+    reader.join(CANCEL_ENDS_WITHIN_SECONDS + 5)
+    assert stream.ended_at is not None and stream.ended_at - sent < CANCEL_ENDS_WITHIN_SECONDS, stream.names
+    assert stream.names[-1] == "thread.run.cancelled"
+    assert "listening for run notifications again" in (first.data_dir / "server.log").read_text()

@@ -22,6 +22,8 @@ from emulator.store import statements
 log = logging.getLogger("emulator.notifications")
 
 CHANNEL = "emulator_runs"
+APPLICATION_NAME = "emulator-run-notifications"
+"""The listening connection's name in `pg_stat_activity`."""
 ORIGIN = secrets.token_hex(8)
 """This process, in the payloads it sends."""
 
@@ -57,6 +59,7 @@ class Listener:
         self._url = _libpq_url(database_url)
         self._heard = heard
         self._resumed = resumed
+        self._origin = ORIGIN
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
         """Set while the connection listens (tests and start-up wait for it)."""
@@ -79,7 +82,9 @@ class Listener:
         first = True
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as connection:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, application_name=APPLICATION_NAME
+                ) as connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
                     pause = RECONNECT_SECONDS[0]
@@ -100,5 +105,5 @@ class Listener:
 
     def _hear(self, payload: str) -> None:
         origin, _, run_id = payload.partition(" ")
-        if origin != ORIGIN and run_id:
+        if origin != self._origin and run_id:
             self._heard(run_id)

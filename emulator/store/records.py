@@ -121,16 +121,21 @@ class Table(Generic[R]):
     """Access to one table through its record class: insert and load rows as records, write their changes.
 
     A table whose rows belong to a run (`announces`: the column holding the run's id) marks the run changed
-    when it writes one, unless only `quiet` columns changed (bookkeeping nobody waits for, such as a lease):
+    when it inserts one (unless not `announces_inserts`: nobody waits for a run just made) or writes one, unless
+    only `quiet` columns changed (bookkeeping nobody waits for, such as a lease):
     the unit of work announces its changed runs when it commits (`Changes.announce`, `db.finish`), which wakes
     whoever waits for them (`runs.hub`), in this process and the others. Every change to a run, its steps and
     its messages is written here, so this is the one place that sees them all.
     """
 
-    def __init__(self, record: type[R], *, announces: str | None = None, quiet: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self, record: type[R], *, announces: str | None = None, announces_inserts: bool = True,
+        quiet: frozenset[str] = frozenset(),
+    ) -> None:
         mapped = record.mapped
         self.record = record
         self._announces = announces
+        self._announced_insert = announces if announces_inserts else None
         self._quiet = quiet
         self.name: str = mapped.__tablename__
         self._table = mapped.__table__
@@ -162,8 +167,8 @@ class Table(Generic[R]):
             state["seq"] = result.lastrowid if compiled is not None else result.inserted_primary_key[0]
         changes = _changes(session)
         record = changes.loaded[self.identity(values)] = self._make(changes, state)
-        if self._announces is not None and values[self._announces] is not None:
-            changes.runs.add(values[self._announces])
+        if self._announced_insert is not None and values[self._announced_insert] is not None:
+            changes.runs.add(values[self._announced_insert])
         return record
 
     def _make(self, changes: Changes, values: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> R:

@@ -27,9 +27,11 @@ from emulator.store.rows import Message, Run, RunStep
 from emulator.store.threads import THREADS
 from emulator.tables import FileRow, MessageRow, RunRow, RunStepRow, ThreadRow
 
-RUNS = Table(Run, announces="id", quiet=frozenset({"lease_until", "observations", "unfinished_work"}))
+RUNS = Table(
+    Run, announces="id", announces_inserts=False, quiet=frozenset({"lease_until", "observations", "unfinished_work"})
+)
 """A run's changes wake who waits for it (`runs.hub`), but for its bookkeeping: who holds it, how often it was
-read, what work it has out."""
+read, what work it has out. Nobody waits for a run being made: its insert costs no notification."""
 STEPS = Table(RunStep, announces="run_id")
 
 _thread_table = cast(sqlalchemy.Table, ThreadRow.__table__)
