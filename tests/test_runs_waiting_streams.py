@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import httpx
 import psycopg
 import pytest
 from openai import OpenAI
@@ -102,6 +103,27 @@ def test_a_cancel_ends_a_stream_waiting_for_a_slow_model_at_once(
     ]
     run = other.beta.threads.runs.retrieve(stream.run_id, thread_id=stream.thread_id)
     assert run.status == "cancelled"
+
+
+@pytest.mark.parametrize("mover", ["the same server", "another replica"])
+def test_a_clock_moved_past_expiry_ends_a_waiting_stream_at_once(
+    slow_servers: tuple[RunningServer, RunningServer], mover: str
+) -> None:
+    if mover == "another replica" and not os.environ.get("EMULATOR_TEST_DATABASE_URL"):
+        pytest.skip("on SQLite another process's clock advance is seen when the wait ends")
+    key = f"sk-waiting-{uuid.uuid4().hex}"
+    first, second = slow_servers
+    stream = _waiting_stream(_client(first, key))
+    reader = stream.start()
+    assert stream.waiting.wait(15), stream.names
+    time.sleep(0.5)
+    root = (first if mover == "the same server" else second).root_url
+    sent = time.monotonic()
+    httpx.post(f"{root}/_emulator/clock/advance", json={"seconds": 3600},
+               headers={"Authorization": f"Bearer {key}"}).raise_for_status()
+    reader.join(CANCEL_ENDS_WITHIN_SECONDS + 5)
+    assert stream.ended_at is not None and stream.ended_at - sent < CANCEL_ENDS_WITHIN_SECONDS, stream.names
+    assert stream.names[-1] == "thread.run.expired"
 
 
 def _transactions_begun(server: RunningServer) -> int:

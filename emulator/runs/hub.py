@@ -14,6 +14,8 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Iterator
 
+from emulator.store.records import EVERY_RUN
+
 
 class Subscription:
     """One waiter's interest in a run. A notify that comes while the waiter is not waiting (it is reading the
@@ -68,8 +70,12 @@ class RunHub:
         self.notify_many((run_id,))
 
     def notify_many(self, run_ids: Iterable[str]) -> None:
-        """Wake every subscriber of these runs: at once on the event loop, else from another thread through
-        the loop. A run nobody waits for costs a dictionary look-up."""
+        """Wake every subscriber of these runs (of every run for `EVERY_RUN`): at once on the event loop, else
+        from another thread through the loop. A run nobody waits for costs a dictionary look-up."""
+        run_ids = tuple(run_ids)
+        if EVERY_RUN in run_ids:
+            self.notify_all()
+            return
         waited = [run_id for run_id in run_ids if run_id in self._subscribers]
         loop = self._loop
         if not waited or loop is None:
@@ -81,7 +87,7 @@ class RunHub:
             loop.call_soon_threadsafe(self._wake, waited)
 
     def notify_all(self) -> None:
-        """Wake every subscriber (what changed is not known: news may have been lost)."""
+        """Wake every subscriber (time moved, or news may have been lost: what changed is not known)."""
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):

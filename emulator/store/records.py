@@ -97,6 +97,16 @@ class Changes:
         return runs
 
 
+EVERY_RUN = "*"
+"""Announced for every run (time moved: any waiter's wait may be over); `runs.hub` wakes every waiter."""
+
+
+def announce_every_run(session: Session) -> None:
+    """When the unit of work commits, every waiter of every run is woken (in every process), as if each run
+    had changed: the emulator's time moved, so waits for a first token or an expiry may be over."""
+    _changes(session).runs.add(EVERY_RUN)
+
+
 def forget_loaded(session: Session, *, keep: Record) -> None:
     """The unit of work committed part of its work and goes on in a new transaction: its records (but `keep`,
     which the caller reads again) may be stale, and a later load reads its row afresh."""
