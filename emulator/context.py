@@ -11,7 +11,8 @@ from typing import Any, cast
 from sqlalchemy.orm import Session
 
 from emulator import clock, limits
-from emulator.db import Database, commit, require_worker_thread
+from emulator.commits import commit
+from emulator.db import Database, require_worker_thread
 from emulator.ids import IdFactory
 from emulator.settings import Settings
 from emulator.store import clocks

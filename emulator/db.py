@@ -15,7 +15,6 @@ document to parse) asks to leave; in each case the unit of work is rolled back a
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 import sqlite3
@@ -36,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from emulator import limits
+from emulator.commits import RUNS_CHANGED, RunsChanged, commit, finish, log_transactions, notify_committed
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 UNIT_OF_WORK_ATTEMPTS = 3
@@ -59,50 +59,6 @@ _on_event_loop: ContextVar[bool] = ContextVar("on_event_loop", default=False)
 RAW_CONNECTION = "emulator.raw_connection"
 """`Session.info` key: (DB-API connection, dialect) of a session whose Core statements may run on that
 connection directly (`store.statements`), inside the session's transaction."""
-
-CHANGES = "emulator.changes"
-"""`Session.info` key: the unit of work's tracked records (`store.records.Changes`), whose changes are written
-before commit."""
-
-
-RUNS_CHANGED = "emulator.runs_changed"
-"""`Session.info` key: what to call with the ids of the runs a unit of work changed once it has committed (the
-process's `runs.hub.RunHub.notify_many`; see `Database.connect`)."""
-
-
-def write_changes(session: Session) -> None:
-    """Write the records changed in this unit of work: before every statement of `store.statements` and of the
-    session, and before commit."""
-    changes = session.info.get(CHANGES)
-    if changes is not None and changes.dirty:
-        changes.write(session)
-
-
-def commit(session: Session, commit: Callable[[], None]) -> None:
-    """Commit the unit of work (`commit` does): its changes written first, the runs it changed announced in
-    its transaction (`store.records.Changes.announce`) and, once committed, notified in this process."""
-    runs = finish(session)
-    commit()
-    notify_committed(session, runs)
-
-
-def finish(session: Session) -> tuple[str, ...]:
-    """Just before commit: write the changed records, announce the changed runs; returns their ids."""
-    changes = session.info.get(CHANGES)
-    if changes is None:
-        return ()
-    if changes.dirty:
-        changes.write(session)
-    runs: tuple[str, ...] = changes.announce(session)
-    return runs
-
-
-def notify_committed(session: Session, runs: tuple[str, ...]) -> None:
-    if runs:
-        runs_changed = session.info.get(RUNS_CHANGED)
-        if runs_changed is not None:
-            runs_changed(runs)
-
 
 class LeaveEventLoop(Exception):
     """Raised inside an inline unit of work that would have to wait: roll back and rerun it in a worker thread."""
@@ -222,17 +178,6 @@ def _configure_sqlite(engine: Engine, writer_lock: _WriterLock, busy_timeout_ms:
     event.listen(engine, "rollback", _release)
 
 
-TRANSACTION_BEGINS = "transaction %d begins"
-"""Logged (at debug level only) as each transaction begins: how a test sees that waiting costs none."""
-_transactions = itertools.count(1)
-
-
-def _log_transactions(engine: Engine) -> None:
-    """At debug level (set before the database is connected), log every transaction's beginning."""
-    if log.isEnabledFor(logging.DEBUG):
-        event.listen(engine, "begin", lambda _connection: log.debug(TRANSACTION_BEGINS, next(_transactions)))
-
-
 def _make_sqlite_folder(url: str) -> None:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
@@ -256,7 +201,7 @@ def create_db_engine(
         _make_sqlite_folder(url)
         engine = create_engine(url, pool_size=64, max_overflow=0, connect_args={"check_same_thread": False})
         _configure_sqlite(engine, writer_lock or _WriterLock(), _SQLITE_BUSY_TIMEOUT_MS)
-    _log_transactions(engine)
+    log_transactions(engine)
     return engine
 
 
@@ -264,11 +209,8 @@ def _inline_sqlite_engine(url: str, writer_lock: _WriterLock) -> Engine:
     """The event loop's engine: one connection (the loop runs one unit of work at a time) that never waits."""
     engine = create_engine(normalize_url(url), poolclass=StaticPool, connect_args={"check_same_thread": False})
     _configure_sqlite(engine, writer_lock, 0)
-    _log_transactions(engine)
+    log_transactions(engine)
     return engine
-
-
-RunsChanged = Callable[[tuple[str, ...]], None]
 
 
 def _session_factories(

@@ -21,7 +21,7 @@ import pytest
 from openai import OpenAI
 from sqlalchemy.engine import make_url
 
-from emulator.db import TRANSACTION_BEGINS
+from emulator.commits import TRANSACTION_BEGINS
 from emulator.store import notifications
 from tests.server import RunningServer, postgres_database, run_server
 

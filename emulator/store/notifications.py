@@ -1,7 +1,7 @@
 """Runs changed, told to the other server processes over PostgreSQL: `pg_notify` in the transaction that
 changed them (so the news leaves only if it commits), and one LISTEN connection per process that hears them.
 
-SQLite serves one process: its units of work notify the process's hub directly (`db.commit`) and send nothing.
+SQLite serves one process: its units of work notify the process's hub directly (`commits.commit`) and send nothing.
 A payload is `<origin> <run id>`; a process skips its own (it notified its hub when it committed).
 """
 

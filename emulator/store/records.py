@@ -3,7 +3,7 @@
 A `Record` subclass per table (`store.rows`) declares the table's columns as typed attributes, so a type
 checker sees a run's fields. A `Table` inserts and loads rows as records: one per row in a unit of work (the
 identity map, by the table's key), attribute sets tracked, the changed columns written by key (one UPDATE)
-before the unit of work's next statement and before commit (`db.write_changes`): the ORM's autoflush, without
+before the unit of work's next statement and before commit (`commits.write_changes`): the ORM's autoflush, without
 its cost. Statements are built once (`statements.prepared`), so on the SQLite lane they run on the sqlite3
 connection directly.
 """
@@ -18,7 +18,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import Executable
 
-from emulator.db import CHANGES, write_changes
+from emulator.commits import CHANGES, write_changes
 from emulator.store import notifications, statements
 
 
@@ -133,7 +133,7 @@ class Table(Generic[R]):
     A table whose rows belong to a run (`announces`: the column holding the run's id) marks the run changed
     when it inserts one (unless not `announces_inserts`: nobody waits for a run just made) or writes one, unless
     only `quiet` columns changed (bookkeeping nobody waits for, such as a lease):
-    the unit of work announces its changed runs when it commits (`Changes.announce`, `db.finish`), which wakes
+    the unit of work announces its changed runs when it commits (`Changes.announce`, `commits.finish`), which wakes
     whoever waits for them (`runs.hub`), in this process and the others. Every change to a run, its steps and
     its messages is written here, so this is the one place that sees them all.
     """
