@@ -36,13 +36,15 @@ from emulator.api.responses import OpenAIJSON, error_response, http_error_respon
 from emulator.control import clocks as control_clocks
 from emulator.control import scripts
 from emulator.control.middleware import ControlMiddleware
-from emulator.db import Database, is_overloaded
+from emulator.db import Database, is_overloaded, is_sqlite
 from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError, ServiceUnavailable
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
 from emulator.runs import runner
+from emulator.runs.hub import RunHub
 from emulator.server_state import Runtime, model_for
 from emulator.settings import Settings
+from emulator.store.notifications import Listener
 from emulator.validation import to_invalid_request
 
 log = logging.getLogger("emulator")
@@ -167,21 +169,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         settings.files_dir.mkdir(parents=True, exist_ok=True)
-        db = Database.connect(settings.resolved_database_url(), pool_size=settings.database_pool_size)
+        hub = RunHub()
+        hub.bind_running_loop()
+        database_url = settings.resolved_database_url()
+        db = Database.connect(database_url, pool_size=settings.database_pool_size, runs_changed=hub.notify_many)
         migrate.upgrade(db.engine)
         if settings.script is not None:
             _load_script(db, settings)
         sandbox.install(settings.data_dir / "sandbox", unsafe=settings.unsafe_code_execution,
                         timeout_seconds=settings.code_interpreter_timeout_seconds)
-        runtime = Runtime(settings=settings, db=db, ids=ids, model=model_for(settings))
+        runtime = Runtime(settings=settings, db=db, ids=ids, model=model_for(settings), hub=hub)
         # Until an encoding is built, a run's units of work leave the event loop for a worker thread.
         threading.Thread(target=tokens.warm_up, name="tokenizer-warm-up", daemon=True).start()
         app.state.runtime = runtime
         sweeper = asyncio.create_task(_sweep_forever(runtime))
         run_runner = asyncio.create_task(runner.run(runtime))
+        listener = None if is_sqlite(db.engine) else Listener(database_url, hub.notify, hub.notify_all)
+        if listener is not None:
+            await listener.start()
         try:
             yield {}
         finally:
+            if listener is not None:
+                await listener.stop()
             for task in (run_runner, sweeper):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

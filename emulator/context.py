@@ -11,7 +11,8 @@ from typing import Any, cast
 from sqlalchemy.orm import Session
 
 from emulator import clock, limits
-from emulator.db import Database, require_worker_thread, write_changes
+from emulator.commits import commit
+from emulator.db import Database, require_worker_thread
 from emulator.ids import IdFactory
 from emulator.settings import Settings
 from emulator.store import clocks
@@ -88,8 +89,7 @@ class Ctx:
         worker thread (the event loop's lane cannot commit part of a unit of work). What the committed part
         planned to do after its commit (`after_commit`) is done now: a later retry or error cannot undo it."""
         require_worker_thread("the unit of work commits before work that must not hold a transaction")
-        write_changes(self.session)
-        self.session.commit()
+        commit(self.session, self.session.commit)
         self._now = self._offset = None
         self.committed()
         self._planned_before_begin = 0  # a later attempt of the unit of work keeps nothing of this one's plans

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from emulator import limits
+from emulator.commits import RUNS_CHANGED, RunsChanged, commit, finish, log_transactions, notify_committed
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 UNIT_OF_WORK_ATTEMPTS = 3
@@ -58,19 +59,6 @@ _on_event_loop: ContextVar[bool] = ContextVar("on_event_loop", default=False)
 RAW_CONNECTION = "emulator.raw_connection"
 """`Session.info` key: (DB-API connection, dialect) of a session whose Core statements may run on that
 connection directly (`store.statements`), inside the session's transaction."""
-
-CHANGES = "emulator.changes"
-"""`Session.info` key: the unit of work's tracked records (`store.records.Changes`), whose changes are written
-before commit."""
-
-
-def write_changes(session: Session) -> None:
-    """Write the records changed in this unit of work: before every statement of `store.statements` and of the
-    session, and before commit."""
-    changes = session.info.get(CHANGES)
-    if changes is not None and changes.dirty:
-        changes.write(session)
-
 
 class LeaveEventLoop(Exception):
     """Raised inside an inline unit of work that would have to wait: roll back and rerun it in a worker thread."""
@@ -207,11 +195,13 @@ def create_db_engine(
     """A pooled engine for worker threads; on SQLite a busy database makes it wait (`busy_timeout`)."""
     url = normalize_url(url)
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=POOL_TIMEOUT_SECONDS,
-                             pool_pre_ping=True)
-    _make_sqlite_folder(url)
-    engine = create_engine(url, pool_size=64, max_overflow=0, connect_args={"check_same_thread": False})
-    _configure_sqlite(engine, writer_lock or _WriterLock(), _SQLITE_BUSY_TIMEOUT_MS)
+        engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=POOL_TIMEOUT_SECONDS,
+                               pool_pre_ping=True)
+    else:
+        _make_sqlite_folder(url)
+        engine = create_engine(url, pool_size=64, max_overflow=0, connect_args={"check_same_thread": False})
+        _configure_sqlite(engine, writer_lock or _WriterLock(), _SQLITE_BUSY_TIMEOUT_MS)
+    log_transactions(engine)
     return engine
 
 
@@ -219,14 +209,18 @@ def _inline_sqlite_engine(url: str, writer_lock: _WriterLock) -> Engine:
     """The event loop's engine: one connection (the loop runs one unit of work at a time) that never waits."""
     engine = create_engine(normalize_url(url), poolclass=StaticPool, connect_args={"check_same_thread": False})
     _configure_sqlite(engine, writer_lock, 0)
+    log_transactions(engine)
     return engine
 
 
-def _session_factories(engine: Engine) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
+def _session_factories(
+    engine: Engine, runs_changed: RunsChanged | None
+) -> tuple[sessionmaker[Session], sessionmaker[Session]]:
     write_engine = engine.execution_options(sqlite_immediate=True) if is_sqlite(engine) else engine
+    info = {RUNS_CHANGED: runs_changed}
     return (
-        sessionmaker(engine, expire_on_commit=False, autoflush=False),
-        sessionmaker(write_engine, expire_on_commit=False, autoflush=False),
+        sessionmaker(engine, expire_on_commit=False, autoflush=False, info=info),
+        sessionmaker(write_engine, expire_on_commit=False, autoflush=False, info=info),
     )
 
 
@@ -259,16 +253,17 @@ class InlineLane:
     joined to that transaction. Checking a connection out of a pool and binding a new session to it per request
     cost more than the request's SQL (measured: 190 us against 96 us for two point reads)."""
 
-    def __init__(self, url: str, writer_lock: _WriterLock) -> None:
+    def __init__(self, url: str, writer_lock: _WriterLock, runs_changed: RunsChanged | None = None) -> None:
         self.engine = _inline_sqlite_engine(url, writer_lock)
         self._connection: Connection | None = None
+        self._runs_changed = runs_changed
         self._info: dict[str, Any] = {}
 
     def _open(self) -> Connection:
         if self._connection is None or self._connection.closed or self._connection.invalidated:
             self._connection = self.engine.connect()
             raw = self._connection.connection.dbapi_connection
-            self._info = {RAW_CONNECTION: (raw, self.engine.dialect)}
+            self._info = {RAW_CONNECTION: (raw, self.engine.dialect), RUNS_CHANGED: self._runs_changed}
         return self._connection
 
     def run(self, work: Callable[[Session], T], *, write: bool) -> T:
@@ -282,10 +277,11 @@ class InlineLane:
             try:
                 try:
                     result = work(cast(Session, session))
-                    write_changes(cast(Session, session))
+                    runs = finish(cast(Session, session))
                 finally:
                     session.close()
                 transaction.commit()
+                notify_committed(cast(Session, session), runs)
                 return result
             except BaseException:
                 if transaction.is_active:
@@ -324,14 +320,17 @@ class Database:
     inline: InlineLane | None = None
 
     @classmethod
-    def connect(cls, url: str, *, pool_size: int = limits.DATABASE_POOL_SIZE) -> Database:
-        """The database at `url`; `pool_size` bounds a server database's connections (`limits.DATABASE_POOL_SIZE`)."""
+    def connect(
+        cls, url: str, *, pool_size: int = limits.DATABASE_POOL_SIZE, runs_changed: RunsChanged | None = None
+    ) -> Database:
+        """The database at `url`; `pool_size` bounds a server database's connections (`limits.DATABASE_POOL_SIZE`);
+        `runs_changed` is told, after each commit, the runs it changed (`runs.hub`)."""
         if make_url(normalize_url(url)).get_backend_name() != "sqlite":
             engine = create_db_engine(url, pool_size=pool_size)
-            return cls(engine, *_session_factories(engine))
+            return cls(engine, *_session_factories(engine, runs_changed))
         writer_lock = _WriterLock()
         engine = create_db_engine(url, writer_lock)
-        return cls(engine, *_session_factories(engine), InlineLane(url, writer_lock))
+        return cls(engine, *_session_factories(engine, runs_changed), InlineLane(url, writer_lock, runs_changed))
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
@@ -340,8 +339,7 @@ class Database:
         with factory() as session:
             try:
                 yield session
-                write_changes(session)
-                session.commit()
+                commit(session, session.commit)
             except BaseException:
                 session.rollback()
                 raise

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from emulator.control.cache import ControlCache
 from emulator.db import Database
 from emulator.ids import IdFactory
+from emulator.runs.hub import RunHub
+from emulator.runs.waiting import WaitingStreams
 from emulator.settings import Settings
 from emulator.stub_model import Model, StubModel
 
@@ -20,6 +22,13 @@ class Runtime:
     model: Model = field(default_factory=StubModel)
     """The stub, or an `UpstreamModel` when the settings name an upstream (`model_for`; closed by `close`)."""
     control: ControlCache = field(default_factory=ControlCache)
+    hub: RunHub = field(default_factory=RunHub)
+    """Wakes who waits for a run when it changes (`Database.connect`'s `runs_changed` is its `notify_many`)."""
+    waiting: WaitingStreams = field(init=False)
+    """The streams waiting for their runs, looked after together (`runs.waiting`)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "waiting", WaitingStreams(self.db, self.hub))
 
     async def close(self) -> None:
         from emulator.runs.upstream_model import UpstreamModel

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from emulator.db import write_changes
+from emulator.commits import write_changes
 from emulator.store import messages, records, runs, statements, threads
 from emulator.tables import MessageRow
 from tests.units_of_work import Unit

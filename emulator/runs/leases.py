@@ -16,9 +16,10 @@ def held(run: Run) -> bool:
             and not outside.waiting(run))
 
 
-def take(run: Run, *, beyond: float = 0.0) -> None:
-    """Hold the run for a stream until `beyond` seconds from now (when it looks at the run again) and a margin."""
-    run.lease_until = time.time() + beyond + limits.RUN_STREAM_LEASE_SECONDS
+def take(run: Run) -> None:
+    """Hold the run for a stream: `limits.RUN_STREAM_LEASE_SECONDS`, renewed while the stream waits
+    (`runs.waiting`) and at each of its phases."""
+    run.lease_until = time.time() + limits.RUN_STREAM_LEASE_SECONDS
 
 
 def drop(run: Run) -> None:

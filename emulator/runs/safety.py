@@ -29,8 +29,9 @@ from contextvars import ContextVar
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from emulator.commits import CHANGES, write_changes
 from emulator.context import Ctx
-from emulator.db import CHANGES, LeaveEventLoop, RecordThenRetry, write_changes
+from emulator.db import LeaveEventLoop, RecordThenRetry
 from emulator.errors import SERVER_ERROR_MESSAGE
 from emulator.runs import code_interpreter, executor, leases, outside, phases, schedule
 from emulator.runs.events import Event

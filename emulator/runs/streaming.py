@@ -1,11 +1,13 @@
 """Drives a run for a streaming request, phase by phase, and yields its SSE bytes.
 
-Each phase runs in its own transaction in the thread pool; between phases nothing is held, so a cancel from
-another request (or replica) is seen at the next phase and the stream ends with the cancel events. The
-stream's lease keeps pollers and runners from advancing the run meanwhile (it covers the stream's wait and a few
-seconds more, `limits.RUN_STREAM_LEASE_SECONDS`); it is dropped when the stream ends for any reason, including a
-client that disconnects, after which a runner (or any poll) finishes the run; a stream whose process dies leaves
-it to lapse.
+Each phase runs in its own transaction in the thread pool; between phases nothing is held. A stream that waits
+(for its model's first token) waits on the process's hub (`runs.hub`) until its wait is over or the run
+changes: a cancel from another request, here or on another replica, wakes it at once and the stream ends with
+the cancel events. It costs no transaction while it waits. The stream's lease keeps pollers and runners from
+advancing the run meanwhile (`limits.RUN_STREAM_LEASE_SECONDS`, renewed for all waiting streams together by one
+timer, `runs.waiting`); it is dropped when the stream ends for any reason, including a client that disconnects,
+after which a runner (or any poll) finishes the run; a stream whose process dies leaves it to lapse within
+seconds, and a runner elsewhere takes the run over.
 
 With an upstream model, the phase that makes the model call commits its claim and starts the call
 (`upstream_turn.CallInFlight`); the stream then waits for it on the event loop, holding no worker thread, and
@@ -30,17 +32,13 @@ from sqlalchemy.orm import Session
 from emulator import sse
 from emulator.context import Ctx
 from emulator.errors import SERVER_ERROR_MESSAGE
-from emulator.runs import executor, leases, outside, pending, phases, schedule, upstream_turn
+from emulator.runs import executor, hub, leases, outside, pending, phases, schedule, upstream_turn
 from emulator.runs.events import Event
 from emulator.runs.upstream_model import Subscription, UpstreamModel
 from emulator.server_state import Runtime
 from emulator.store import runs as store
 
 log = logging.getLogger("emulator.streaming")
-
-_RECHECK_SECONDS = 1.0
-"""A waiting stream looks at its run at least this often, so a cancel from elsewhere ends it promptly."""
-
 
 @dataclass(frozen=True)
 class _Phase:
@@ -80,8 +78,6 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], 
         resting = executor.is_resting(run) or (not moved and wait == 0)
         if resting:
             leases.drop(run)
-        else:
-            leases.take(run, beyond=wait)
         schedule.plan(ctx, run)
         return _Phase(produced, resting, wait, pause)
 
@@ -103,8 +99,6 @@ def _release(runtime: Runtime, run_id: str) -> None:
             due_at = run.due_at
     if due_at is not None:  # a client that went away: a runner finishes the run
         schedule.ring(due_at)
-
-
 
 
 def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> list[Event]:
@@ -167,25 +161,32 @@ async def drive(
     try:
         for event in opening:
             yield sse.encode(event.name, event.data)
-        resumed = False
-        while True:
-            phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include, resumed)
+        with contextlib.ExitStack() as subscribed:
+            changes: hub.Subscription | None = None
             resumed = False
-            if phase.call is not None and watching is not None:
-                lapse = functools.partial(outside.lapse, runtime.db, run_id)
-                async for live in _during(phase.call, watching, lapse, gone):
-                    if live:
-                        yield live
-                resumed = True
-                continue
-            for event in phase.events:
-                if phase.delta_pause and event.name == "thread.message.delta":
-                    await anyio.sleep(phase.delta_pause)
-                yield sse.encode(event.name, event.data)
-            if phase.resting:
-                break
-            if phase.wait:
-                await anyio.sleep(min(phase.wait, _RECHECK_SECONDS))
+            while True:
+                phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include, resumed)
+                resumed = False
+                if phase.call is not None and watching is not None:
+                    lapse = functools.partial(outside.lapse, runtime.db, run_id)
+                    async for live in _during(phase.call, watching, lapse, gone):
+                        if live:
+                            yield live
+                    resumed = True
+                    continue
+                for event in phase.events:
+                    if phase.delta_pause and event.name == "thread.message.delta":
+                        await anyio.sleep(phase.delta_pause)
+                    yield sse.encode(event.name, event.data)
+                if phase.resting:
+                    break
+                if not phase.wait:
+                    continue
+                if changes is None:  # subscribed from now on: a look again sees what changed before
+                    changes = subscribed.enter_context(runtime.hub.subscribe(run_id))
+                    continue
+                with runtime.waiting.waiting(run_id):
+                    await changes.wait(phase.wait)
     except Exception:
         log.exception("stream of run %s failed", run_id)
         for event in await run_in_threadpool(_fail, runtime, tenant, run_id, include):

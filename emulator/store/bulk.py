@@ -17,7 +17,7 @@ from sqlalchemy import String, bindparam, func, insert, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from emulator.db import write_changes
+from emulator.commits import write_changes
 from emulator.store import statements
 from emulator.store.records import R, Table
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Insert, bindparam, func, insert, select, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from emulator.store import statements
+from emulator.store import records, statements
 from emulator.store.rows import Clock, TenantClock
 
 CLOCK_ROW_ID = 1
@@ -68,10 +68,12 @@ def largest_own_offset(session: Session) -> int:
 def advance_tenant(session: Session, tenant: str, seconds: int) -> None:
     """Add to the tenant's own offset atomically (safe against concurrent advances on replicas)."""
     statements.execute(session, _ADVANCE_TENANT[statements.on_sqlite(session)], {"tenant": tenant, "seconds": seconds})
+    records.announce_every_run(session)
 
 
 def advance_every_tenant(session: Session, seconds: int) -> None:
     statements.execute(session, _ADVANCE_EVERY_TENANT, {"seconds": seconds})
+    records.announce_every_run(session)
 
 
 def ensure_clock_row(connection: Connection) -> None:

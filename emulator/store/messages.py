@@ -14,7 +14,8 @@ from emulator.store.records import Table
 from emulator.store.rows import Message
 from emulator.tables import MessageRow
 
-MESSAGES = Table(Message)
+MESSAGES = Table(Message, announces="run_id")
+"""A message a run writes wakes who waits for the run (`runs.hub`)."""
 
 
 def create(

@@ -3,7 +3,7 @@
 A `Record` subclass per table (`store.rows`) declares the table's columns as typed attributes, so a type
 checker sees a run's fields. A `Table` inserts and loads rows as records: one per row in a unit of work (the
 identity map, by the table's key), attribute sets tracked, the changed columns written by key (one UPDATE)
-before the unit of work's next statement and before commit (`db.write_changes`): the ORM's autoflush, without
+before the unit of work's next statement and before commit (`commits.write_changes`): the ORM's autoflush, without
 its cost. Statements are built once (`statements.prepared`), so on the SQLite lane they run on the sqlite3
 connection directly, and their rows become records straight from the driver's tuples (`_builder`).
 """
@@ -19,8 +19,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import Executable
 
-from emulator.db import CHANGES, write_changes
-from emulator.store import statements
+from emulator.commits import CHANGES, write_changes
+from emulator.store import notifications, statements
 
 
 class Record:
@@ -71,14 +71,15 @@ _UNCHANGED: Any = frozenset()
 
 
 class Changes:
-    """A unit of work's records: one per row (by table and key, as the ORM's identity map) and those changed
-    since the last write."""
+    """A unit of work's records: one per row (by table and key, as the ORM's identity map), those changed
+    since the last write, and the runs whose changes were written (`Table`'s `announces`)."""
 
-    __slots__ = ("dirty", "loaded")
+    __slots__ = ("dirty", "loaded", "runs")
 
     def __init__(self) -> None:
         self.loaded: dict[tuple[str, Any], Record] = {}
         self.dirty: list[Record] = []
+        self.runs: set[str] = set()
 
     def write(self, session: Session) -> None:
         """Write the changed records in the order they changed; one that fails stays changed, as do the rest."""
@@ -86,6 +87,25 @@ class Changes:
             record = self.dirty[0]
             record.__dict__["_table"].write(session, record)
             del self.dirty[0]
+
+    def announce(self, session: Session) -> tuple[str, ...]:
+        """Just before commit: the runs changed since the last commit, announced to the other server processes
+        in this transaction (`store.notifications.send`: they learn of it only if it commits)."""
+        if not self.runs:
+            return ()
+        runs, self.runs = tuple(self.runs), set()
+        notifications.send(session, runs)
+        return runs
+
+
+EVERY_RUN = "*"
+"""Announced for every run (time moved: any waiter's wait may be over); `runs.hub` wakes every waiter."""
+
+
+def announce_every_run(session: Session) -> None:
+    """When the unit of work commits, every waiter of every run is woken (in every process), as if each run
+    had changed: the emulator's time moved, so waits for a first token or an expiry may be over."""
+    _changes(session).runs.add(EVERY_RUN)
 
 
 def forget_loaded(session: Session, *, keep: Record) -> None:
@@ -109,11 +129,25 @@ def _write_changes_first(state: ORMExecuteState) -> None:
 
 
 class Table(Generic[R]):
-    """Access to one table through its record class: insert and load rows as records, write their changes."""
+    """Access to one table through its record class: insert and load rows as records, write their changes.
 
-    def __init__(self, record: type[R]) -> None:
+    A table whose rows belong to a run (`announces`: the column holding the run's id) marks the run changed
+    when it inserts one (unless not `announces_inserts`: nobody waits for a run just made) or writes one, unless
+    only `quiet` columns changed (bookkeeping nobody waits for, such as a lease):
+    the unit of work announces its changed runs when it commits (`Changes.announce`, `commits.finish`), which wakes
+    whoever waits for them (`runs.hub`), in this process and the others. Every change to a run, its steps and
+    its messages is written here, so this is the one place that sees them all.
+    """
+
+    def __init__(
+        self, record: type[R], *, announces: str | None = None, announces_inserts: bool = True,
+        quiet: frozenset[str] = frozenset(),
+    ) -> None:
         mapped = record.mapped
         self.record = record
+        self._announces = announces
+        self._announced_insert = announces if announces_inserts else None
+        self._quiet = quiet
         self.name: str = mapped.__tablename__
         self._table = mapped.__table__
         self._names = {a.key: a.columns[0].name for a in inspect(mapped).column_attrs if not a.deferred}
@@ -146,6 +180,8 @@ class Table(Generic[R]):
             state["seq"] = result.lastrowid if compiled is not None else result.inserted_primary_key[0]
         changes = _changes(session)
         record = changes.loaded[self.identity(values)] = self._make(changes, state)
+        if self._announced_insert is not None and values[self._announced_insert] is not None:
+            changes.runs.add(values[self._announced_insert])
         return record
 
     def _make(self, changes: Changes, values: Mapping[str, Any]) -> R:
@@ -266,6 +302,8 @@ class Table(Generic[R]):
             key = self.identity(state)[1]
             raise LookupError(f"{self.name} row {key!r} is gone: its changes {sorted(names)} cannot be written")
         changed.clear()
+        if self._announces is not None and state[self._announces] is not None and not names <= self._quiet:
+            _changes(session).runs.add(state[self._announces])
 
     def _update_of(self, names: frozenset[str]) -> Executable:
         columns = self._table.c

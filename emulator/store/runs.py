@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 import sqlalchemy
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Engine, Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
@@ -27,8 +27,12 @@ from emulator.store.rows import Message, Run, RunStep
 from emulator.store.threads import THREADS
 from emulator.tables import FileRow, MessageRow, RunRow, RunStepRow, ThreadRow
 
-RUNS = Table(Run)
-STEPS = Table(RunStep)
+RUNS = Table(
+    Run, announces="id", announces_inserts=False, quiet=frozenset({"lease_until", "observations", "unfinished_work"})
+)
+"""A run's changes wake who waits for it (`runs.hub`), but for its bookkeeping: who holds it, how often it was
+read, what work it has out. Nobody waits for a run being made: its insert costs no notification."""
+STEPS = Table(RunStep, announces="run_id")
 
 _thread_table = cast(sqlalchemy.Table, ThreadRow.__table__)
 _threads = _thread_table.c
@@ -93,6 +97,50 @@ def claim_due(session: Session, now: float, hold_seconds: float, limit: int) -> 
     claiming are skipped (SQLite serializes writers). Returns the ids claimed."""
     params = {"now": now, "until": now + hold_seconds, "limit": limit}
     return list(session.connection().execute(_CLAIM_DUE, params).scalars())
+
+
+_RENEW_LEASES = (
+    update(RunRow)
+    .where(RunRow.id.in_(bindparam("run_ids", expanding=True)), RunRow.lease_until.is_not(None))
+    .values(lease_until=bindparam("until"))
+)
+
+
+def renew_leases(session: Session, run_ids: list[str], until: float) -> int:
+    """Extend the leases the runs hold (a run no longer leased stays so); how many were extended."""
+    return statements.execute(session, _RENEW_LEASES, {"run_ids": run_ids, "until": until})
+
+
+_STATUSES = select(RunRow.id, RunRow.status).where(RunRow.id.in_(bindparam("run_ids", expanding=True)))
+
+
+def statuses(session: Session, run_ids: list[str]) -> dict[str, str]:
+    """The runs' statuses (a run that is gone is left out)."""
+    rows = statements.all_rows(session, cast(Select[Any], _STATUSES), {"run_ids": run_ids})
+    return {row.id: row.status for row in rows}
+
+
+class SqliteCommits:
+    """Whether any connection has committed to a SQLite database since the last look: `PRAGMA data_version`
+    on a connection of its own (outside any transaction: SQLite answers from its pager, reading no table)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Any = None
+        self._version: int | None = None
+
+    def since_last_look(self) -> bool:
+        if self._connection is None:
+            self._connection = self._engine.raw_connection()
+        (version,) = self._connection.driver_connection.execute("PRAGMA data_version").fetchone()
+        changed: bool = version != self._version
+        self._version = version
+        return changed
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 _RUN_STARTS_WITHOUT = dict.fromkeys(

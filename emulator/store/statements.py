@@ -9,7 +9,7 @@ order of its parameters, the type processors of its parameters and columns) and 
 in the same transaction. SQLAlchemy's per-execution work costs about ten times a point read's own. Elsewhere
 (PostgreSQL, worker threads) the same statements go through SQLAlchemy Core.
 
-Every statement first writes the unit of work's changed records (`db.write_changes`), so it sees them.
+Every statement first writes the unit of work's changed records (`commits.write_changes`), so it sees them.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 from sqlalchemy.types import TypeEngine
 
-from emulator.db import RAW_CONNECTION, write_changes
+from emulator.commits import write_changes
+from emulator.db import RAW_CONNECTION
 
 
 def columns(table: Any) -> list[ColumnElement[Any]]:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
-from emulator.db import write_changes
+from emulator.commits import write_changes
 from emulator.store import statements
 from emulator.store import vector_store_tables as tables
 

@@ -1,0 +1,188 @@
+"""Streams waiting for their model's first token (a 30 s latency profile) are woken by a cancel at once, sent to
+their own server or to another replica, and cost no transaction while they wait.
+
+The slow server and its replica share a database of their own: a fresh PostgreSQL database when
+EMULATOR_TEST_DATABASE_URL is set, else a SQLite file (several processes on one file, WAL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import psycopg
+import pytest
+from openai import OpenAI
+from sqlalchemy.engine import make_url
+
+from emulator.commits import TRANSACTION_BEGINS
+from emulator.store import notifications
+from tests.server import RunningServer, postgres_database, run_server
+
+TTFT_MS = "30000"
+CANCEL_ENDS_WITHIN_SECONDS = 2.0
+
+
+@pytest.fixture(scope="module")
+def slow_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, RunningServer]]:
+    """A server whose model takes 30 s to its first token, logging every transaction, and a replica of it."""
+    env = {"EMULATOR_LATENCY_TTFT_MS": TTFT_MS, "EMULATOR_LOG_LEVEL": "debug"}
+    first_dir, second_dir = tmp_path_factory.mktemp("slow-a"), tmp_path_factory.mktemp("slow-b")
+    admin_url = os.environ.get("EMULATOR_TEST_DATABASE_URL")
+    database = postgres_database(admin_url) if admin_url else contextlib.nullcontext()
+    with database as database_url, run_server(first_dir, database_url, **env) as first, run_server(
+        second_dir, first.database_url, EMULATOR_LATENCY_TTFT_MS=TTFT_MS
+    ) as second:
+        yield first, second
+
+
+def _client(server: RunningServer, key: str) -> OpenAI:
+    return OpenAI(base_url=server.base_url, api_key=key, max_retries=0, timeout=60)
+
+
+@dataclass
+class WaitingStream:
+    """A streamed run read in a thread with the official SDK: its events, and when it ended."""
+
+    client: OpenAI
+    thread_id: str
+    assistant_id: str
+    names: list[str] = field(default_factory=list)
+    run_id: str = ""
+    waiting: threading.Event = field(default_factory=threading.Event)
+    ended_at: float | None = None
+
+    def start(self) -> threading.Thread:
+        reader = threading.Thread(target=self._read, daemon=True)
+        reader.start()
+        return reader
+
+    def _read(self) -> None:
+        with self.client.beta.threads.runs.create(
+            thread_id=self.thread_id, assistant_id=self.assistant_id, stream=True
+        ) as stream:
+            for event in stream:
+                self.names.append(event.event)
+                if event.event == "thread.run.created":
+                    self.run_id = event.data.id
+                if event.event == "thread.message.in_progress":
+                    self.waiting.set()  # the model's answer is 30 s away: the stream waits
+        self.ended_at = time.monotonic()
+
+
+def _waiting_stream(client: OpenAI) -> WaitingStream:
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "take your time"}])
+    return WaitingStream(client, thread.id, assistant.id)
+
+
+@pytest.mark.parametrize("canceller", ["the same server", "another replica"])
+def test_a_cancel_ends_a_stream_waiting_for_a_slow_model_at_once(
+    slow_servers: tuple[RunningServer, RunningServer], canceller: str
+) -> None:
+    key = f"sk-waiting-{uuid.uuid4().hex}"
+    first, second = slow_servers
+    stream = _waiting_stream(_client(first, key))
+    reader = stream.start()
+    assert stream.waiting.wait(15), stream.names
+    time.sleep(1.5)  # well into its wait (before, the stream looked at its run once a second)
+    other = _client(first if canceller == "the same server" else second, key)
+    sent = time.monotonic()
+    assert other.beta.threads.runs.cancel(stream.run_id, thread_id=stream.thread_id).status == "cancelling"
+    reader.join(CANCEL_ENDS_WITHIN_SECONDS + 5)
+    assert stream.ended_at is not None, f"the stream still waits: {stream.names}"
+    assert stream.ended_at - sent < CANCEL_ENDS_WITHIN_SECONDS, f"ended {stream.ended_at - sent:.2f} s after the cancel"
+    assert stream.names[-4:] == [
+        "thread.run.cancelling", "thread.message.incomplete", "thread.run.step.cancelled", "thread.run.cancelled"
+    ]
+    run = other.beta.threads.runs.retrieve(stream.run_id, thread_id=stream.thread_id)
+    assert run.status == "cancelled"
+
+
+@pytest.mark.parametrize("mover", ["the same server", "another replica"])
+def test_a_clock_moved_past_expiry_ends_a_waiting_stream_at_once(
+    slow_servers: tuple[RunningServer, RunningServer], mover: str
+) -> None:
+    if mover == "another replica" and not os.environ.get("EMULATOR_TEST_DATABASE_URL"):
+        pytest.skip("on SQLite another process's clock advance is seen when the wait ends")
+    key = f"sk-waiting-{uuid.uuid4().hex}"
+    first, second = slow_servers
+    stream = _waiting_stream(_client(first, key))
+    reader = stream.start()
+    assert stream.waiting.wait(15), stream.names
+    time.sleep(0.5)
+    root = (first if mover == "the same server" else second).root_url
+    sent = time.monotonic()
+    httpx.post(f"{root}/_emulator/clock/advance", json={"seconds": 3600},
+               headers={"Authorization": f"Bearer {key}"}).raise_for_status()
+    reader.join(CANCEL_ENDS_WITHIN_SECONDS + 5)
+    assert stream.ended_at is not None and stream.ended_at - sent < CANCEL_ENDS_WITHIN_SECONDS, stream.names
+    assert stream.names[-1] == "thread.run.expired"
+
+
+def _transactions_begun(server: RunningServer) -> int:
+    return (server.data_dir / "server.log").read_text().count(TRANSACTION_BEGINS.split(" %d ")[1])
+
+
+def test_waiting_streams_cost_no_transaction(slow_servers: tuple[RunningServer, RunningServer]) -> None:
+    """20 streams wait for 3 s: no transaction runs. Before, each re-read its run once a second in a write
+    transaction (60 here). (On SQLite the process reads its waited runs' statuses, in one read for all, only
+    when some connection committed since its last look; nothing commits here.)"""
+    key = f"sk-waiting-{uuid.uuid4().hex}"
+    first, _second = slow_servers
+    client = _client(first, key)
+    streams = [_waiting_stream(client) for _ in range(20)]
+    readers = [stream.start() for stream in streams]
+    assert all(stream.waiting.wait(30) for stream in streams), "every stream waits for its model"
+    time.sleep(1.0)  # each has looked at its run once more since it subscribed to its changes
+    before = _transactions_begun(first)
+    time.sleep(3.0)
+    during = _transactions_begun(first) - before
+    for stream in streams:
+        client.beta.threads.runs.cancel(stream.run_id, thread_id=stream.thread_id)
+    for reader in readers:
+        reader.join(10)
+    assert all(stream.names[-1] == "thread.run.cancelled" for stream in streams)
+    assert during == 0, f"{during} transactions while 20 streams waited for 3 s"
+
+
+def test_the_transaction_log_counts(slow_servers: tuple[RunningServer, RunningServer]) -> None:
+    """The count above can be other than zero: a request's transactions are seen."""
+    first, _second = slow_servers
+    before = _transactions_begun(first)
+    _client(first, f"sk-waiting-{uuid.uuid4().hex}").beta.assistants.create(model="gpt-4o")
+    time.sleep(0.2)
+    assert _transactions_begun(first) > before
+
+
+@pytest.mark.skipif(not os.environ.get("EMULATOR_TEST_DATABASE_URL"), reason="PostgreSQL's LISTEN connection")
+def test_a_replica_whose_listening_connection_dropped_listens_again(
+    slow_servers: tuple[RunningServer, RunningServer],
+) -> None:
+    first, second = slow_servers
+    conninfo = make_url(first.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as admin:
+        dropped = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = %s",
+            (notifications.APPLICATION_NAME,),
+        ).fetchall()
+    assert len(dropped) == 2, "each replica listens on one connection"
+    time.sleep(1.0)  # the listeners connect again after 0.1 s
+    key = f"sk-waiting-{uuid.uuid4().hex}"
+    stream = _waiting_stream(_client(first, key))
+    reader = stream.start()
+    assert stream.waiting.wait(15), stream.names
+    time.sleep(0.5)
+    sent = time.monotonic()
+    _client(second, key).beta.threads.runs.cancel(stream.run_id, thread_id=stream.thread_id)
+    reader.join(CANCEL_ENDS_WITHIN_SECONDS + 5)
+    assert stream.ended_at is not None and stream.ended_at - sent < CANCEL_ENDS_WITHIN_SECONDS, stream.names
+    assert stream.names[-1] == "thread.run.cancelled"
+    assert "listening for run notifications again" in (first.data_dir / "server.log").read_text()
