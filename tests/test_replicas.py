@@ -79,8 +79,9 @@ def test_cancel_on_one_replica_ends_the_stream_served_by_the_other(replicas: lis
             for line in stream.iter_lines():
                 if line.startswith("event: "):
                     names.append(line.removeprefix("event: "))
-                elif line.startswith("data: {") and names[-1] == "thread.run.in_progress" and not cancelled:
-                    run_id = json.loads(line.removeprefix("data: "))["id"]
+                elif line.startswith("data: {") and names[-1] == "thread.message.in_progress" and not cancelled:
+                    # The message is open and the model's first token awaited (1.5 s): the cancel lands then.
+                    run_id = json.loads(line.removeprefix("data: "))["run_id"]
                     cancelled = a.post(f"/threads/{thread}/runs/{run_id}/cancel").json()
         assert cancelled["status"] == "cancelling"
         tail = names[names.index("thread.run.cancelling") :]
