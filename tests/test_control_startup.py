@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -177,3 +178,30 @@ def test_the_same_seed_and_a_yaml_script_give_the_same_ids_and_outputs(tmp_path:
     assert first["ids"][0].startswith("asst_") and len(set(first["ids"])) == len(first["ids"])
     assert first["texts"][-1] == "Based on the tool results: get_weather returned sunny."
     assert first["stream"][-1] == ("thread.run.completed", first["stream"][-1][1])
+
+
+def _ids_of_a_run_read_late(server: RunningServer, pause: float) -> list[str]:
+    """Ids a seeded server gives: a run, then (after `pause` seconds) another thread, then the run read to its end."""
+    client = OpenAI(base_url=server.base_url, api_key="sk-seeded", max_retries=0)
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    time.sleep(pause)
+    other = client.beta.threads.create()
+    run = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=50)
+    assert run.status == "completed"
+    steps = client.beta.threads.runs.steps.list(run.id, thread_id=thread.id).data
+    messages = client.beta.threads.messages.list(thread.id).data
+    return [run.id, other.id, *(step.id for step in steps), *(message.id for message in messages)]
+
+
+def test_a_seeded_server_gives_the_same_ids_whenever_the_client_reads(tmp_path: Path) -> None:
+    """With `--seed` the runner leaves runs to reads: a client that reads its run a second later (after making
+    another thread) gets the ids one that read at once got, its thread's included."""
+    outcomes = []
+    for pause in (0.0, 1.0):
+        data_dir = tmp_path / f"seeded-{pause}"
+        data_dir.mkdir()
+        with extra_server(data_dir, EMULATOR_SEED="7") as server:
+            outcomes.append(_ids_of_a_run_read_late(server, pause))
+    assert outcomes[0] == outcomes[1]

@@ -106,7 +106,7 @@ def test_a_run_whose_streaming_process_is_killed_is_finished_by_another_replica(
     killed = time.monotonic()
     streaming.process.wait(10)
     assert _stored(other, run_id)[0] == "in_progress"
-    # The stream's lease covered its wait and 4 s more; then the other replica's runner takes the run.
+    # The stream's lease (4 s, renewed while it lived) lapses; then the other replica's runner takes the run.
     _until_stored(other, run_id, "completed", 15)
     took = time.monotonic() - killed
     print(f"run finished by the other replica {took:.1f} s after the kill")

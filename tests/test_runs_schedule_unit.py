@@ -92,3 +92,14 @@ def test_claim_due_takes_due_unheld_runs_once(unit: Unit) -> None:
 
     unit(finish)
     assert unit(lambda ctx: store.claim_due(ctx.session, now + 30, 4.0, 10)) == []  # ended: never due again
+
+
+def test_a_seeded_server_makes_no_run_due(tmp_path: Path) -> None:
+    """`--seed`: the runner leaves runs to reads, so that the seeded ids follow the client's requests."""
+    with sqlite_unit(tmp_path, seed=7) as unit:
+        def work(ctx: Ctx) -> None:
+            run = new_run(ctx)
+            schedule.plan(ctx, run)
+            assert run.due_at is None
+
+        unit(work)

@@ -2,11 +2,13 @@
 
 Every unit of work that may move a run ends with `plan`: it sets `runs.due_at` (wall seconds, indexed) to when the
 run can next move without a client, or None when it cannot (it requires action, it has ended, or the `polls:N`
-policy leaves it to reads). Once the unit of work commits, this process's runner is told (`listen`), so that a
+policy or a seed leaves it to reads). Once the unit of work commits, this process's runner is told (`listen`), so that a
 run made due here is taken at once, and a run due later at its time; runs made due elsewhere (another replica,
 a process that died) are found by the runners' sweep of the index.
 
-An upstream model call is the runner's whatever the policy: a read that reaches it leaves it due, and answers
+A server started with `--seed` leaves runs to reads too (as `polls:N` does): the ids a run's steps and messages get
+are drawn from the one seeded sequence, so who advances a run, and when, must follow the client's requests for the
+same requests to give the same ids. An upstream model call is the runner's whatever the policy or seed: a read that reaches it leaves it due, and answers
 the run `in_progress` while the runner makes the call (`upstream_turn.ask`).
 """
 
@@ -75,6 +77,6 @@ def _seconds_until_due(ctx: Ctx, run: Run) -> float | None:
         return None
     if status is RunStatus.IN_PROGRESS and run.pending_turn is None and isinstance(ctx.model, UpstreamModel):
         return 0.0
-    if progression.parse(ctx.settings.run_progression).polls:
+    if progression.parse(ctx.settings.run_progression).polls or ctx.settings.seed is not None:
         return None
     return executor.wait_seconds(ctx, run, streaming=False) + limits.RUNNER_GRACE_SECONDS
