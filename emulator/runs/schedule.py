@@ -6,10 +6,12 @@ policy or a seed leaves it to reads). Once the unit of work commits, this proces
 run made due here is taken at once, and a run due later at its time; runs made due elsewhere (another replica,
 a process that died) are found by the runners' sweep of the index.
 
-A server started with `--seed` leaves runs to reads too (as `polls:N` does): the ids a run's steps and messages get
-are drawn from the one seeded sequence, so who advances a run, and when, must follow the client's requests for the
-same requests to give the same ids. An upstream model call is the runner's whatever the policy or seed: a read that reaches it leaves it due, and answers
-the run `in_progress` while the runner makes the call (`upstream_turn.ask`).
+A server started with `--seed` leaves runs to reads too (as `polls:N` does): the ids a run's steps and messages
+get are drawn from the one seeded sequence, so who advances a run, and when, must follow the client's requests
+for the same requests to give the same ids.
+
+An upstream model call is the runner's whatever the policy or seed: a read that reaches it leaves it due, and
+answers the run `in_progress` while the runner makes the call (`upstream_turn.ask`).
 """
 
 from __future__ import annotations
