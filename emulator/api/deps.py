@@ -8,16 +8,13 @@ import typing
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal, TypeVar
 
-import anyio
 from fastapi import Depends, Query, Request, params
-from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from emulator import auth, limits
+from emulator import auth, lanes, limits
 from emulator.context import NO_SESSION, Ctx
-from emulator.db import Database, LeaveEventLoop, RecordThenRetry
 from emulator.errors import InvalidRequest
 from emulator.json_input import check_json_body, is_json_content_type
 from emulator.server_state import Runtime
@@ -207,7 +204,7 @@ def _in_unit_of_work(endpoint: Callable[..., Any], unit: str, *, inline: bool) -
             return endpoint(**kwargs)
 
         try:
-            result = await _run(db, work, write=ctx.write, inline=inline)
+            result = await lanes.run(db, work, write=ctx.write, inline=inline, shield=True)
         except BaseException:
             ctx.rolled_back()
             raise
@@ -215,20 +212,6 @@ def _in_unit_of_work(endpoint: Callable[..., Any], unit: str, *, inline: bool) -
         return result
 
     return call
-
-
-async def _run(db: Database, work: Callable[[Session], Any], *, write: bool, inline: bool) -> Any:
-    """The unit of work on the event loop's lane when it can, else (or when it has to leave) in a worker."""
-    first: RecordThenRetry | None = None
-    if inline and db.runs_inline:
-        try:
-            return db.run_inline(work, write=write)
-        except LeaveEventLoop:
-            pass
-        except RecordThenRetry as failure:
-            first = failure
-    with anyio.CancelScope(shield=True):
-        return await run_in_threadpool(db.run_in_worker, work, write=write, first=first)
 
 
 Order = Literal["asc", "desc"]

@@ -127,15 +127,8 @@ class LiveTurn:
         return produced
 
     def _open_message(self, ctx: Ctx, run: Run) -> list[Event]:
-        message_id = ctx.ids.new("message")
-        step = phases.new_step(ctx, run, "message_creation",
-                               {"type": "message_creation", "message_creation": {"message_id": message_id}})
-        message = message_store.create(
-            ctx.session, tenant=run.tenant, message_id=message_id, thread_id=run.thread_id, now=ctx.now,
-            role="assistant", content=[], attachments=[], metadata={}, status="in_progress",
-            assistant_id=run.assistant_id, run_id=run.id,
-        )
-        self.step_id, self.message_id = step.id, message_id
+        step, message = phases.new_message_step(ctx, run)
+        self.step_id, self.message_id = step.id, message.id
         return [events.step("created", step, frozenset()), events.step("in_progress", step, frozenset()),
                 events.message("created", message), events.message("in_progress", message)]
 

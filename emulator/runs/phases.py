@@ -57,6 +57,19 @@ def new_step(ctx: Ctx, run: Run, kind: str, details: dict[str, Any]) -> RunStep:
     )
 
 
+def new_message_step(ctx: Ctx, run: Run) -> tuple[RunStep, Message]:
+    """A message_creation step and its assistant message, both `in_progress` and empty."""
+    message_id = ctx.ids.new("message")
+    step = new_step(ctx, run, "message_creation",
+                    {"type": "message_creation", "message_creation": {"message_id": message_id}})
+    message = message_store.create(
+        ctx.session, tenant=run.tenant, message_id=message_id, thread_id=run.thread_id, now=ctx.now,
+        role="assistant", content=[], attachments=[], metadata={}, status="in_progress",
+        assistant_id=run.assistant_id, run_id=run.id,
+    )
+    return step, message
+
+
 def open_step(ctx: Ctx, run: Run) -> RunStep | None:
     return next((step for step in store.steps_of(ctx.session, run.id) if step.status == StepStatus.IN_PROGRESS), None)
 

@@ -30,12 +30,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import anyio
-import anyio.to_thread
 from sqlalchemy.orm import Session
 
-from emulator import limits
+from emulator import lanes, limits
 from emulator.context import Ctx
-from emulator.db import LeaveEventLoop, RecordThenRetry
 from emulator.runs import safety, schedule
 from emulator.server_state import Runtime
 from emulator.store import runs as store
@@ -141,18 +139,7 @@ class Runner:
     async def _unit_of_work(self, work: Callable[[Session], T], limiter: anyio.CapacityLimiter | None = None) -> T:
         """`work` in one write transaction: on SQLite's event-loop lane when it can (as requests are; a stub
         run settles there), else (an upstream call, a code cell, a busy database) in a worker thread."""
-        db = self.runtime.db
-        first: RecordThenRetry | None = None
-        if db.runs_inline:
-            try:
-                return db.run_inline(work, write=True)
-            except LeaveEventLoop:
-                pass
-            except RecordThenRetry as failure:
-                first = failure
-        return await anyio.to_thread.run_sync(
-            functools.partial(db.run_in_worker, work, write=True, first=first), limiter=limiter
-        )
+        return await lanes.run(self.runtime.db, work, write=True, limiter=limiter)
 
     async def _advance(self, run_id: str) -> None:
         try:

@@ -14,7 +14,6 @@ from emulator.runs.live import LiveTurn
 from emulator.runs.pending import Timing, Usage
 from emulator.runs.state import RunStatus, StepStatus
 from emulator.runs.upstream_model import UpstreamModel
-from emulator.store import messages as message_store
 from emulator.store import runs as store
 from emulator.store.rows import Run
 from emulator.stub_model import FunctionCall
@@ -37,15 +36,8 @@ def open_message(ctx: Ctx, run: Run, timing: Timing, usage: Usage, text: str, *,
         pending.put(run, pending.TextTurn(live.step_id, usage, timing, live.opened_message, text, truncated,
                                           chunk_size, cited, images, streamed=True))
         return []
-    message_id = ctx.ids.new("message")
-    step = phases.new_step(ctx, run, "message_creation",
-                           {"type": "message_creation", "message_creation": {"message_id": message_id}})
-    message = message_store.create(
-        ctx.session, tenant=run.tenant, message_id=message_id, thread_id=run.thread_id, now=ctx.now,
-        role="assistant", content=[], attachments=[], metadata={}, status="in_progress",
-        assistant_id=run.assistant_id, run_id=run.id,
-    )
-    pending.put(run, pending.TextTurn(step.id, usage, timing, message_id, text, truncated, chunk_size, cited,
+    step, message = phases.new_message_step(ctx, run)
+    pending.put(run, pending.TextTurn(step.id, usage, timing, message.id, text, truncated, chunk_size, cited,
                                       images))
     return [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include),
             events.message("created", message), events.message("in_progress", message)]

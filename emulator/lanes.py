@@ -1,0 +1,49 @@
+"""Where a unit of work runs: on SQLite's event-loop lane when it can, else in a worker thread.
+
+    result = await lanes.run(db, work, write=True)
+
+On SQLite the lane runs the unit of work on the event loop itself (`db.InlineLane`); when it would wait (the
+writer lock is taken, a code cell, an upstream call) it leaves the lane, rolled back, and runs again in a worker
+thread, after committing the record its inline attempt asked for (`RecordThenRetry`). Elsewhere it runs in a
+worker thread at once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+import anyio.to_thread
+from sqlalchemy.orm import Session
+
+from emulator.db import Database, LeaveEventLoop, RecordThenRetry
+
+T = TypeVar("T")
+
+
+async def run(
+    db: Database,
+    work: Callable[[Session], T],
+    *,
+    write: bool,
+    inline: bool = True,
+    limiter: anyio.CapacityLimiter | None = None,
+    shield: bool = False,
+) -> T:
+    """`work` in one transaction, committed on success. `inline`: try the lane first; `limiter`: the worker
+    threads it may use (anyio's default pool); `shield`: the worker's unit of work finishes even if the caller is
+    cancelled (a client that goes away does not roll back what it asked for)."""
+    first: RecordThenRetry | None = None
+    if inline and db.runs_inline:
+        try:
+            return db.run_inline(work, write=write)
+        except LeaveEventLoop:
+            pass
+        except RecordThenRetry as failure:
+            first = failure
+    in_worker = functools.partial(db.run_in_worker, work, write=write, first=first)
+    with anyio.CancelScope(shield=shield):
+        result = await anyio.to_thread.run_sync(in_worker, limiter=limiter)
+    return result
