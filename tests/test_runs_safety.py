@@ -132,7 +132,8 @@ def test_a_cell_that_kills_the_server_runs_again_once_then_the_run_fails(
         headers = {"Authorization": f"Bearer {key}", **BETA}
         with httpx.Client(base_url=first.base_url, headers=headers, timeout=30) as http:
             thread, run_id = _code_run(http, KILL_THE_SERVER, [])
-        assert _read_until_the_server_dies(first, key, thread, run_id) == []
+        # The cell kills the server, run by the first read or by the runner (the read then saw it in progress).
+        assert set(_read_until_the_server_dies(first, key, thread, run_id)) <= {"in_progress"}
         assert first.process.returncode == -9
     with run_server(tmp_path, database, **UNSAFE) as second:
         _read_until_the_server_dies(second, key, thread, run_id)
@@ -145,7 +146,6 @@ def test_a_cell_that_kills_the_server_runs_again_once_then_the_run_fails(
         assert third.process.poll() is None, "the cell did not run a third time"
         assert httpx.get(f"{third.root_url}/_emulator/health").status_code == 200
         assert _get_run(third, key, thread, run_id).json() == ended
-
 
 
 def test_a_resumed_cell_does_not_keep_its_dead_claimants_lease(server: RunningServer, tmp_path: Path) -> None:
