@@ -329,3 +329,24 @@ if os.environ.get("EMULATOR_TEST_DATABASE_URL"):  # two replicas share PostgreSQ
             assert run.status == "cancelled" and run.usage is not None and run.usage.completion_tokens > 0
             done = other.beta.threads.messages.retrieve(message.id, thread_id=thread_id)
             assert (done.status, done.content[0].text.value) == ("incomplete", "Shared across")  # type: ignore[union-attr]
+
+
+def test_a_streamed_text_past_the_completion_cap_is_stored_as_the_client_saw_it(
+    client: OpenAI, upstream: FakeUpstream
+) -> None:
+    """The upstream overran `max_completion_tokens` (its tokenizer is not ours): the text already went out whole,
+    so the message keeps it whole, ends incomplete, and the run counts no more than its cap."""
+    words = [" word"] * 300
+    upstream.reply(Reply(text=words, usage=(12, 300), finish_reason="length"))
+    assistant_id, thread_id = _start(client, "Talk at length.")
+    with client.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant_id,
+                                         max_completion_tokens=256) as stream:
+        streamed = "".join(stream.text_deltas)
+        run = stream.get_final_run()
+    assert streamed == "".join(words)
+    assert run.status == "incomplete" and run.incomplete_details is not None
+    assert run.incomplete_details.reason == "max_completion_tokens"
+    assert run.usage is not None and run.usage.completion_tokens == 256
+    stored = client.beta.threads.messages.list(thread_id, limit=1).data[0]
+    assert stored.status == "incomplete"
+    assert stored.content[0].text.value == streamed  # type: ignore[union-attr]

@@ -76,7 +76,8 @@ def call(ctx: Ctx, run: Run, *, streaming: bool = False, by_runner: bool = False
     if room is not None and completion_tokens > room and turn.function_calls:
         run.completion_tokens += room  # calls cannot be cut: the run ends with its limit spent
         return phases.end_incomplete(ctx, run, "max_completion_tokens")
-    answer = _within_room(turn, completion_tokens, room, info.encoding)
+    streamed = live is not None and live.opened_message is not None
+    answer = _within_room(turn, completion_tokens, room, info.encoding, streamed=streamed)
     run.completion_tokens += answer.completion_tokens
     usage = render_usage(prompt_tokens, answer.completion_tokens)
     timing = _timing(ctx, run, scripted.delay, answer.completion_tokens)
@@ -145,9 +146,15 @@ def _completion_room(run: Run) -> int | None:
     return None if run.max_completion_tokens is None else run.max_completion_tokens - run.completion_tokens
 
 
-def _within_room(turn: ModelTurn, completion_tokens: int, room: int | None, encoding: str) -> _Answer:
-    """The turn's text cut to `room` tokens when it has more (a built-in tool's input is never cut)."""
+def _within_room(
+    turn: ModelTurn, completion_tokens: int, room: int | None, encoding: str, *, streamed: bool
+) -> _Answer:
+    """The turn's text cut to `room` tokens when it has more (a built-in tool's input is never cut). A text that
+    already went out to the run's streams as it came (`streamed`) is kept whole: it is what the client has; its
+    tokens count up to the room."""
     if room is not None and completion_tokens > room and turn.text is not None:
+        if streamed:
+            return _Answer(turn.text, room, True)
         return _Answer(tokens.decode(tokens.encode(turn.text, encoding)[:room], encoding), room, True)
     return _Answer(turn.text, completion_tokens, turn.incomplete_reason is not None)
 
