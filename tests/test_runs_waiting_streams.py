@@ -82,15 +82,21 @@ def _waiting_stream(client: OpenAI) -> WaitingStream:
     return WaitingStream(client, thread.id, assistant.id)
 
 
+def _waiting_on(server: RunningServer) -> tuple[str, WaitingStream, threading.Thread]:
+    """A new tenant's key, and its stream on `server`, read by a thread, once it waits for its model."""
+    key = f"sk-waiting-{uuid.uuid4().hex}"
+    stream = _waiting_stream(_client(server, key))
+    reader = stream.start()
+    assert stream.waiting.wait(15), stream.names
+    return key, stream, reader
+
+
 @pytest.mark.parametrize("canceller", ["the same server", "another replica"])
 def test_a_cancel_ends_a_stream_waiting_for_a_slow_model_at_once(
     slow_servers: tuple[RunningServer, RunningServer], canceller: str
 ) -> None:
-    key = f"sk-waiting-{uuid.uuid4().hex}"
     first, second = slow_servers
-    stream = _waiting_stream(_client(first, key))
-    reader = stream.start()
-    assert stream.waiting.wait(15), stream.names
+    key, stream, reader = _waiting_on(first)
     time.sleep(1.5)  # well into its wait (before, the stream looked at its run once a second)
     other = _client(first if canceller == "the same server" else second, key)
     sent = time.monotonic()
@@ -114,11 +120,8 @@ CLOCK_MOVERS = ["the same server", "another replica"] if os.environ.get("EMULATO
 def test_a_clock_moved_past_expiry_ends_a_waiting_stream_at_once(
     slow_servers: tuple[RunningServer, RunningServer], mover: str
 ) -> None:
-    key = f"sk-waiting-{uuid.uuid4().hex}"
     first, second = slow_servers
-    stream = _waiting_stream(_client(first, key))
-    reader = stream.start()
-    assert stream.waiting.wait(15), stream.names
+    key, stream, reader = _waiting_on(first)
     time.sleep(0.5)
     root = (first if mover == "the same server" else second).root_url
     sent = time.monotonic()
