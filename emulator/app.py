@@ -33,10 +33,11 @@ from emulator.api import (
 )
 from emulator.api.fast_routes import DirectRoutes
 from emulator.api.responses import OpenAIJSON, error_response, http_error_response
+from emulator.commits import RunsChanged
 from emulator.control import clocks as control_clocks
 from emulator.control import scripts
 from emulator.control.middleware import ControlMiddleware
-from emulator.db import Database, is_overloaded, is_sqlite
+from emulator.db import Database, is_overloaded, is_sqlite_url
 from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError, ServiceUnavailable
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
@@ -44,7 +45,7 @@ from emulator.runs import runner
 from emulator.runs.hub import RunHub
 from emulator.server_state import Runtime, model_for
 from emulator.settings import Settings
-from emulator.store.notifications import Listener
+from emulator.store.notifications import Listener, Sender
 from emulator.validation import to_invalid_request
 
 log = logging.getLogger("emulator")
@@ -163,6 +164,19 @@ def _load_script(db: Database, settings: Settings) -> None:
     log.info("loaded %d scripted turns from %s", added, settings.script)
 
 
+def _telling(hub: RunHub, sender: Sender | None) -> RunsChanged:
+    """What a commit calls with the runs it changed: this process's waiters are woken, and on PostgreSQL the
+    other processes are sent the news."""
+    if sender is None:
+        return hub.notify_many
+
+    def told(run_ids: tuple[str, ...]) -> None:
+        hub.notify_many(run_ids)
+        sender.send(run_ids)
+
+    return told
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -172,7 +186,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hub = RunHub()
         hub.bind_running_loop()
         database_url = settings.resolved_database_url()
-        db = Database.connect(database_url, pool_size=settings.database_pool_size, runs_changed=hub.notify_many)
+        sender = None if is_sqlite_url(database_url) else Sender(database_url)
+        db = Database.connect(database_url, pool_size=settings.database_pool_size, runs_changed=_telling(hub, sender))
         migrate.upgrade(db.engine)
         if settings.script is not None:
             _load_script(db, settings)
@@ -184,7 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         sweeper = asyncio.create_task(_sweep_forever(runtime))
         run_runner = asyncio.create_task(runner.run(runtime))
-        listener = None if is_sqlite(db.engine) else Listener(database_url, hub.notify, hub.notify_all)
+        listener = None if sender is None else Listener(database_url, hub.notify, hub.notify_all)
         if listener is not None:
             await listener.start()
         try:
@@ -192,6 +207,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if listener is not None:
                 await listener.stop()
+            if sender is not None:
+                sender.close()
             for task in (run_runner, sweeper):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

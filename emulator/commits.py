@@ -1,6 +1,7 @@
-"""How a unit of work commits: its changed records written, the runs it changed announced in its transaction
-and, once it has committed, notified in this process (`runs.hub`). And, at debug level, each transaction's
-beginning logged (how a test sees that waiting streams cost no transaction)."""
+"""How a unit of work commits: its changed records written and, once it has committed, the runs it changed told to
+whoever waits for them (`runs.hub` in this process; on PostgreSQL the other processes too, through
+`store.notifications.Sender`). And, at debug level, each transaction's beginning logged (how a test sees that
+waiting streams cost no transaction)."""
 
 from __future__ import annotations
 
@@ -34,21 +35,21 @@ def write_changes(session: Session) -> None:
 
 
 def commit(session: Session, commit: Callable[[], None]) -> None:
-    """Commit the unit of work (`commit` does): its changes written first, the runs it changed announced in
-    its transaction (`store.records.Changes.announce`) and, once committed, notified in this process."""
+    """Commit the unit of work (`commit` does): its changes written first and, once committed, the runs it
+    changed told (`RUNS_CHANGED`)."""
     runs = finish(session)
     commit()
     notify_committed(session, runs)
 
 
 def finish(session: Session) -> tuple[str, ...]:
-    """Just before commit: write the changed records, announce the changed runs; returns their ids."""
+    """Just before commit: write the changed records; returns the ids of the runs they changed."""
     changes = session.info.get(CHANGES)
     if changes is None:
         return ()
     if changes.dirty:
         changes.write(session)
-    runs: tuple[str, ...] = changes.announce(session)
+    runs: tuple[str, ...] = changes.take_runs()
     return runs
 
 

@@ -115,6 +115,10 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def is_sqlite_url(url: str) -> bool:
+    return make_url(normalize_url(url)).get_backend_name() == "sqlite"
+
+
 class _WriterLock:
     """The process's SQLite writer lock: threads queue on it; the event loop only takes it when it is free and
     no thread is waiting (so that the loop, which never sleeps on it, cannot starve the threads)."""
@@ -325,7 +329,7 @@ class Database:
     ) -> Database:
         """The database at `url`; `pool_size` bounds a server database's connections (`limits.DATABASE_POOL_SIZE`);
         `runs_changed` is told, after each commit, the runs it changed (`runs.hub`)."""
-        if make_url(normalize_url(url)).get_backend_name() != "sqlite":
+        if not is_sqlite_url(url):
             engine = create_db_engine(url, pool_size=pool_size)
             return cls(engine, *_session_factories(engine, runs_changed))
         writer_lock = _WriterLock()

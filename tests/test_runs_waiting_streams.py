@@ -205,4 +205,27 @@ if os.environ.get("EMULATOR_TEST_DATABASE_URL"):  # PostgreSQL's LISTEN connecti
         assert stream.names[-1] == "thread.run.cancelled"
         assert "listening for run notifications again" in (first.data_dir / "server.log").read_text()
 
+    def test_a_replica_whose_notifying_connection_dropped_sends_on_a_new_one(
+        slow_servers: tuple[RunningServer, RunningServer],
+    ) -> None:
+        first, second = slow_servers
+        earlier = _waiting_stream(_client(second, f"sk-waiting-{uuid.uuid4().hex}"))
+        run = earlier.client.beta.threads.runs.create(thread_id=earlier.thread_id, assistant_id=earlier.assistant_id)
+        earlier.client.beta.threads.runs.cancel(run.id, thread_id=earlier.thread_id)  # news sent: it is connected
+        conninfo = make_url(first.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(conninfo, autocommit=True) as admin:
+            dropped = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = %s",
+                (notifications.SENDER_NAME,),
+            ).fetchall()
+        assert len(dropped) >= 1, "a replica that committed a change sends news on a connection of its own"
+        key, stream, reader = _waiting_on(first)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        _client(second, key).beta.threads.runs.cancel(stream.run_id, thread_id=stream.thread_id)
+        reader.join(CANCEL_ENDS_WITHIN_SECONDS + 5)
+        assert stream.ended_at is not None and stream.ended_at - sent < CANCEL_ENDS_WITHIN_SECONDS, stream.names
+        assert stream.names[-1] == "thread.run.cancelled"
+
 

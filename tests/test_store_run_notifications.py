@@ -1,7 +1,7 @@
 """A unit of work that changes a run, its steps or its messages notifies the run once it has committed: in this
-process (`Database.connect`'s `runs_changed`), and on PostgreSQL to every listening process (`pg_notify` in
-the same transaction, heard by `store.notifications.Listener`). Bookkeeping (a lease) and a rolled back unit of
-work notify nothing."""
+process (`Database.connect`'s `runs_changed`), and on PostgreSQL to every listening process (`pg_notify` sent
+after the commit by `store.notifications.Sender`, heard by `store.notifications.Listener`). Bookkeeping (a lease)
+and a rolled back unit of work notify nothing."""
 
 from __future__ import annotations
 
@@ -36,8 +36,12 @@ class Notified:
         self.heard: list[str] = []
         self.lock = threading.Lock()
 
+        self.sender: notifications.Sender | None = None
+
     def local(self, run_ids: tuple[str, ...]) -> None:
         self.here.extend(run_ids)
+        if self.sender is not None:
+            self.sender.send(run_ids)
 
 
 @pytest.fixture(params=MODES)
@@ -45,6 +49,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[U
     notified = Notified()
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(postgres_database(POSTGRES_URL)) if POSTGRES_URL else f"sqlite:///{tmp_path / 'n.db'}"
+        if POSTGRES_URL:
+            notified.sender = notifications.Sender(url)
+            stack.callback(notified.sender.close)
         db = Database.connect(url, runs_changed=notified.local)
         stack.callback(db.dispose)
         migrate.upgrade(db.engine)

@@ -1,11 +1,11 @@
 """The process's run hub: who waits for a run learns at once that it changed.
 
 Every unit of work that changes a run (its status, steps or messages) notifies the run once it has committed
-(`store.records.Table` marks the run, `commits.commit` calls `notify_many`); on PostgreSQL the same transaction sends
-a `pg_notify` that the other processes' listeners (`store.notifications.Listener`) turn into their own
-notifies. A waiter (a stream waiting for its run's first token) holds a `Subscription` on the event loop: a
-future while it waits and a timer for its timeout, nothing per second; the run's entry goes when its last
-subscription closes.
+(`store.records.Table` marks the run, `commits.commit` calls `notify_many`); on PostgreSQL the committing thread also
+sends a `pg_notify` (`store.notifications.Sender`) that the other processes' listeners
+(`store.notifications.Listener`) turn into their own notifies. A waiter (a stream waiting for its run's first
+token) holds a `Subscription` on the event loop: a future while it waits and a timer for its timeout, nothing per
+second; the run's entry goes when its last subscription closes.
 """
 
 from __future__ import annotations

@@ -1,7 +1,16 @@
-"""Runs changed, told to the other server processes over PostgreSQL: `pg_notify` in the transaction that
-changed them (so the news leaves only if it commits), and one LISTEN connection per process that hears them.
+"""Runs changed, told to the other server processes over PostgreSQL: each process sends, from a connection of its
+own, the runs its units of work changed once they have committed (`Sender`), and hears the others' on one LISTEN
+connection (`Listener`).
 
-SQLite serves one process: its units of work notify the process's hub directly (`commits.commit`) and send nothing.
+Why after the commit and not in the transaction (where the news would leave exactly when it commits): a
+transaction that has sent a NOTIFY takes PostgreSQL's database-wide notification lock at commit and holds it until
+its commit is flushed to disk, so the writing transactions that notify commit one at a time. With pgbench (16
+clients, one-row UPDATEs, this 2-core machine): 5,200 transactions/s, 790 with a `pg_notify` in each, 5,400 with the
+`pg_notify` sent after each commit. The price: news of a commit is lost if its process dies before sending it (or
+while PostgreSQL is away); a waiter then learns of the change at its wait's timeout, as after a lost LISTEN
+connection.
+
+SQLite serves one process: its units of work notify the process's hub (`commits.commit`) and send nothing.
 A payload is `<origin> <run id>`; a process skips its own (it notified its hub when it committed).
 """
 
@@ -11,39 +20,31 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterable
 
 import psycopg
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
-from emulator.store import statements
+from emulator.store.records import EVERY_RUN
 
 log = logging.getLogger("emulator.notifications")
 
 CHANNEL = "emulator_runs"
 APPLICATION_NAME = "emulator-run-notifications"
 """The listening connection's name in `pg_stat_activity`."""
+SENDER_NAME = "emulator-run-notifier"
+"""The sending connection's name in `pg_stat_activity`."""
 ORIGIN = secrets.token_hex(8)
 """This process, in the payloads it sends."""
 
-_NOTIFY_ONE = f"SELECT pg_notify('{CHANNEL}', %s)"
 _NOTIFY_MANY = f"SELECT pg_notify('{CHANNEL}', payload) FROM unnest(%s::text[]) AS payload"
 
 RECONNECT_SECONDS = (0.1, 5.0)
-"""The first and the longest pause before the listener connects again after losing its connection."""
-
-
-def send(session: Session, run_ids: tuple[str, ...]) -> None:
-    """Tell the other processes, when this transaction commits, that these runs changed (PostgreSQL only)."""
-    if statements.on_sqlite(session):
-        return
-    payloads = [f"{ORIGIN} {run_id}" for run_id in run_ids]
-    connection = session.connection()
-    if len(payloads) == 1:
-        connection.exec_driver_sql(_NOTIFY_ONE, (payloads[0],))
-    else:
-        connection.exec_driver_sql(_NOTIFY_MANY, (payloads,))
+"""The first and the longest pause before the listener or the sender connects again after losing its connection."""
+MOST_PENDING = 10_000
+"""Runs waiting to be sent past which the sender sends `EVERY_RUN` instead (PostgreSQL has been away long)."""
 
 
 def _libpq_url(database_url: str) -> str:
@@ -107,3 +108,78 @@ class Listener:
         origin, _, run_id = payload.partition(" ")
         if origin != self._origin and run_id:
             self._heard(run_id)
+
+
+class Sender:
+    """The process's sending connection (autocommit). `send` is called in the thread that committed, with the runs
+    its unit of work changed: it sends them at once, unless another thread is sending, which then sends them
+    with its next batch (so that under load the news of many commits leaves in one statement, and no thread
+    waits for another's round trip). The connection is made at the first send; after an error the news waits
+    for a later send (`RECONNECT_SECONDS`), and past `MOST_PENDING` runs becomes `EVERY_RUN`."""
+
+    def __init__(self, database_url: str) -> None:
+        self._url = _libpq_url(database_url)
+        self._pending: list[str] = []
+        self._pending_lock = threading.Lock()
+        self._sending = threading.Lock()
+        self._connection: psycopg.Connection[object] | None = None
+        self._pause = RECONNECT_SECONDS[0]
+        self._next_try = 0.0
+
+    def send(self, run_ids: Iterable[str]) -> None:
+        """Tell the other processes that these runs changed (their change has committed)."""
+        with self._pending_lock:
+            self._pending.extend(run_ids)
+        while self._sending.acquire(blocking=False):
+            try:
+                self._send(self._take())
+            finally:
+                self._sending.release()
+            with self._pending_lock:  # what came while this thread was sending, if its own sender has gone
+                if not self._pending:
+                    return
+
+    def close(self) -> None:
+        with self._sending:
+            self._disconnect()
+
+    def _take(self) -> list[str]:
+        with self._pending_lock:
+            taken, self._pending = self._pending, []
+        return list(dict.fromkeys(taken))
+
+    def _send(self, run_ids: list[str]) -> None:
+        if not run_ids:
+            return
+        if time.monotonic() < self._next_try:
+            self._put_back(run_ids)
+            return
+        payloads = [f"{ORIGIN} {run_id}" for run_id in run_ids]
+        for attempt in range(2):  # a connection PostgreSQL dropped while idle is made again at once
+            try:
+                self._connected().execute(_NOTIFY_MANY, (payloads,))
+                self._pause = RECONNECT_SECONDS[0]
+                return
+            except psycopg.Error as error:
+                self._disconnect()
+                if attempt:
+                    log.warning("run notifications: sending failed (%s); trying again in %.1f s", error, self._pause)
+        self._next_try = time.monotonic() + self._pause
+        self._pause = min(self._pause * 2, RECONNECT_SECONDS[1])
+        self._put_back(run_ids)
+
+    def _connected(self) -> psycopg.Connection[object]:
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self._url, autocommit=True, application_name=SENDER_NAME,
+                                               connect_timeout=5)
+        return self._connection
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _put_back(self, run_ids: list[str]) -> None:
+        with self._pending_lock:
+            pending = run_ids + self._pending
+            self._pending = [EVERY_RUN] if len(pending) > MOST_PENDING else pending

@@ -20,7 +20,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql import Executable
 
 from emulator.commits import CHANGES, write_changes
-from emulator.store import notifications, statements
+from emulator.store import statements
 
 
 class Record:
@@ -88,13 +88,12 @@ class Changes:
             record.__dict__["_table"].write(session, record)
             del self.dirty[0]
 
-    def announce(self, session: Session) -> tuple[str, ...]:
-        """Just before commit: the runs changed since the last commit, announced to the other server processes
-        in this transaction (`store.notifications.send`: they learn of it only if it commits)."""
+    def take_runs(self) -> tuple[str, ...]:
+        """Just before commit: the runs changed since the last commit (`commits.commit` tells them once it has
+        committed)."""
         if not self.runs:
             return ()
         runs, self.runs = tuple(self.runs), set()
-        notifications.send(session, runs)
         return runs
 
 
@@ -134,7 +133,7 @@ class Table(Generic[R]):
     A table whose rows belong to a run (`announces`: the column holding the run's id) marks the run changed
     when it inserts one (unless not `announces_inserts`: nobody waits for a run just made) or writes one, unless
     only `quiet` columns changed (bookkeeping nobody waits for, such as a lease):
-    the unit of work announces its changed runs when it commits (`Changes.announce`, `commits.finish`), which wakes
+    the unit of work tells its changed runs once it has committed (`Changes.take_runs`, `commits.commit`), which wakes
     whoever waits for them (`runs.hub`), in this process and the others. Every change to a run, its steps and
     its messages is written here, so this is the one place that sees them all.
     """
