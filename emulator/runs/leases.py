@@ -19,7 +19,12 @@ def held(run: Run) -> bool:
 def take(run: Run) -> None:
     """Hold the run for a stream: `limits.RUN_STREAM_LEASE_SECONDS`, renewed while the stream waits
     (`runs.waiting`) and at each of its phases."""
-    run.lease_until = time.time() + limits.RUN_STREAM_LEASE_SECONDS
+    run.lease_until = stream_lease_until()
+
+
+def stream_lease_until() -> float:
+    """When a stream's lease taken now runs out (`take`; a new streamed run is inserted with it)."""
+    return time.time() + limits.RUN_STREAM_LEASE_SECONDS
 
 
 def drop(run: Run) -> None:

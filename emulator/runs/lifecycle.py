@@ -104,15 +104,14 @@ def create(
         parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         response_format=response_format or "auto", reasoning_effort=getattr(body, "reasoning_effort", None),
         expires_at=ctx.now + limits.RUN_EXPIRY_SECONDS, observations=0, prompt_tokens=0, completion_tokens=0,
+        lease_until=leases.stream_lease_until() if stream else None, due_at=schedule.new_run_due_at(ctx),
     )
     release_expired_holder(ctx, thread)
     if not store.claim_thread(ctx.session, thread.id, run.id):
         raise InvalidRequest(f"Thread {thread.id} already has an active run {thread.active_run_id}.")
     if logs.runs.isEnabledFor(logging.INFO):
         ctx.after_commit(functools.partial(logs.run_created, run.id, thread.id))
-    if stream:
-        leases.take(run)
-    schedule.plan(ctx, run)
+    schedule.tell_runner(ctx, run)
     return run
 
 

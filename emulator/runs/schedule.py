@@ -60,9 +60,21 @@ def plan(ctx: Ctx, run: Run, *, stalled: bool = False) -> None:
     if _stands(run.due_at, due_at, now):
         return
     run.due_at = due_at
+    tell_runner(ctx, run)
+
+
+def new_run_due_at(ctx: Ctx) -> float | None:
+    """A new run's `due_at` (it is queued), given by its insert, so that no update follows it: `plan` then finds
+    it standing, and the code that made the run calls `tell_runner`."""
+    return None if _left_to_reads(ctx) else time.time() + limits.RUNNER_GRACE_SECONDS
+
+
+def tell_runner(ctx: Ctx, run: Run) -> None:
+    """Tell this process's runner of the run's due time once the unit of work commits (unless a stream holds
+    the run: its end does)."""
     listener = _listener
-    if due_at is not None and listener is not None and not leases.held(run):
-        ctx.after_commit(functools.partial(listener, due_at))
+    if run.due_at is not None and listener is not None and not leases.held(run):
+        ctx.after_commit(functools.partial(listener, run.due_at))
 
 
 def _stands(recorded: float | None, planned: float | None, now: float) -> bool:
@@ -79,6 +91,11 @@ def _seconds_until_due(ctx: Ctx, run: Run) -> float | None:
         return None
     if status is RunStatus.IN_PROGRESS and run.pending_turn is None and isinstance(ctx.model, UpstreamModel):
         return 0.0
-    if progression.parse(ctx.settings.run_progression).polls or ctx.settings.seed is not None:
+    if _left_to_reads(ctx):
         return None
     return executor.wait_seconds(ctx, run, streaming=False) + limits.RUNNER_GRACE_SECONDS
+
+
+def _left_to_reads(ctx: Ctx) -> bool:
+    """The `polls:N` policy or a seed leaves runs to the reads (the module says why), but for upstream calls."""
+    return bool(progression.parse(ctx.settings.run_progression).polls) or ctx.settings.seed is not None
