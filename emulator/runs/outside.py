@@ -15,10 +15,11 @@ back after the work (a deadlock retry) records the kept result when it runs agai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from emulator.context import Ctx
@@ -63,6 +64,26 @@ def renewer(ctx: Ctx, run_id: str) -> Callable[[], None]:
             log.warning("run %s: its claim could not be renewed", run_id, exc_info=True)
 
     return renew
+
+
+@contextlib.contextmanager
+def renewing(ctx: Ctx, run_id: str) -> Iterator[None]:
+    """The run's claim is renewed (`renewer`) from a thread of its own while the block runs: for work that
+    blocks its thread and cannot call back (a code cell)."""
+    renew = renewer(ctx, run_id)
+    ended = threading.Event()
+
+    def keep_renewing() -> None:
+        while not ended.wait(RENEW_EVERY_SECONDS):
+            renew()
+
+    renewing_thread = threading.Thread(target=keep_renewing, name=f"renew-{run_id}", daemon=True)
+    renewing_thread.start()
+    try:
+        yield
+    finally:
+        ended.set()
+        renewing_thread.join()
 
 
 def lapse(db: Database, run_id: str) -> None:
