@@ -12,7 +12,9 @@ for the same requests to give the same ids.
 
 An upstream model call and a code cell are the runner's whatever the policy or seed: a read that reaches one
 leaves it due, and answers the run `in_progress` while the runner makes the call (`upstream_turn.ask`) or runs
-the cell (`executor.advance_once`).
+the cell (`executor.advance_once`). Seeded ids stay the same however often the client reads meanwhile (reads
+draw only request ids, from a sequence of their own), as long as it makes nothing else until the work is done;
+after a cell, the runner leaves the rest of the run to reads (`executor.settle`).
 """
 
 from __future__ import annotations
