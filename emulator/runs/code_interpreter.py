@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,8 @@ _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _OUTPUTS = "code_interpreter_outputs"
 SESSIONS = "code_interpreter_sessions"
 """Internal tool state of a run: the ids of the code_interpreter sessions it started (each billed once)."""
+_MOVED = "[the cell was stopped: its run was cancelled or expired]\n"
+"""What a cell whose run moved on while it ran says (its result is discarded, `run`)."""
 _CLAIMANT: dict[str, Any] = {**processes.THIS_PROCESS, "token": uuid.uuid4().hex}
 """Who claims a run while its cell runs (see `claim_orphaned`): this process, and this server within it."""
 
@@ -125,9 +128,11 @@ def _claim_and_execute(ctx: Ctx, run: Run, code: str, call_id: str) -> tuple[Exe
     pending.put(run, turn.claimed(_CLAIMANT))
     outside.claim(ctx, run, "code_interpreter cell", outside.HELD_SECONDS)
     execution, failure = None, None
+    moved = threading.Event()
     try:
-        with outside.renewing(ctx, run.id):
-            execution = box.execute(tenant=run.tenant, thread_id=run.thread_id, now=now, code=code, inputs=inputs)
+        with outside.renewing(ctx, run.id, moved.set):
+            execution = box.execute(tenant=run.tenant, thread_id=run.thread_id, now=now, code=code, inputs=inputs,
+                                    stop=lambda: _MOVED if moved.is_set() else None)
     except SandboxError as error:
         failure = str(error)
     except Exception as error:  # any failure of the sandbox fails the call, never the server's request
