@@ -226,7 +226,7 @@ def _two_replicas(tmp_path: Path) -> Iterator[tuple[RunningServer, RunningServer
 def test_a_process_killed_mid_cell_leaves_the_run_to_another_replica_within_seconds(tmp_path: Path) -> None:
     marker = tmp_path / "killed-once"
     code = (f"import os\nif not os.path.exists({str(marker)!r}):\n    open({str(marker)!r}, 'w').close()\n"
-            "    os.kill(os.getppid(), 9)\nprint('second time')")
+            "    os.kill(os.getppid(), 9)\nimport time\ntime.sleep(2)\nprint('second time')")
     key = f"sk-cells-{uuid.uuid4().hex}"
     headers = {"Authorization": f"Bearer {key}", **BETA}
     with _two_replicas(tmp_path) as (one, two):
@@ -241,7 +241,9 @@ def test_a_process_killed_mid_cell_leaves_the_run_to_another_replica_within_seco
         alive = two if one.process.poll() is not None else one
         with httpx.Client(base_url=alive.base_url, headers=headers, timeout=30) as http:
             while time.monotonic() - died_at < TAKEN_OVER_SECONDS:
+                started = time.monotonic()
                 run = http.get(f"/threads/{thread['id']}/runs/{run_id}").json()
+                assert time.monotonic() - started < 1.0, "a read leaves the resumed cell to the runner"
                 if run["status"] not in ("queued", "in_progress"):
                     break
                 time.sleep(0.2)
