@@ -43,6 +43,9 @@ class IdFactory:
     def __init__(self, seed: int | None = None) -> None:
         self._lock = threading.Lock()
         self._rng: random.Random | None = random.Random(seed) if seed is not None else None
+        self._request_rng: random.Random | None = random.Random(f"requests:{seed}") if seed is not None else None
+        """Request ids come from a sequence of their own: how often a client reads a run while work runs outside
+        its requests (a code cell, an upstream call: a runner's) does not change the ids of what is made after."""
 
     def _suffix(self) -> str:
         if self._rng is None:
@@ -54,7 +57,7 @@ class IdFactory:
         return PREFIXES[kind] + self._suffix()
 
     def request_id(self) -> str:
-        if self._rng is None:
+        if self._request_rng is None:
             return PREFIXES["request"] + secrets.token_hex(16)
         with self._lock:
-            return PREFIXES["request"] + f"{self._rng.getrandbits(128):032x}"
+            return PREFIXES["request"] + f"{self._request_rng.getrandbits(128):032x}"

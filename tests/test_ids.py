@@ -24,3 +24,12 @@ def test_unseeded_ids_differ_and_keep_their_shapes() -> None:
             assert re.fullmatch(re.escape(prefix) + r"[A-Za-z0-9]{24}", IdFactory().new(kind))
     assert re.fullmatch(r"req_[0-9a-f]{32}", IdFactory(3).request_id())
     assert re.fullmatch(r"req_[0-9a-f]{32}", IdFactory().request_id())
+
+
+def test_request_ids_do_not_move_the_sequence_of_object_ids() -> None:
+    """A client that reads more often (its polls draw request ids) gets the same object ids."""
+    quiet, chatty = IdFactory(7), IdFactory(7)
+    for _ in range(5):
+        chatty.request_id()
+    assert [quiet.new("step") for _ in range(3)] == [chatty.new("step") for _ in range(3)]
+    assert IdFactory(7).request_id() == IdFactory(7).request_id() != IdFactory(8).request_id()

@@ -7,15 +7,18 @@ thread freed, logged with the run id and the traceback) and reads keep answering
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests import storage
 from tests.conftest import BETA
-from tests.server import RunningServer, run_server
+from tests.server import RunningServer, postgres_database, run_server
 
 SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
 FENCED_PRINT = "Please run this:\n```python\nprint(open('nums.csv').read())\n```"
@@ -96,7 +99,7 @@ def _get_run(server: RunningServer, key: str, thread: str, run_id: str) -> httpx
 
 
 def _read_until_the_server_dies(server: RunningServer, key: str, thread: str, run_id: str) -> list[str]:
-    """Read the run until a read kills the server (its cell runs again); the statuses read before."""
+    """Read the run until its server dies (its runner runs the cell that kills it); the statuses read before."""
     seen = []
     deadline = time.monotonic() + CRASH_WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -123,16 +126,28 @@ def _read_until_it_ends(server: RunningServer, key: str, thread: str, run_id: st
     raise AssertionError("the run did not end")
 
 
+@pytest.fixture
+def database() -> Iterator[str | None]:
+    """A fresh PostgreSQL database when the suite runs on it (None: the SQLite file in the test's data dir, which
+    its servers share). Not the session's: that server's runner would take the cell over (in its sandbox, where
+    the cell cannot kill it)."""
+    admin_url = os.environ.get("EMULATOR_TEST_DATABASE_URL")
+    if not admin_url:
+        yield None
+        return
+    with postgres_database(admin_url) as database_url:
+        yield database_url
+
+
 def test_a_cell_that_kills_the_server_runs_again_once_then_the_run_fails(
-    server: RunningServer, tmp_path: Path
+    database: str | None, tmp_path: Path
 ) -> None:
-    database = server.database_url if not server.database_url.startswith("sqlite") else None
     key = f"sk-crash-{uuid.uuid4().hex}"
     with run_server(tmp_path, database, **UNSAFE) as first:
         headers = {"Authorization": f"Bearer {key}", **BETA}
         with httpx.Client(base_url=first.base_url, headers=headers, timeout=30) as http:
             thread, run_id = _code_run(http, KILL_THE_SERVER, [])
-        # The cell kills the server, run by the first read or by the runner (the read then saw it in progress).
+        # The cell kills the server, run by its runner (a read never runs a cell: reads see the run in progress).
         assert set(_read_until_the_server_dies(first, key, thread, run_id)) <= {"in_progress"}
         assert first.process.returncode == -9
     with run_server(tmp_path, database, **UNSAFE) as second:
@@ -148,10 +163,9 @@ def test_a_cell_that_kills_the_server_runs_again_once_then_the_run_fails(
         assert _get_run(third, key, thread, run_id).json() == ended
 
 
-def test_a_resumed_cell_does_not_keep_its_dead_claimants_lease(server: RunningServer, tmp_path: Path) -> None:
+def test_a_resumed_cell_does_not_keep_its_dead_claimants_lease(database: str | None, tmp_path: Path) -> None:
     """The cell kills its first server only: the next server resumes it, and the run then completes without
     waiting for the lease the dead server had taken."""
-    database = server.database_url if not server.database_url.startswith("sqlite") else None
     key = f"sk-crash-{uuid.uuid4().hex}"
     marker = tmp_path / "killed-once"
     code = (f"import os\nif not os.path.exists({str(marker)!r}):\n    open({str(marker)!r}, 'w').close()\n"

@@ -10,7 +10,7 @@ import pytest
 
 from emulator import limits
 from emulator.context import Ctx
-from emulator.runs import executor, phases, schedule
+from emulator.runs import executor, pending, phases, schedule
 from emulator.store import runs as store
 from tests.runs_unit import Unit, new_run, sqlite_unit
 
@@ -101,5 +101,26 @@ def test_a_seeded_server_makes_no_run_due(tmp_path: Path) -> None:
             run = new_run(ctx)
             schedule.plan(ctx, run)
             assert run.due_at is None
+
+        unit(work)
+
+
+@pytest.mark.parametrize("settings", [{"seed": 7}, {"run_progression": "polls:2"}, {}])
+def test_a_code_cell_is_due_at_once_and_a_read_leaves_it_to_the_runner(
+    tmp_path: Path, settings: dict[str, object]
+) -> None:
+    """A cell is the runner's whatever the policy or seed: a read that reaches it runs nothing (no transaction
+    would be held for the cell's time) and the run stays due."""
+    with sqlite_unit(tmp_path, **settings) as unit:
+        def work(ctx: Ctx) -> None:
+            run = new_run(ctx, "Run:\n```python\nprint(1)\n```", tools=[{"type": "code_interpreter"}])
+            executor.advance_once(ctx, run)
+            executor.advance_once(ctx, run)  # the model call: the code step opens with its cell pending
+            turn = pending.of(run)
+            assert isinstance(turn, pending.CodeTurn) and turn.claimed_by is None
+            assert executor.settle(ctx, run) == []
+            assert pending.of(run) == turn and run.unfinished_work is None, "the read ran no cell"
+            schedule.plan(ctx, run)
+            assert run.due_at is not None and run.due_at <= time.time()
 
         unit(work)

@@ -7,14 +7,18 @@ completes the step with its `logs` output and an `image` output per image it mad
 cell made is uploaded as a file with purpose `assistants_output`; the run keeps the list (in its internal tool
 state) so the next model call can link or show them, and the ids of the sessions it started (billed).
 
-The cell runs with no database transaction open: `run` claims the run (its lease) and commits before the
-cell, and reads the run again after it, so that a cancel or an expiry meanwhile wins.
+The cell runs with no database transaction open: `run` claims the run (its lease, `outside.HELD_SECONDS`,
+renewed while the cell runs, so that a process killed mid-cell leaves the run to another within seconds) and
+commits before the cell, and reads the run again after it, so that a cancel or an expiry meanwhile wins.
+A cell is a runner's work (or a stream's), never a read's: a read that reaches it answers the run `in_progress`
+(`executor.advance_once`, `runs.schedule`).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +30,7 @@ from emulator.db import require_worker_thread
 from emulator.runs import backends, outside, pending, resources
 from emulator.runs.prompt import completed_tool_calls
 from emulator.runs.state import RunStatus
-from emulator.sandbox import Execution, InputFile, SandboxError, kernel
+from emulator.sandbox import Execution, InputFile, SandboxError
 from emulator.sandbox.files import remove_tree
 from emulator.store import files as file_store
 from emulator.store import runs as store
@@ -39,9 +43,8 @@ _IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 _OUTPUTS = "code_interpreter_outputs"
 SESSIONS = "code_interpreter_sessions"
 """Internal tool state of a run: the ids of the code_interpreter sessions it started (each billed once)."""
-_CLAIM_MARGIN_SECONDS = 120
-"""The claim's lease covers the cell's time limit, a kernel's start and this margin (placing the input files,
-copying out what the cell made, a slow disk): a reader never takes a live call for an interrupted one."""
+_MOVED = "[the cell was stopped: its run was cancelled or expired]\n"
+"""What a cell whose run moved on while it ran says (its result is discarded, `run`)."""
 _CLAIMANT: dict[str, Any] = {**processes.THIS_PROCESS, "token": uuid.uuid4().hex}
 """Who claims a run while its cell runs (see `claim_orphaned`): this process, and this server within it."""
 
@@ -123,11 +126,13 @@ def _claim_and_execute(ctx: Ctx, run: Run, code: str, call_id: str) -> tuple[Exe
     turn = pending.of(run)
     assert isinstance(turn, pending.CodeTurn)
     pending.put(run, turn.claimed(_CLAIMANT))
-    outside.claim(ctx, run, "code_interpreter cell",
-                  box.timeout_seconds + kernel.START_SECONDS + _CLAIM_MARGIN_SECONDS)
+    outside.claim(ctx, run, "code_interpreter cell", outside.HELD_SECONDS)
     execution, failure = None, None
+    moved = threading.Event()
     try:
-        execution = box.execute(tenant=run.tenant, thread_id=run.thread_id, now=now, code=code, inputs=inputs)
+        with outside.renewing(ctx, run.id, moved.set):
+            execution = box.execute(tenant=run.tenant, thread_id=run.thread_id, now=now, code=code, inputs=inputs,
+                                    stop=lambda: _MOVED if moved.is_set() else None)
     except SandboxError as error:
         failure = str(error)
     except Exception as error:  # any failure of the sandbox fails the call, never the server's request

@@ -12,7 +12,8 @@ locked, and returns the stream events it produced:
     cancelling    -> cancelled (open step cancelled, open message incomplete)
 
 A run advances when it is observed (`observe`, on every read of the run, following the progression policy),
-driven by a stream (`advance_once` in a loop), or when it is due and nobody watches it: a runner in each server
+driven by a stream (`advance_once` in a loop), or when it is due and nobody watches it (a code cell, which a read
+never runs, always is): a runner in each server
 process (`runner`) claims it and settles it (`settle`, with `by_runner`; `schedule` says when a run is due). A
 stream holds a lease on the run while it drives it (`leases`), so a concurrent poll or runner never moves a run
 under the stream's feet; a stream that dies leaves the lease to expire and a runner (or a poll) finishes the run.
@@ -20,8 +21,10 @@ under the stream's feet; a stream that dies leaves the lease to expire and a run
 
 from __future__ import annotations
 
+from typing import Any
+
 from emulator.context import Ctx
-from emulator.runs import file_search, leases, model_call, pending, phases, progression, turn_steps
+from emulator.runs import code_interpreter, file_search, leases, model_call, pending, phases, progression, turn_steps
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, is_terminal
 from emulator.store.rows import Run
@@ -45,7 +48,8 @@ def observe(ctx: Ctx, run: Run) -> list[Event]:
 
 def settle(ctx: Ctx, run: Run, *, by_runner: bool = False) -> list[Event]:
     """Every move the run can make now. `by_runner`: a runner (`runs.runner`) settles it, and makes an upstream
-    model call itself where a read leaves it to a runner."""
+    model call or runs a code cell itself where a read leaves it to a runner; where runs are left to reads
+    (`progression.left_to_reads`), it stops once the cell has run: the next read moves the run on."""
     produced: list[Event] = []
     while True:
         before = run.pending_turn
@@ -53,6 +57,12 @@ def settle(ctx: Ctx, run: Run, *, by_runner: bool = False) -> list[Event]:
         if not phase and run.pending_turn == before:  # a turn that streamed in opens its step with no events
             return produced
         produced += phase
+        if by_runner and _was_a_cell(before) and progression.left_to_reads(ctx.settings):
+            return produced
+
+
+def _was_a_cell(stored_turn: dict[str, Any] | None) -> bool:
+    return stored_turn is not None and stored_turn.get("kind") == "code"
 
 
 def wait_seconds(ctx: Ctx, run: Run, *, streaming: bool) -> float:
@@ -85,6 +95,8 @@ def advance_once(ctx: Ctx, run: Run, *, streaming: bool = False, by_runner: bool
         if _wait(ctx, turn, streaming=streaming) > 0:
             return []
         if isinstance(turn, pending.CodeTurn):
+            if not (streaming or by_runner or code_interpreter.result_waiting(run)):
+                return []  # a read leaves the cell to a runner (`runs.schedule`): it answers the run in_progress
             return turn_steps.run_code(ctx, run, turn, streaming=streaming)
         if isinstance(turn, pending.TextTurn):
             return phases.deliver_text(ctx, run, turn)

@@ -15,14 +15,16 @@ back after the work (a deadlock retry) records the kept result when it runs agai
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from emulator.context import Ctx
 from emulator.db import Database
+from emulator.runs.state import RunStatus
 from emulator.store import records
 from emulator.store import runs as store
 from emulator.store.rows import Run
@@ -54,15 +56,43 @@ def renewer(ctx: Ctx, run_id: str) -> Callable[[], None]:
     db = ctx.db
 
     def renew() -> None:
-        if db is None:
-            return
-        try:
-            with db.transaction() as session:
-                store.renew_claim(session, run_id, time.time() + HELD_SECONDS)
-        except Exception:  # the claim lapses sooner; the work goes on
-            log.warning("run %s: its claim could not be renewed", run_id, exc_info=True)
+        if db is not None:
+            _renew(db, run_id, look=False)
 
     return renew
+
+
+def _renew(db: Database, run_id: str, *, look: bool) -> bool:
+    """Extend the run's claim; when `look`, False once the run is no longer `in_progress`."""
+    try:
+        with db.transaction() as session:
+            store.renew_claim(session, run_id, time.time() + HELD_SECONDS)
+            return not look or store.statuses(session, [run_id]).get(run_id) == RunStatus.IN_PROGRESS
+    except Exception:  # the claim lapses sooner; the work goes on
+        log.warning("run %s: its claim could not be renewed", run_id, exc_info=True)
+        return True
+
+
+@contextlib.contextmanager
+def renewing(ctx: Ctx, run_id: str, moved: Callable[[], None]) -> Iterator[None]:
+    """The run's claim is renewed from a thread of its own while the block runs (work that blocks its thread
+    and cannot call back: a code cell); `moved` is called once the run is no longer `in_progress` (a cancel or
+    an expiry, here or on another replica), so that the work may end early."""
+    db = ctx.db
+    ended = threading.Event()
+
+    def keep_renewing() -> None:
+        while db is not None and not ended.wait(RENEW_EVERY_SECONDS):
+            if not _renew(db, run_id, look=True):
+                moved()
+
+    renewing_thread = threading.Thread(target=keep_renewing, name=f"renew-{run_id}", daemon=True)
+    renewing_thread.start()
+    try:
+        yield
+    finally:
+        ended.set()
+        renewing_thread.join()
 
 
 def lapse(db: Database, run_id: str) -> None:

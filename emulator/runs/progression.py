@@ -11,6 +11,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from emulator.settings import Settings
+
 _POLLS = re.compile(r"polls:([0-9]+)")
 
 
@@ -34,3 +36,11 @@ def parse(policy: str) -> Progression:
     if matched is None:
         raise ValueError(f"run progression {policy!r} is neither 'immediate' nor 'polls:N'")
     return Progression(int(matched.group(1)))
+
+
+def left_to_reads(settings: Settings) -> bool:
+    """Runs move at their clients' reads, not on their own: the `polls:N` policy counts reads, and a server
+    started with `--seed` draws the ids runs get from one sequence, so who advances a run, and when, must follow
+    the client's requests for the same requests to give the same ids. Only work that takes time (an upstream
+    model call, a code cell) is a runner's even so (`runs.schedule`)."""
+    return bool(parse(settings.run_progression).polls) or settings.seed is not None

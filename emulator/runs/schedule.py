@@ -10,8 +10,11 @@ A server started with `--seed` leaves runs to reads too (as `polls:N` does): the
 get are drawn from the one seeded sequence, so who advances a run, and when, must follow the client's requests
 for the same requests to give the same ids.
 
-An upstream model call is the runner's whatever the policy or seed: a read that reaches it leaves it due, and
-answers the run `in_progress` while the runner makes the call (`upstream_turn.ask`).
+An upstream model call and a code cell are the runner's whatever the policy or seed: a read that reaches one
+leaves it due, and answers the run `in_progress` while the runner makes the call (`upstream_turn.ask`) or runs
+the cell (`executor.advance_once`). Seeded ids stay the same however often the client reads meanwhile (reads
+draw only request ids, from a sequence of their own), as long as it makes nothing else until the work is done;
+after a cell, the runner leaves the rest of the run to reads (`executor.settle`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections.abc import Callable
 
 from emulator import limits
 from emulator.context import Ctx
-from emulator.runs import executor, leases, progression
+from emulator.runs import executor, leases, pending, progression
 from emulator.runs.state import RunStatus
 from emulator.runs.upstream_model import UpstreamModel
 from emulator.store.rows import Run
@@ -66,7 +69,7 @@ def plan(ctx: Ctx, run: Run, *, stalled: bool = False) -> None:
 def new_run_due_at(ctx: Ctx) -> float | None:
     """A new run's `due_at` (it is queued), given by its insert, so that no update follows it: `plan` then finds
     it standing, and the code that made the run calls `tell_runner`."""
-    return None if _left_to_reads(ctx) else time.time() + limits.RUNNER_GRACE_SECONDS
+    return None if progression.left_to_reads(ctx.settings) else time.time() + limits.RUNNER_GRACE_SECONDS
 
 
 def tell_runner(ctx: Ctx, run: Run) -> None:
@@ -89,13 +92,16 @@ def _seconds_until_due(ctx: Ctx, run: Run) -> float | None:
     status = RunStatus(run.status)
     if status not in RUNNABLE:
         return None
-    if status is RunStatus.IN_PROGRESS and run.pending_turn is None and isinstance(ctx.model, UpstreamModel):
+    if status is RunStatus.IN_PROGRESS and _runners_work(ctx, run):
         return 0.0
-    if _left_to_reads(ctx):
+    if progression.left_to_reads(ctx.settings):
         return None
     return executor.wait_seconds(ctx, run, streaming=False) + limits.RUNNER_GRACE_SECONDS
 
 
-def _left_to_reads(ctx: Ctx) -> bool:
-    """The `polls:N` policy or a seed leaves runs to the reads (the module says why), but for upstream calls."""
-    return bool(progression.parse(ctx.settings.run_progression).polls) or ctx.settings.seed is not None
+def _runners_work(ctx: Ctx, run: Run) -> bool:
+    """The run's next move is work that takes time, which reads leave to a runner: an upstream model call, or
+    a code cell."""
+    if run.pending_turn is None:
+        return isinstance(ctx.model, UpstreamModel)
+    return isinstance(pending.of(run), pending.CodeTurn)

@@ -100,8 +100,9 @@ def run_code(ctx: Ctx, run: Run, turn: pending.CodeTurn, *, streaming: bool) -> 
     """Run the cell with no transaction open (`code_interpreter.run`), then complete its step; a sandbox that
     fails fails the call and the run (`server_error`). A run cancelled meanwhile is cancelled now. The result
     commits at once: whatever else the request does (a 404 after the read, a retry) cannot lose it and run the
-    cell again. The cell's claim ends with it: a stream driving the run holds its own lease again, a poll none
-    (not even the lease of a dead claimant whose cell it resumed)."""
+    cell again. The cell's claim ends with it: a stream driving the run holds its own lease again, a runner none
+    (not even the lease of a dead claimant whose cell it resumed). A read never gets here (`executor`): it leaves
+    the cell to a runner, unless this process keeps the cell's result for it to record."""
     outcome = code_interpreter.run(ctx, run, turn.code, turn.call_id)
     if streaming:
         leases.take(run)

@@ -23,7 +23,7 @@ import secrets
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,9 +107,11 @@ class Sandbox:
     def mode(self) -> Mode:
         return self.launcher.mode
 
-    def execute(self, *, tenant: str, thread_id: str, now: int, code: str, inputs: Iterable[InputFile]) -> Execution:
+    def execute(self, *, tenant: str, thread_id: str, now: int, code: str, inputs: Iterable[InputFile],
+                stop: Callable[[], str | None] | None = None) -> Execution:
         """Run `code` in the thread's session (started when there is none); `SandboxError` when the sandbox
-        itself fails. The caller removes `Execution.workdir` when done with the outputs."""
+        itself fails. `stop`, checked while the cell runs, says why the cell must end now (its kernel is stopped,
+        the session with it), or None. The caller removes `Execution.workdir` when done with the outputs."""
         if self.mode is Mode.UNAVAILABLE:
             raise SandboxError(
                 f"code_interpreter is unavailable on this server: {self.launcher.reason}. The operator may start "
@@ -124,7 +126,7 @@ class Sandbox:
             killed = session.group.oom_kills() if session.group is not None else 0
             threads, idle = 1, True
             try:
-                reply = session.kernel.run(code, self.timeout_seconds, self._watch(session))
+                reply = session.kernel.run(code, self.timeout_seconds, self._watch(session, stop))
                 logs, images, threads, idle = reply.logs, reply.images, reply.threads, reply.idle
                 if session.group is not None and session.group.oom_kills() > killed:
                     notes.append(f"[a process of the cell was killed: it ran out of memory (a session has "
@@ -154,12 +156,15 @@ class Sandbox:
         return Execution(logs=logs, created=sorted(created + pictures, key=names.__getitem__), names=names,
                          images=pictures, workdir=workdir, new_session=session.id if started else None)
 
-    def _watch(self, session: _Session) -> Watch:
-        """What is checked while the session's cell runs: its disk use, and, where no cgroup caps its memory
-        and it has a uid of its own, its processes' resident memory."""
+    def _watch(self, session: _Session, stop: Callable[[], str | None] | None) -> Watch:
+        """What is checked while the session's cell runs: the caller's `stop`, its disk use, and, where no
+        cgroup caps its memory and it has a uid of its own, its processes' resident memory."""
         by_uid = session.group is None and self.launcher.mode is Mode.ISOLATED and self.launcher.as_root
 
         def check() -> str | None:
+            reason = stop() if stop is not None else None
+            if reason is not None:
+                return reason
             used = files.disk_bytes(session.data, files.snapshot(session.data))
             if used > limits.CODE_INTERPRETER_SESSION_DISK_BYTES:
                 return _DISK_FULL
