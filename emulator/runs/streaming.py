@@ -4,11 +4,16 @@ Each phase runs in its own transaction in the thread pool; between phases nothin
 (for its model's first token) waits on the process's hub (`runs.hub`) until its wait is over or the run
 changes: a cancel from another request, here or on another replica, wakes it at once and the stream ends with
 the cancel events; a deletion of its thread (which takes the run with it) ends it at once with an `error` event.
-It costs no transaction while it waits. The stream's lease keeps pollers and runners from
-advancing the run meanwhile (`limits.RUN_STREAM_LEASE_SECONDS`, renewed for all waiting streams together by one
-timer, `runs.waiting`); it is dropped when the stream ends for any reason, including a client that disconnects,
-after which a runner (or any poll) finishes the run; a stream whose process dies leaves it to lapse within
-seconds, and a runner elsewhere takes the run over.
+It costs no transaction while it waits.
+
+The stream's lease keeps pollers and runners from advancing the run for as long as the stream lives: while it waits,
+and while it writes to a client that reads slowly (its writes wait for the client: a phase's events may take any
+time to go out). The lease lasts `limits.RUN_STREAM_LEASE_SECONDS` and is renewed for all of the process's streams
+together by one timer (`runs.waiting`); were it renewed only while the stream waits, a slow client would let it
+lapse between phases, a runner would move the run meanwhile, and the stream, which sends the events its own phases
+produce, would miss them (it would end without the run's last events). It is dropped when the stream ends for any
+reason, including a client that disconnects, after which a runner (or any poll) finishes the run; a stream whose
+process dies leaves it to lapse within seconds, and a runner elsewhere takes the run over.
 
 With an upstream model, the phase that makes the model call commits its claim and starts the call
 (`upstream_turn.CallInFlight`); the stream then waits for it on the event loop, holding no worker thread, and
@@ -171,9 +176,10 @@ async def drive(
     watching = model.subscribe(run_id) if isinstance(model, UpstreamModel) else None
     gone = asyncio.Event()
     try:
-        for event in opening:
-            yield sse.encode(event.name, event.data)
         with contextlib.ExitStack() as subscribed:
+            subscribed.enter_context(runtime.waiting.holding(run_id))
+            for event in opening:
+                yield sse.encode(event.name, event.data)
             changes: hub.Subscription | None = None
             resumed = False
             while True:
@@ -199,8 +205,7 @@ async def drive(
                 if changes is None:  # subscribed from now on: a look again sees what changed before
                     changes = subscribed.enter_context(runtime.hub.subscribe(run_id))
                     continue
-                with runtime.waiting.waiting(run_id):
-                    await changes.wait(phase.wait)
+                await changes.wait(phase.wait)
     except Exception:
         log.exception("stream of run %s failed", run_id)
         for event in await run_in_threadpool(_fail, runtime, tenant, run_id, include):
