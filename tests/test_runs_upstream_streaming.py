@@ -149,8 +149,9 @@ def test_streamed_arguments_add_up_to_the_recorded_ones_when_the_upstream_wrote_
     the `{}` too, so that a client adding up the fragments gets the arguments it will be asked for. A call with
     arguments (blanks around them included) streams and stores them as the upstream wrote them."""
     written = ' {"zone": "UTC"} '
-    upstream.reply(Reply(tool_calls=[FakeToolCall("get_time", ""), FakeToolCall("get_date", written, pieces=2)]))
-    tools = [{"type": "function", "function": {"name": name}} for name in ("get_time", "get_date")]
+    upstream.reply(Reply(tool_calls=[FakeToolCall("get_time", ""), FakeToolCall("get_date", written, pieces=2),
+                                     FakeToolCall("get_zone", "")]))  # closed as the next begins; as the turn ends
+    tools = [{"type": "function", "function": {"name": name}} for name in ("get_time", "get_date", "get_zone")]
     assistant_id, thread_id = _start(client, "What time and date is it?", tools=tools)
     fragments: dict[int, list[str]] = {}
     done: list[ToolCall] = []
@@ -169,7 +170,7 @@ def test_streamed_arguments_add_up_to_the_recorded_ones_when_the_upstream_wrote_
         run = stream.get_final_run()
     assert run.status == "requires_action" and run.required_action is not None
     required = [call.function.arguments for call in run.required_action.submit_tool_outputs.tool_calls]
-    assert required == ["{}", written]
+    assert required == ["{}", written, "{}"]
     assert ["".join(fragments[index]) for index in sorted(fragments)] == required
     assert [call.function.arguments for call in done if call.type == "function"] == required  # the SDK's snapshots
     (step,) = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread_id).data
