@@ -41,7 +41,7 @@ from emulator.db import Database, is_overloaded, is_sqlite_url
 from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError, ServiceUnavailable
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
-from emulator.runs import runner
+from emulator.runs import runner, schedule
 from emulator.runs.hub import RunHub
 from emulator.server_state import Runtime, model_for
 from emulator.settings import Settings
@@ -183,7 +183,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         settings.files_dir.mkdir(parents=True, exist_ok=True)
-        hub = RunHub()
+        hub = RunHub(time_moved=schedule.ring_now)
         hub.bind_running_loop()
         database_url = settings.resolved_database_url()
         sender = None if is_sqlite_url(database_url) else Sender(database_url)

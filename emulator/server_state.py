@@ -25,7 +25,7 @@ class Runtime:
     hub: RunHub = field(default_factory=RunHub)
     """Wakes who waits for a run when it changes (`Database.connect`'s `runs_changed` is its `notify_many`)."""
     waiting: WaitingStreams = field(init=False)
-    """The streams waiting for their runs, looked after together (`runs.waiting`)."""
+    """The runs this process's streams hold, their leases renewed together (`runs.waiting`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "waiting", WaitingStreams(self.db, self.hub))

@@ -233,3 +233,36 @@ def test_the_background_sweep_uses_each_tenants_clock(operated: RunningServer) -
     assert count(operated, "threads", id=mine.id) == 0, "swept in the background, with no request of its tenant"
     assert count(operated, "threads", id=theirs.id) == 1
     assert second.sdk.beta.threads.retrieve(theirs.id).id == theirs.id
+
+
+def test_the_operator_moving_every_clock_past_waiting_runs_lets_the_runner_finish_them(
+    operated: RunningServer,
+) -> None:
+    """Every tenant's run that waits for its model (a 60 s latency profile), unread, is due once every clock has
+    moved past its answer: a runner finishes each at once (the runs' due times came as much sooner)."""
+    tenants = [Tenant(operated, LISTED), Tenant(operated, OTHER_LISTED)]
+    runs = []
+    for tenant in tenants:
+        tenant.control.post("/latency", json={"ttft_ms": 60_000}).raise_for_status()
+        assistant = tenant.sdk.beta.assistants.create(model="gpt-4o")
+        thread = tenant.sdk.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
+        runs.append(tenant.sdk.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id).id)
+    try:
+        assert _stored_statuses(operated, runs, {"in_progress"}, 10) == ["in_progress"] * 2  # a minute away
+        Tenant(operated, OPERATOR).advance(120, all_tenants=True)
+        assert _stored_statuses(operated, runs, {"completed"}, 3) == ["completed"] * 2
+        assert [query(operated, "SELECT observations FROM runs WHERE id = :id", id=run)[0][0] for run in runs] == [
+            0, 0], "no read moved them"
+    finally:
+        for tenant in tenants:
+            tenant.control.delete("/latency").raise_for_status()
+
+
+def _stored_statuses(server: RunningServer, run_ids: list[str], wanted: set[str], seconds: float) -> list[str]:
+    """The runs' statuses in the database once all are in `wanted`, or as they are after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        statuses = [query(server, "SELECT status FROM runs WHERE id = :id", id=run)[0][0] for run in run_ids]
+        if set(statuses) <= wanted or time.monotonic() > deadline:
+            return statuses
+        time.sleep(0.05)

@@ -116,3 +116,36 @@ def test_a_run_whose_streaming_process_is_killed_is_finished_by_another_replica(
         reply = http.get(f"/threads/{thread}/messages", params={"limit": 1}).json()["data"][0]
     assert reply["run_id"] == run_id and reply["status"] == "completed"
     assert reply["content"][0]["text"]["value"] == "You said: hello"
+
+
+@pytest.mark.parametrize("mover", ["the same server", "another replica"])
+def test_a_clock_advance_past_a_waiting_runs_answer_lets_the_runner_finish_it_at_once(
+    two_replicas: tuple[RunningServer, RunningServer], mover: str
+) -> None:
+    """A run nobody reads waits for its model's answer (a 60 s latency profile); its tenant's clock moves past the
+    answer's time, on this server or another replica: the run is due at once (its `due_at` came as much sooner)
+    and a runner finishes it within a few seconds, not a minute later. Another tenant's run with the same profile
+    keeps waiting: its clock did not move."""
+    first, second = two_replicas
+    movers, watchers = [], []
+    for _tenant in range(2):
+        key = f"sk-{uuid.uuid4().hex}"
+        control = httpx.Client(base_url=f"{first.root_url}/_emulator", headers={"Authorization": f"Bearer {key}"})
+        control.post("/latency", json={"ttft_ms": 60_000}).raise_for_status()
+        client = OpenAI(base_url=first.base_url, api_key=key, max_retries=0)
+        assistant = client.beta.assistants.create(model="gpt-4o")
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
+        run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        _until_stored(first, run.id, "in_progress", 10)  # a runner started it: the answer is a minute away
+        (movers if not movers else watchers).append((key, run.id))
+    (key, run_id), (_other_key, other_run_id) = movers[0], watchers[0]
+    time.sleep(1.5)  # a runner's sweep or two: nothing is due
+    assert _stored(first, run_id)[0] == "in_progress"
+    where = first if mover == "the same server" else second
+    httpx.post(f"{where.root_url}/_emulator/clock/advance", json={"seconds": 120},
+               headers={"Authorization": f"Bearer {key}"}).raise_for_status()
+    took = _until_stored(first, run_id, "completed", 30)
+    print(f"run completed {took:.2f} s after the clock advance ({mover})")
+    assert took < 3.0, took
+    assert _stored(first, run_id)[1] == 0  # no read moved it
+    assert _stored(first, other_run_id)[0] == "in_progress"

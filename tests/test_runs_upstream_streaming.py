@@ -142,6 +142,44 @@ def test_function_arguments_stream_as_deltas_then_outputs_stream_the_answer(
     assert run.status == "completed" and texts == ["Mild", " in", " Lyon."]
 
 
+def test_streamed_arguments_add_up_to_the_recorded_ones_when_the_upstream_wrote_none(
+    client: OpenAI, upstream: FakeUpstream
+) -> None:
+    """A call the upstream made with no arguments is `{}` on record (required_action, the step): its stream sends
+    the `{}` too, so that a client adding up the fragments gets the arguments it will be asked for. A call with
+    arguments (blanks around them included) streams and stores them as the upstream wrote them."""
+    written = ' {"zone": "UTC"} '
+    upstream.reply(Reply(tool_calls=[FakeToolCall("get_time", ""), FakeToolCall("get_date", written, pieces=2),
+                                     FakeToolCall("get_zone", "")]))  # closed as the next begins; as the turn ends
+    tools = [{"type": "function", "function": {"name": name}} for name in ("get_time", "get_date", "get_zone")]
+    assistant_id, thread_id = _start(client, "What time and date is it?", tools=tools)
+    fragments: dict[int, list[str]] = {}
+    done: list[ToolCall] = []
+
+    class Handler(AssistantEventHandler):
+        def on_tool_call_delta(self, delta: ToolCallDelta, snapshot: ToolCall) -> None:
+            assert delta.type == "function" and delta.function is not None
+            fragments.setdefault(delta.index, []).append(delta.function.arguments or "")
+
+        def on_tool_call_done(self, tool_call: ToolCall) -> None:
+            done.append(tool_call)
+
+    with client.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant_id,
+                                         event_handler=Handler()) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    assert run.status == "requires_action" and run.required_action is not None
+    required = [call.function.arguments for call in run.required_action.submit_tool_outputs.tool_calls]
+    assert required == ["{}", written, "{}"]
+    assert ["".join(fragments[index]) for index in sorted(fragments)] == required
+    assert [call.function.arguments for call in done if call.type == "function"] == required  # the SDK's snapshots
+    (step,) = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread_id).data
+    assert step.step_details.type == "tool_calls"
+    assert [call.function.arguments for call in step.step_details.tool_calls  # type: ignore[union-attr]
+            if call.type == "function"] == required
+    client.beta.threads.runs.cancel(run.id, thread_id=thread_id)
+
+
 def test_the_message_being_generated_is_readable_with_its_text_so_far(
     client: OpenAI, upstream: FakeUpstream
 ) -> None:

@@ -12,10 +12,11 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import httpx
+import openai
 import psycopg
 import pytest
 from openai import OpenAI
@@ -57,6 +58,8 @@ class WaitingStream:
     run_id: str = ""
     waiting: threading.Event = field(default_factory=threading.Event)
     ended_at: float | None = None
+    error: openai.APIError | None = None
+    """The `error` event the stream ended with (the SDK raises it)."""
 
     def start(self) -> threading.Thread:
         reader = threading.Thread(target=self._read, daemon=True)
@@ -64,15 +67,18 @@ class WaitingStream:
         return reader
 
     def _read(self) -> None:
-        with self.client.beta.threads.runs.create(
-            thread_id=self.thread_id, assistant_id=self.assistant_id, stream=True
-        ) as stream:
-            for event in stream:
-                self.names.append(event.event)
-                if event.event == "thread.run.created":
-                    self.run_id = event.data.id
-                if event.event == "thread.message.in_progress":
-                    self.waiting.set()  # the model's answer is 30 s away: the stream waits
+        try:
+            with self.client.beta.threads.runs.create(
+                thread_id=self.thread_id, assistant_id=self.assistant_id, stream=True
+            ) as stream:
+                for event in stream:
+                    self.names.append(event.event)
+                    if event.event == "thread.run.created":
+                        self.run_id = event.data.id
+                    if event.event == "thread.message.in_progress":
+                        self.waiting.set()  # the model's answer is 30 s away: the stream waits
+        except openai.APIError as error:
+            self.error = error
         self.ended_at = time.monotonic()
 
 
@@ -130,6 +136,39 @@ def test_a_clock_moved_past_expiry_ends_a_waiting_stream_at_once(
     reader.join(CANCEL_ENDS_WITHIN_SECONDS + 5)
     assert stream.ended_at is not None and stream.ended_at - sent < CANCEL_ENDS_WITHIN_SECONDS, stream.names
     assert stream.names[-1] == "thread.run.expired"
+
+
+def _delete_thread(server: RunningServer, key: str, thread_id: str) -> None:
+    assert _client(server, key).beta.threads.delete(thread_id).deleted
+
+
+def _reset_tenant(server: RunningServer, key: str, _thread_id: str) -> None:
+    httpx.post(f"{server.root_url}/_emulator/reset", headers={"Authorization": f"Bearer {key}"}).raise_for_status()
+
+
+@pytest.mark.parametrize(("remove", "where"), [
+    (_delete_thread, "the same server"), (_delete_thread, "another replica"), (_reset_tenant, "the same server"),
+])
+def test_deleting_the_thread_ends_a_waiting_stream_at_once_with_an_error(
+    slow_servers: tuple[RunningServer, RunningServer], remove: Callable[[RunningServer, str, str], None], where: str
+) -> None:
+    """The run went with its thread (deleted, or its tenant reset): no event of the run can end its stream, which
+    ends at once with an `error` event saying what the thread's routes now answer (the SDK raises it). Before, the
+    stream waited out its model's 30 s."""
+    first, second = slow_servers
+    key, stream, reader = _waiting_on(first)
+    time.sleep(0.5)
+    sent = time.monotonic()
+    remove(first if where == "the same server" else second, key, stream.thread_id)
+    reader.join(CANCEL_ENDS_WITHIN_SECONDS + 5)
+    assert stream.ended_at is not None, f"the stream still waits: {stream.names}"
+    assert stream.ended_at - sent < CANCEL_ENDS_WITHIN_SECONDS, f"ended {stream.ended_at - sent:.2f} s after"
+    assert stream.names[-1] == "thread.message.in_progress"
+    assert stream.error is not None and stream.error.message == f"No thread found with id '{stream.thread_id}'."
+    assert stream.error.body == {"message": stream.error.message, "type": "invalid_request_error", "param": None,
+                                 "code": None}
+    with pytest.raises(openai.NotFoundError):
+        _client(second, key).beta.threads.runs.retrieve(stream.run_id, thread_id=stream.thread_id)
 
 
 def _transactions_begun(server: RunningServer) -> int:

@@ -38,7 +38,7 @@ def _stream(
     request: Request, ctx: Ctx, run: Run, opening: list[Event], include: frozenset[str] = frozenset()
 ) -> EventSourceResponse:
     return EventSourceResponse(
-        streaming.drive(runtime(request), ctx.tenant, run.id, opening, include),
+        streaming.drive(runtime(request), ctx.tenant, run.id, run.thread_id, opening, include),
         ping=15,
         sep="\n",
         headers={"openai-poll-after-ms": str(runtime(request).settings.poll_after_ms)},

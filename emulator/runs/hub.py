@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from emulator.store.records import EVERY_RUN
 
@@ -56,11 +56,14 @@ def _settle(future: asyncio.Future[None]) -> None:
 
 
 class RunHub:
-    """Wakes the event loop's subscribers of a run; `notify` and `notify_many` may be called from any thread."""
+    """Wakes the event loop's subscribers of a run; `notify` and `notify_many` may be called from any thread.
+    `time_moved` is called (from any thread) when a clock moved (`EVERY_RUN`): a run may have become due (the
+    process's runner looks, `runs.schedule.ring_now`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, time_moved: Callable[[], None] | None = None) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscribers: dict[str, set[Subscription]] = {}
+        self._time_moved = time_moved
 
     def bind_running_loop(self) -> None:
         """Deliver notifies on the running loop (the server's): the one its subscribers wait on."""
@@ -75,6 +78,8 @@ class RunHub:
         run_ids = tuple(run_ids)
         if EVERY_RUN in run_ids:
             self.notify_all()
+            if self._time_moved is not None:
+                self._time_moved()
             return
         waited = [run_id for run_id in run_ids if run_id in self._subscribers]
         loop = self._loop

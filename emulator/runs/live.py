@@ -161,11 +161,12 @@ class LiveTurn:
             return []
         call = self.calls.get(delta.index)
         if call is None:
+            closed = self.close_calls()
             call = self.calls[delta.index] = LiveCall(self.ids.new("call"), delta.name or "")
             call.arguments.append(delta.arguments)
             shown: dict[str, Any] = {"id": call.id, "type": "function",
                                      "function": {"name": call.name, "arguments": delta.arguments, "output": None}}
-            return [events.tool_call_delta(self.step_id, delta.index, shown)]
+            return [*closed, events.tool_call_delta(self.step_id, delta.index, shown)]
         call.name = call.name or (delta.name or "")
         call.arguments.append(delta.arguments)
         if not delta.arguments:
@@ -175,6 +176,22 @@ class LiveTurn:
 
     def call_ids(self) -> list[str]:
         return [self.calls[index].id for index in sorted(self.calls)]
+
+    def close_calls(self) -> list[Event]:
+        """The `{}` of the calls so far that the upstream wrote no arguments for: their arguments on record
+        (`upstream.deltas.complete_arguments`), so that the fragments a client adds up are those. Sent before the
+        next call's first fragment (the SDKs take a call as done when the next begins; upstreams send their calls
+        one after the other), and for the last once the turn has ended."""
+        if self.step_id is None:
+            return []
+        closing = []
+        for index in sorted(self.calls):
+            call = self.calls[index]
+            if not "".join(call.arguments).strip():
+                call.arguments.append("{}")
+                closing.append(events.tool_call_delta(self.step_id, index,
+                                                      {"type": "function", "function": {"arguments": "{}"}}))
+        return closing
 
     def write_text(self, ctx: Ctx, run: Run) -> None:
         """The message shows every fragment received (the writer may be one interval behind)."""

@@ -12,8 +12,8 @@ lane like a request's, else in a worker thread; an upstream model call, which re
 one of the runner's `RUNNER_BATCH` threads while the upstream answers.
 
 The runner is woken by this process's units of work that make a run due (`schedule.listen`), at the time a
-run becomes due, and every `RUNNER_SWEEP_SECONDS` to sweep the index for runs made due elsewhere or left by a
-process that died.
+run becomes due, when a clock moves (here or on another replica: the hub's `time_moved`), and every
+`RUNNER_SWEEP_SECONDS` to sweep the index for runs made due elsewhere or left by a process that died.
 """
 
 from __future__ import annotations

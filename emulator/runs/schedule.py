@@ -4,7 +4,9 @@ Every unit of work that may move a run ends with `plan`: it sets `runs.due_at` (
 run can next move without a client, or None when it cannot (it requires action, it has ended, or the `polls:N`
 policy or a seed leaves it to reads). Once the unit of work commits, this process's runner is told (`listen`), so that a
 run made due here is taken at once, and a run due later at its time; runs made due elsewhere (another replica,
-a process that died) are found by the runners' sweep of the index.
+a process that died) are found by the runners' sweep of the index. A due time is wall time computed from the
+run's tenant's clock: a clock advance brings its runs' due times as much sooner (`control.clocks.advance`) and
+wakes the runner of every process (`ring_now`, through the hub's `time_moved`).
 
 A server started with `--seed` leaves runs to reads too (as `polls:N` does): the ids a run's steps and messages
 get are drawn from the one seeded sequence, so who advances a run, and when, must follow the client's requests
@@ -49,6 +51,11 @@ def ring(due_at: float) -> None:
     listener = _listener
     if listener is not None:
         listener(due_at)
+
+
+def ring_now() -> None:
+    """Tell this process's runner to look for due runs now (a clock moved: runs may have become due)."""
+    ring(time.time())
 
 
 def plan(ctx: Ctx, run: Run, *, stalled: bool = False) -> None:

@@ -3,11 +3,17 @@
 Each phase runs in its own transaction in the thread pool; between phases nothing is held. A stream that waits
 (for its model's first token) waits on the process's hub (`runs.hub`) until its wait is over or the run
 changes: a cancel from another request, here or on another replica, wakes it at once and the stream ends with
-the cancel events. It costs no transaction while it waits. The stream's lease keeps pollers and runners from
-advancing the run meanwhile (`limits.RUN_STREAM_LEASE_SECONDS`, renewed for all waiting streams together by one
-timer, `runs.waiting`); it is dropped when the stream ends for any reason, including a client that disconnects,
-after which a runner (or any poll) finishes the run; a stream whose process dies leaves it to lapse within
-seconds, and a runner elsewhere takes the run over.
+the cancel events; a deletion of its thread (which takes the run with it) ends it at once with an `error` event.
+It costs no transaction while it waits.
+
+The stream's lease keeps pollers and runners from advancing the run for as long as the stream lives: while it waits,
+and while it writes to a client that reads slowly (its writes wait for the client: a phase's events may take any
+time to go out). The lease lasts `limits.RUN_STREAM_LEASE_SECONDS` and is renewed for all of the process's streams
+together by one timer (`runs.waiting`); were it renewed only while the stream waits, a slow client would let it
+lapse between phases, a runner would move the run meanwhile, and the stream, which sends the events its own phases
+produce, would miss them (it would end without the run's last events). It is dropped when the stream ends for any
+reason, including a client that disconnects, after which a runner (or any poll) finishes the run; a stream whose
+process dies leaves it to lapse within seconds, and a runner elsewhere takes the run over.
 
 With an upstream model, the phase that makes the model call commits its claim and starts the call
 (`upstream_turn.CallInFlight`); the stream then waits for it on the event loop, holding no worker thread, and
@@ -31,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from emulator import sse
 from emulator.context import Ctx
-from emulator.errors import SERVER_ERROR_MESSAGE
+from emulator.errors import SERVER_ERROR_MESSAGE, NotFound
 from emulator.runs import executor, hub, leases, outside, pending, phases, schedule, upstream_turn
 from emulator.runs.events import Event
 from emulator.runs.upstream_model import Subscription, UpstreamModel
@@ -50,6 +56,8 @@ class _Phase:
     """Seconds between message deltas (the token rate)."""
     call: upstream_turn.CallInFlight | None = None
     """The upstream model call this phase started: the stream waits for it, then runs the next phase."""
+    gone: bool = False
+    """The run is no more: its thread was deleted."""
 
 
 def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], resumed: bool = False) -> _Phase:
@@ -64,7 +72,7 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], 
         attempts.append(ctx)
         run = store.get_by_id_thread_first(session, run_id)
         if run is None:
-            return _Phase([], True, 0.0, 0.0)
+            return _Phase([], True, 0.0, 0.0, gone=True)
         leases.take(run)
         turn = pending.of(run)
         pause = 0.0 if turn is None else turn.timing.delta_pause
@@ -152,16 +160,26 @@ async def _renew_until(
         await run_in_threadpool(lapse)
 
 
+def _gone(thread_id: str) -> bytes:
+    """The end of a stream whose run was deleted with its thread: no terminal event of the run can come, so the
+    stream says why it ends, as the thread's own routes now answer (404), in an `error` event (the SDKs raise it)
+    rather than ending without the run's final event (which the Node SDK reports as "Final run has not been
+    received")."""
+    return sse.encode_error(NotFound.object("thread", thread_id).body())
+
+
 async def drive(
-    runtime: Runtime, tenant: str, run_id: str, opening: Sequence[Event], include: frozenset[str] = frozenset()
+    runtime: Runtime, tenant: str, run_id: str, thread_id: str, opening: Sequence[Event],
+    include: frozenset[str] = frozenset(),
 ) -> AsyncIterator[bytes]:
     model = runtime.model
     watching = model.subscribe(run_id) if isinstance(model, UpstreamModel) else None
     gone = asyncio.Event()
     try:
-        for event in opening:
-            yield sse.encode(event.name, event.data)
         with contextlib.ExitStack() as subscribed:
+            subscribed.enter_context(runtime.waiting.holding(run_id))
+            for event in opening:
+                yield sse.encode(event.name, event.data)
             changes: hub.Subscription | None = None
             resumed = False
             while True:
@@ -178,6 +196,8 @@ async def drive(
                     if phase.delta_pause and event.name == "thread.message.delta":
                         await anyio.sleep(phase.delta_pause)
                     yield sse.encode(event.name, event.data)
+                if phase.gone:
+                    yield _gone(thread_id)
                 if phase.resting:
                     break
                 if not phase.wait:
@@ -185,8 +205,7 @@ async def drive(
                 if changes is None:  # subscribed from now on: a look again sees what changed before
                     changes = subscribed.enter_context(runtime.hub.subscribe(run_id))
                     continue
-                with runtime.waiting.waiting(run_id):
-                    await changes.wait(phase.wait)
+                await changes.wait(phase.wait)
     except Exception:
         log.exception("stream of run %s failed", run_id)
         for event in await run_in_threadpool(_fail, runtime, tenant, run_id, include):

@@ -47,7 +47,8 @@ def open_function_calls(
     ctx: Ctx, run: Run, timing: Timing, usage: Usage, calls: tuple[FunctionCall, ...], live: LiveTurn | None = None
 ) -> list[Event]:
     """A tool_calls step with the calls; the run requires their outputs once they are ready. A turn that streamed
-    in (`live`) opened the step and sent the calls' deltas as they arrived."""
+    in (`live`) opened the step and sent the calls' deltas as they arrived (and now sends what they lacked: the
+    `{}` of a call without arguments)."""
     opened = None if live is None else live.opened_calls
     ids = live.call_ids() if opened is not None and live is not None else []
     tool_calls = [
@@ -59,7 +60,7 @@ def open_function_calls(
         step = store.get_step(ctx.session, run.id, opened)
         step.step_details = {"type": "tool_calls", "tool_calls": tool_calls}
         pending.put(run, pending.FunctionCallsTurn(step.id, usage, timing))
-        return []
+        return [] if live is None else live.close_calls()
     step = phases.new_step(ctx, run, "tool_calls", _no_calls())
     produced = [events.step("created", step, ctx.include), events.step("in_progress", step, ctx.include)]
     step.step_details = {"type": "tool_calls", "tool_calls": tool_calls}

@@ -1,8 +1,9 @@
-"""What the process does for all of its waiting streams together, on one timer: nothing per stream.
+"""What the process does for all of its streams together, on one timer: nothing per stream.
 
-A stream that waits (for its model's first token) waits on the hub (`runs.hub`) and holds its run's lease. This
-timer renews those leases in one short transaction every `RENEW_LEASES_EVERY_SECONDS`, so that a stream may
-wait as long as its model takes without a transaction of its own. On SQLite, where no other process can tell
+A stream holds its run's lease for as long as it lives (`runs.streaming`): while it waits (for its model's first
+token, on the hub, `runs.hub`) and while its writes wait for a client that reads slowly. This timer renews those
+leases in one short transaction every `RENEW_LEASES_EVERY_SECONDS`, so that a stream may wait as long as its model
+(or its client) takes without a transaction of its own. On SQLite, where no other process can tell
 this one that a run changed, it also reads the waited runs' statuses in one read every `SQLITE_LOOK_EVERY_SECONDS`
 (only when something committed since the last, `store.runs.SqliteCommits`) and notifies those another process
 moved (a cancel sent to another process on the same file); on PostgreSQL the other processes' `pg_notify`
@@ -33,7 +34,7 @@ SQLITE_LOOK_EVERY_SECONDS = 0.5
 
 
 class WaitingStreams:
-    """The runs this process's streams wait for, and the timer that works for all of them."""
+    """The runs this process's streams hold, and the timer that works for all of them."""
 
     def __init__(self, db: Database, hub: RunHub) -> None:
         self._db = db
@@ -45,8 +46,8 @@ class WaitingStreams:
         self._commits = store.SqliteCommits(db.engine) if sqlite else None
 
     @contextlib.contextmanager
-    def waiting(self, run_id: str) -> Iterator[None]:
-        """A stream waits for the run during the block (on the event loop): its lease is renewed."""
+    def holding(self, run_id: str) -> Iterator[None]:
+        """A stream holds the run during the block (on the event loop): its lease is renewed."""
         self._runs[run_id] += 1
         if self._task is None:
             self._task = asyncio.create_task(self._work_while_waited(), name="waiting-streams")

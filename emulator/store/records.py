@@ -10,7 +10,7 @@ connection directly, and their rows become records straight from the driver's tu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -105,6 +105,12 @@ def announce_every_run(session: Session) -> None:
     """When the unit of work commits, every waiter of every run is woken (in every process), as if each run
     had changed: the emulator's time moved, so waits for a first token or an expiry may be over."""
     _changes(session).runs.add(EVERY_RUN)
+
+
+def announce_runs(session: Session, run_ids: Iterable[str]) -> None:
+    """When the unit of work commits, the runs' waiters are woken (in every process), as for a change made
+    through their records: for a change made by a statement (their thread deleted)."""
+    _changes(session).runs.update(run_ids)
 
 
 def forget_loaded(session: Session, *, keep: Record) -> None:

@@ -99,6 +99,20 @@ def claim_due(session: Session, now: float, hold_seconds: float, limit: int) -> 
     return list(session.connection().execute(_CLAIM_DUE, params).scalars())
 
 
+_BRING_DUE_FORWARD = (
+    update(_run_table).where(_runs.due_at.is_not(None)).values(due_at=_runs.due_at - bindparam("seconds"))
+)
+_BRING_TENANT_DUE_FORWARD = _BRING_DUE_FORWARD.where(_runs.tenant == bindparam("of_tenant"))
+
+
+def bring_due_forward(session: Session, seconds: int, tenant: str | None = None) -> int:
+    """A clock moved `seconds` on (the tenant's; every tenant's for None): the runs' due times (wall seconds,
+    computed from their tenant's time) come `seconds` sooner. How many runs were due at some time."""
+    if tenant is None:
+        return statements.execute(session, _BRING_DUE_FORWARD, {"seconds": seconds})
+    return statements.execute(session, _BRING_TENANT_DUE_FORWARD, {"seconds": seconds, "of_tenant": tenant})
+
+
 _RENEW_LEASES = (
     update(RunRow)
     .where(RunRow.id.in_(bindparam("run_ids", expanding=True)), RunRow.lease_until.is_not(None))

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from emulator.errors import NotFound
-from emulator.store import clocks, statements
+from emulator.store import clocks, records, statements
 from emulator.store.records import Table
 from emulator.store.rows import Thread
 from emulator.tables import MessageRow, RunRow, RunStepRow, ThreadRow
@@ -108,10 +108,18 @@ def remove(session: Session, thread: Thread) -> None:
     delete_ids(session, [thread.id])
 
 
+_ACTIVE_RUNS = select(_THREADS.active_run_id).where(
+    _THREADS.id.in_(bindparam("thread_ids", expanding=True)), _THREADS.active_run_id.is_not(None)
+)
+
+
 def delete_ids(session: Session, thread_ids: list[str]) -> int:
-    """Delete threads and everything under them (explicitly, so it holds without FK cascades too)."""
+    """Delete threads and everything under them (explicitly, so it holds without FK cascades too). Their active
+    runs are announced: a stream waiting for one ends at once (in any process), its run gone."""
     if not thread_ids:
         return 0
+    active = statements.all_rows(session, _ACTIVE_RUNS, {"thread_ids": thread_ids})
+    records.announce_runs(session, [row.active_run_id for row in active])
     for table in (RunStepRow, RunRow, MessageRow):
         statements.execute(session, delete(table).where(table.thread_id.in_(thread_ids)), {})
     return statements.execute(session, delete(ThreadRow).where(ThreadRow.id.in_(thread_ids)), {})

@@ -165,7 +165,8 @@ class UpstreamToolCall:
     """The upstream's call id (some servers send none; the emulator names its calls itself anyway)."""
     name: str
     arguments: str
-    """The arguments as the upstream wrote them (`{}` when it wrote nothing)."""
+    """The arguments as the upstream wrote them, followed by `{}` when it wrote nothing but blanks: what the
+    run's streams showed of them, fragment by fragment, then the `{}` (`runs.live.LiveTurn.close_calls`)."""
     parsed: dict[str, Any]
 
 
@@ -183,6 +184,12 @@ class _PartialCall:
     id: str | None = None
     name: str = ""
     arguments: list[str] = field(default_factory=list)
+
+
+def complete_arguments(written: str) -> str:
+    """A call's arguments from what the upstream wrote: unchanged (a client that adds up the streamed fragments
+    gets them), or `{}` added when they are blank (no arguments is the empty object, as the stub's)."""
+    return written if written.strip() else written + "{}"
 
 
 class TurnAssembler:
@@ -216,7 +223,7 @@ class TurnAssembler:
         calls = []
         for index in sorted(self._calls):
             partial = self._calls[index]
-            arguments = "".join(partial.arguments).strip() or "{}"
+            arguments = complete_arguments("".join(partial.arguments))
             if not partial.name:
                 raise UpstreamError(
                     "server_error", f"the upstream's tool call {index} has no function name", kind="invalid_arguments"
