@@ -5,16 +5,25 @@ The emulator runs in this (measured) process as it serves: `uvicorn.Server` on a
 upstream URL. The two other parties run in processes of their own, which callgrind does not follow (no
 `--trace-children`), so their instructions are not counted:
 
-- the fake upstream (`python -m tests.fake_upstream --words N --tokens-per-second 50`), which answers every turn
-  with N one-word chunks, 20 ms apart, each read by the emulator on its own;
-- the client (`python bench/delta_driver.py --client ...`), which opens `STREAMS` streamed runs (a few
-  milliseconds apart, so that their deltas do not arrive in the same tick) and reads each to its end.
+- the fake upstream (`python -m tests.fake_upstream --words N --tokens-per-second 5`), which answers every turn
+  with N one-word chunks, 200 ms apart;
+- the client (`python bench/delta_driver.py --client ...`), which opens `STREAMS` streamed runs (half a chunk
+  interval apart, so that their deltas do not arrive together) and reads each to its end.
 
 A round of `STREAMS` runs is measured with N and with 2N chunks per answer: what is constant per run cancels in
 the difference, which divided by `STREAMS * N` is one delta's cost (reading the chunk, parsing it, the event
-published, encoded and written, plus the writer of the text so far, `live.Flusher`, at its pace); the rest of a
-run's cost is `(2 * total(N) - total(2N)) / STREAMS`. The rate is the benchmark's (50 tokens/s) and low enough
-for the process under callgrind (about 50 times slower) to keep up, so each delta is read and sent on its own.
+published, encoded and written); the rest of a run's cost is `(2 * total(N) - total(2N)) / STREAMS`.
+
+Instruction counts only stay the same from run to run if every delta is read and sent on its own: a process that
+falls behind reads several chunks at once and writes several events at once, and counts fewer instructions per
+delta. So the round runs in slow motion: 2 streams at 5 chunks a second (the process under callgrind, about 50
+times slower, keeps up even on a loaded machine), with the intervals of the process's periodic work stretched by
+the same factor (50 / 5: the writer of the text so far, `live.FLUSH_SECONDS`; a call's claim renewal,
+`outside.RENEW_EVERY_SECONDS`, and the claim's length, `outside.HELD_SECONDS`; the runner's sweep,
+`limits.RUNNER_SWEEP_SECONDS`), so that each costs per delta what it costs at the benchmark's 50 tokens a second.
+What stays per second (the event loop's own timers, uvicorn's, sse-starlette's) is counted over fewer deltas
+than at full speed: the figure is for comparing trees, not for dividing a core by. The client checks that all but `SHARED_AT_MOST` deltas of
+each stream came in an HTTP chunk of their own (the driver fails otherwise).
 """
 
 from __future__ import annotations
@@ -33,10 +42,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-STREAMS = 4
+STREAMS = 2
 """Concurrent streamed runs per round."""
-TOKENS_PER_SECOND = 50
-STAGGER_SECONDS = 0.007
+TOKENS_PER_SECOND = 5
+BENCHMARK_TOKENS_PER_SECOND = 50
+SHARED_AT_MOST = 3
+"""Deltas of a stream that may go out with others: the first goes with its message's opening events, and the
+second often with it (the opening's transaction is slow under callgrind, and the next chunk waits meanwhile)."""
+STAGGER_SECONDS = 1 / TOKENS_PER_SECOND / STREAMS
 HEADERS = {"Authorization": "Bearer sk-deltas", "OpenAI-Beta": "assistants=v2", "Content-Type": "application/json"}
 _DELTA = re.compile(rb"event: thread\.message\.delta\n")
 
@@ -45,11 +58,17 @@ async def drive(tree: Path, words: int, database_url: str | None, switch: Callab
     """Serve, warm up with one round, then measure one round with instrumentation on (`switch("on")`)."""
     import uvicorn
 
-    from emulator import tokens
+    from emulator import limits, tokens
     from emulator.app import create_app
+    from emulator.runs import live, outside
     from emulator.settings import Settings
 
     tokens.warm_up()
+    slow_motion = BENCHMARK_TOKENS_PER_SECOND / TOKENS_PER_SECOND
+    stretched = ((live, "FLUSH_SECONDS"), (outside, "RENEW_EVERY_SECONDS"), (outside, "HELD_SECONDS"),
+                 (limits, "RUNNER_SWEEP_SECONDS"))
+    for module, name in stretched:
+        setattr(module, name, getattr(module, name) * slow_motion)  # for this process only
     fake = subprocess.Popen(
         [sys.executable, "-m", "tests.fake_upstream", "--words", str(words), "--tokens-per-second",
          str(TOKENS_PER_SECOND)], cwd=tree, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -123,6 +142,11 @@ async def _stream(port: int, assistant: str, thread: str, words: int) -> None:
     deltas = len(_DELTA.findall(received))
     if deltas != words or b"data: [DONE]" not in received:
         raise SystemExit(f"{thread}: {deltas} deltas of {words}: {bytes(received[-500:])!r}")
+    alone = received.count(b"\r\nevent: thread.message.delta\n")
+    if deltas - alone > SHARED_AT_MOST:
+        shared = [m.start() for m in _DELTA.finditer(received) if received[m.start() - 2 : m.start()] != b"\r\n"]
+        raise SystemExit(f"{thread}: {deltas - alone} of {deltas} deltas shared an HTTP chunk (the server fell behind:"
+                         f" a quieter machine, or a slower pace): {[bytes(received[i - 300 : i]) for i in shared]}")
 
 
 async def _client(port: int, assistant: str, words: int, threads: list[str]) -> None:
