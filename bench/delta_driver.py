@@ -22,8 +22,8 @@ the same factor (50 / 5: the writer of the text so far, `live.FLUSH_SECONDS`; a 
 `outside.RENEW_EVERY_SECONDS`, and the claim's length, `outside.HELD_SECONDS`; the runner's sweep,
 `limits.RUNNER_SWEEP_SECONDS`), so that each costs per delta what it costs at the benchmark's 50 tokens a second.
 What stays per second (the event loop's own timers, uvicorn's, sse-starlette's) is counted over fewer deltas
-than at full speed: the figure is for comparing trees, not for dividing a core by. The client checks that all but `SHARED_AT_MOST` deltas of
-each stream came in an HTTP chunk of their own (the driver fails otherwise).
+than at full speed: the figure is for comparing trees, not for dividing a core by. The client checks that all
+but `SHARED_AT_MOST` deltas of each stream came in an HTTP chunk of their own (the driver fails otherwise).
 """
 
 from __future__ import annotations
