@@ -27,6 +27,10 @@ imports that tree's `emulator` and its `bench/profile_app.py` (its `api`, `call`
 script gives a before/after pair. Without it, the tree this script lives in. With `--database-url` (an admin
 URL) every run gets a fresh PostgreSQL database, dropped afterwards; otherwise a SQLite file in a temp dir.
 
+`delta` is different (`delta_driver.py`): the emulator serves through uvicorn in the measured process, the fake
+upstream and the client run in processes of their own (not counted), and N is the number of upstream chunks per
+answer (`--words`, default 50): it prints the instructions per streamed delta and per run around its deltas.
+
 Needs valgrind (a development tool, not installed by `.ci/run`): `apt-get install valgrind`. Under callgrind
 Python runs about 50 times slower; the default N (200; 20 for `run` and `stream`) keeps a scenario near a minute.
 """
@@ -51,7 +55,7 @@ from types import ModuleType
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SCENARIOS = ("thread_create", "message_create", "message_retrieve", "message_list", "run", "stream")
+SCENARIOS = ("thread_create", "message_create", "message_retrieve", "message_list", "run", "stream", "delta")
 SLOW = ("run", "stream")
 """Scenarios that cost tens of requests each: they use a tenth of `--requests`."""
 WARM_UP = 200
@@ -77,12 +81,28 @@ def main() -> None:
     print(f"{'scenario':<18} {'N':>5} {'Ir/request':>12} {'Ir (N run)':>14} {'seconds':>8}")
     for scenario in scenarios:
         count = max(1, args.requests // 10) if scenario in SLOW else args.requests
+        if scenario == "delta":
+            count = args.words
         started = time.monotonic()
         first = count_instructions(tree, scenario, count, args.database_url)
         second = count_instructions(tree, scenario, 2 * count, args.database_url)
-        per_request = (second - first) / count
         seconds = time.monotonic() - started
+        if scenario == "delta":
+            print_delta(count, first, second, seconds)
+            continue
+        per_request = (second - first) / count
         print(f"{scenario:<18} {count:>5} {per_request:>12,.0f} {first:>14,} {seconds:>8.0f}", flush=True)
+
+
+def print_delta(words: int, first: int, second: int, seconds: float) -> None:
+    """The `delta` scenario's two figures (`delta_driver`): per streamed delta, and per run around its deltas."""
+    from delta_driver import STREAMS
+
+    per_delta = (second - first) / (STREAMS * words)
+    per_run = (2 * first - second) / STREAMS
+    print(f"{'delta':<18} {words:>5} {per_delta:>12,.0f} {first:>14,} {seconds:>8.0f}   (per streamed delta)")
+    print(f"{'delta: per run':<18} {words:>5} {per_run:>12,.0f} {'':>14} {'':>8}   (the rest of an upstream run)",
+          flush=True)
 
 
 def parse_args() -> argparse.Namespace:
@@ -90,6 +110,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, default: all")
     parser.add_argument("--requests", type=int, default=200, help="N (a tenth of it for run and stream)")
     parser.add_argument("--database-url", help="PostgreSQL admin URL: a fresh database per run, dropped after")
+    parser.add_argument("--words", type=int, default=50, help="delta: N upstream chunks per answer (and 2N)")
     parser.add_argument("--tree", default=str(HERE.parent), help="the checkout to measure (default: this one)")
     parser.add_argument("--drive", nargs=2, metavar=("SCENARIO", "N"), help=argparse.SUPPRESS)
     parser.add_argument("--instrument", action="store_true", help=argparse.SUPPRESS)
@@ -143,6 +164,10 @@ Request = Callable[[int], Awaitable[None]]
 
 async def drive(tree: Path, scenario: str, count: int, database_url: str | None, instrument: bool) -> None:
     profile_app = load_profile_app(tree)
+    if scenario == "delta":
+        driver = load_module("delta_driver", HERE / "delta_driver.py")
+        await driver.drive(tree, count, database_url, lambda state: switch_instrumentation(instrument, state))
+        return
     from emulator import limits, tokens
     from emulator.app import create_app
     from emulator.settings import Settings
@@ -170,9 +195,13 @@ def load_profile_app(tree: Path) -> ModuleType:
 
     if not Path(emulator.__file__ or "").resolve().is_relative_to(tree):
         raise SystemExit(f"emulator imported from {emulator.__file__}, not from {tree}")
-    spec = importlib.util.spec_from_file_location("profile_app", tree / "bench" / "profile_app.py")
+    return load_module("profile_app", tree / "bench" / "profile_app.py")
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise SystemExit(f"no bench/profile_app.py in {tree}")
+        raise SystemExit(f"no {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

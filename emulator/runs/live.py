@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,7 +44,12 @@ from emulator.upstream.request import BUILT_IN_NAMES
 log = logging.getLogger("emulator.runs")
 
 FLUSH_SECONDS = 0.25
-"""How often the text so far of a message being generated is written (and a cancel elsewhere noticed)."""
+"""How often the text so far of a message being generated is written (and a cancel elsewhere noticed), at most."""
+FLUSH_SHARE = 0.2
+"""The share of the time the writer may take: after a write that took t seconds it waits at least
+t * (1 / FLUSH_SHARE - 1). Each write holds the whole text so far of every message being generated, which grows
+with the answers (a thousand long answers are megabytes a write): under that load the text so far is written less
+often, rather than the writer taking the process."""
 
 Kind = Literal["text", "tool_calls", "built_in"]
 
@@ -220,8 +226,10 @@ class Flusher:
         self._turns.pop(run_id, None)
 
     async def _run(self) -> None:
+        took = 0.0
         while self._turns:
-            await asyncio.sleep(FLUSH_SECONDS)
+            await asyncio.sleep(max(FLUSH_SECONDS, took * (1 / FLUSH_SHARE - 1)))
+            started = time.monotonic()
             turns = list(self._turns.values())
             if not turns:
                 return
@@ -232,6 +240,7 @@ class Flusher:
                     live.dirty = False
             try:
                 moved = await asyncio.to_thread(_write, turns[0].db, contents, [live.run_id for live in turns])
+                took = time.monotonic() - started
             except Exception:  # the next interval writes again; the turn's end writes everything anyway
                 log.warning("the text of %d messages being generated could not be written", len(contents),
                             exc_info=True)

@@ -140,9 +140,7 @@ async def _during(
     renewing.add_done_callback(_renewing.discard)
     ended_here = False
     while not ended_here:
-        events = [await watching.get()]
-        while not watching.empty():  # what came meanwhile goes out in one write (a loaded server sends less often)
-            events.append(watching.get_nowait())
+        events = await watching.take_all()  # what came together goes out in one write (a loaded server writes less)
         ended_here = events[-1] is None
         yield b"".join(sse.encode(event.name, event.data) for event in events if event is not None)
 

@@ -10,6 +10,7 @@ events it makes at once to the run's streams in this process (`subscribe`).
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import logging
 import threading
@@ -31,8 +32,34 @@ Aborted = None
 Answer = FinishedTurn | UpstreamError | None
 """The upstream's turn, its failure, or `Aborted`."""
 
-Subscription = asyncio.Queue[Event | None]
-"""A stream's view of its run's live events; None: the phase it waited on has ended (`streaming`)."""
+class Subscription:
+    """A stream's view of its run's live events; None: the phase it waited on has ended (`streaming`). One reader,
+    on the event loop, which takes everything that came at once (one write to its client): lighter than an
+    `asyncio.Queue`, and every streamed delta goes through one."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: collections.deque[Event | None] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: Event | None) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def take_all(self) -> list[Event | None]:
+        """What came since the last take, waiting for something if nothing did."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        items = list(self._items)
+        self._items.clear()
+        return items
 
 
 class UpstreamModel:
@@ -52,7 +79,7 @@ class UpstreamModel:
 
     def subscribe(self, run_id: str) -> Subscription:
         """The run's live events from now on (on the event loop)."""
-        queue: Subscription = asyncio.Queue()
+        queue = Subscription()
         self._watchers.setdefault(run_id, []).append(queue)
         return queue
 

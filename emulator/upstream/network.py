@@ -37,6 +37,35 @@ class _Reading(asyncio.Protocol):
         self.ended = False
         self.error: BaseException | None = None
         self.paused = False
+        self.deadline: float | None = None
+        """When the read waiting now times out."""
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    def wait_for_data(self, loop: asyncio.AbstractEventLoop, timeout: float | None) -> asyncio.Future[None]:
+        waiter = self.waiter = loop.create_future()
+        if timeout is not None:
+            self.deadline = loop.time() + timeout
+            if self._watchdog is None or self.deadline < self._watchdog.when():
+                self._watch_at(loop, self.deadline)
+        return waiter
+
+    def _watch_at(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        self._watchdog = loop.call_at(when, self._watch, loop)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
+        """One timer per connection, not one per read (a streamed answer is read a small chunk at a time, tens of
+        thousands of reads a second with a thousand streams): it fires at the deadline it was set for, and moves
+        on to the waiting read's deadline if that is later, or stops when no read waits."""
+        self._watchdog = None
+        waiter, deadline = self.waiter, self.deadline
+        if waiter is None or deadline is None or waiter.done():
+            return
+        if loop.time() >= deadline:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._watch_at(loop, deadline)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -63,6 +92,9 @@ class _Reading(asyncio.Protocol):
         self.ended = True
         self.error = exc
         self._wake()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
 
 class _Stream(httpcore.AsyncNetworkStream):
@@ -73,17 +105,12 @@ class _Stream(httpcore.AsyncNetworkStream):
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol
         if not protocol.buffer and not protocol.ended:
-            loop = asyncio.get_running_loop()
-            waiter = protocol.waiter = loop.create_future()
-            timer = None if timeout is None else loop.call_later(timeout, _expire, waiter)
             try:
-                await waiter
+                await protocol.wait_for_data(asyncio.get_running_loop(), timeout)
             except TimeoutError as exc:
                 raise httpcore.ReadTimeout(f"no data within {timeout} s") from exc
             finally:
-                if timer is not None:
-                    timer.cancel()
-                protocol.waiter = None
+                protocol.waiter = protocol.deadline = None
         if protocol.buffer:
             data = bytes(protocol.buffer[:max_bytes])
             del protocol.buffer[:max_bytes]
@@ -116,11 +143,6 @@ class _Stream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return self._transport.get_extra_info("socket")
         return None
-
-
-def _expire(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError())
 
 
 class _Backend(httpcore.AsyncNetworkBackend):
