@@ -8,12 +8,15 @@ pyproject.toml fails here with the name of what changed rather than as a wrong a
   `store/records.py` reads `inspect(Mapped).column_attrs` and listens to the session's `do_orm_execute`.
 - `api/fast_routes.py` plans each route's arguments from FastAPI's `Dependant` and `ModelField`s and flattens
   included routers (`original_router`, `include_context`); `api/deps.py` reads `params.Depends.dependency`.
+- `api/runs.py`'s `RunEvents` overrides sse-starlette's `EventSourceResponse._send_with_timeout` (no cancel scope
+  per send when `send_timeout` is None) and sets `_send_interrupted` as the library does when a send fails.
 - `upstream/network.py` sets the network backend of httpx's transport's httpcore pool (`_pool._network_backend`)
   for plain-HTTP upstreams; where a version moves it, the client logs a warning and reads through anyio.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
 import tomllib
@@ -57,7 +60,7 @@ def _pinned(name: str) -> Requirement:
     return next(Requirement(line) for line in dependencies if Requirement(line).name.lower() == name)
 
 
-@pytest.mark.parametrize("name", ["sqlalchemy", "fastapi"])
+@pytest.mark.parametrize("name", ["sqlalchemy", "fastapi", "sse-starlette"])
 def test_the_installed_version_is_the_pinned_one(name: str) -> None:
     requirement = _pinned(name)
     installed = version(name)
@@ -213,3 +216,43 @@ def test_httpx_transport_pool_takes_the_upstream_network_backend() -> None:
     assert plain is not None
     assert isinstance(plain._pool._network_backend, network._Backend), "httpcore moved its pool's network backend"
     assert network.upstream_transport(limits, "https://api.example.com/v1") is None, "TLS stays httpx's own"
+
+
+def test_sse_starlette_sends_through_the_method_run_events_overrides() -> None:
+    import inspect
+
+    from sse_starlette import EventSourceResponse
+
+    from emulator.api.runs import RunEvents
+
+    assert "send_timeout" in inspect.signature(EventSourceResponse).parameters, "sse-starlette's send_timeout moved"
+    source = inspect.getsource(EventSourceResponse)
+    assert "self._send_with_timeout(" in source, "sse-starlette no longer sends through _send_with_timeout"
+    response = RunEvents(iter(()))
+    assert response.send_timeout is None and response._send_interrupted is False, (
+        "sse-starlette's send_timeout default or its _send_interrupted flag changed"
+    )
+
+
+def test_run_events_sends_as_given_and_marks_a_failed_send() -> None:
+    asyncio.run(_run_events_sends_as_given_and_marks_a_failed_send())
+
+
+async def _run_events_sends_as_given_and_marks_a_failed_send() -> None:
+    from emulator.api.runs import RunEvents
+
+    sent: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def broken(message: dict[str, object]) -> None:
+        raise OSError("the client went away")
+
+    response = RunEvents(iter(()))
+    await response._send_with_timeout(send, {"type": "http.response.body", "body": b"x", "more_body": True})
+    assert sent == [{"type": "http.response.body", "body": b"x", "more_body": True}]
+    assert response._send_interrupted is False
+    with pytest.raises(OSError):
+        await response._send_with_timeout(broken, {"type": "http.response.body", "body": b"y", "more_body": True})
+    assert response._send_interrupted is True, "a failed send must mark the response as the library does"
