@@ -223,25 +223,9 @@ if os.environ.get("EMULATOR_TEST_DATABASE_URL"):  # PostgreSQL's LISTEN connecti
         slow_servers: tuple[RunningServer, RunningServer],
     ) -> None:
         first, second = slow_servers
-        conninfo = make_url(first.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        with psycopg.connect(conninfo, autocommit=True) as admin:
-            dropped = admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = current_database() AND application_name = %s",
-                (notifications.APPLICATION_NAME,),
-            ).fetchall()
-        assert len(dropped) == 2, "each replica listens on one connection"
+        assert _terminate_connections(first, notifications.APPLICATION_NAME) == 2, "each replica listens on one"
         time.sleep(1.0)  # the listeners connect again after 0.1 s
-        key = f"sk-waiting-{uuid.uuid4().hex}"
-        stream = _waiting_stream(_client(first, key))
-        reader = stream.start()
-        assert stream.waiting.wait(15), stream.names
-        time.sleep(0.5)
-        sent = time.monotonic()
-        _client(second, key).beta.threads.runs.cancel(stream.run_id, thread_id=stream.thread_id)
-        reader.join(CANCEL_ENDS_WITHIN_SECONDS + 5)
-        assert stream.ended_at is not None and stream.ended_at - sent < CANCEL_ENDS_WITHIN_SECONDS, stream.names
-        assert stream.names[-1] == "thread.run.cancelled"
+        _a_cancel_on_the_second_ends_a_stream_on_the_first(first, second)
         assert "listening for run notifications again" in (first.data_dir / "server.log").read_text()
 
     def test_a_replica_whose_notifying_connection_dropped_sends_on_a_new_one(
@@ -251,14 +235,21 @@ if os.environ.get("EMULATOR_TEST_DATABASE_URL"):  # PostgreSQL's LISTEN connecti
         earlier = _waiting_stream(_client(second, f"sk-waiting-{uuid.uuid4().hex}"))
         run = earlier.client.beta.threads.runs.create(thread_id=earlier.thread_id, assistant_id=earlier.assistant_id)
         earlier.client.beta.threads.runs.cancel(run.id, thread_id=earlier.thread_id)  # news sent: it is connected
-        conninfo = make_url(first.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        dropped = _terminate_connections(first, notifications.SENDER_NAME)
+        assert dropped >= 1, "a replica that committed a change sends news on a connection of its own"
+        _a_cancel_on_the_second_ends_a_stream_on_the_first(first, second)
+
+    def _terminate_connections(server: RunningServer, application_name: str) -> int:
+        """PostgreSQL ends the connections of that name to the servers' database; how many it ended."""
+        conninfo = make_url(server.database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         with psycopg.connect(conninfo, autocommit=True) as admin:
-            dropped = admin.execute(
+            return len(admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND application_name = %s",
-                (notifications.SENDER_NAME,),
-            ).fetchall()
-        assert len(dropped) >= 1, "a replica that committed a change sends news on a connection of its own"
+                (application_name,),
+            ).fetchall())
+
+    def _a_cancel_on_the_second_ends_a_stream_on_the_first(first: RunningServer, second: RunningServer) -> None:
         key, stream, reader = _waiting_on(first)
         time.sleep(0.5)
         sent = time.monotonic()
