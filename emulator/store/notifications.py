@@ -125,6 +125,7 @@ class Sender:
         self._connection: psycopg.Connection[object] | None = None
         self._pause = RECONNECT_SECONDS[0]
         self._next_try = 0.0
+        self._closed = False
 
     def send(self, run_ids: Iterable[str]) -> None:
         """Tell the other processes that these runs changed (their change has committed)."""
@@ -140,7 +141,9 @@ class Sender:
                     return
 
     def close(self) -> None:
+        """No more sends (a unit of work that commits while the server stops sends nothing)."""
         with self._sending:
+            self._closed = True
             self._disconnect()
 
     def _take(self) -> list[str]:
@@ -149,7 +152,7 @@ class Sender:
         return list(dict.fromkeys(taken))
 
     def _send(self, run_ids: list[str]) -> None:
-        if not run_ids:
+        if not run_ids or self._closed:
             return
         if time.monotonic() < self._next_try:
             self._put_back(run_ids)
