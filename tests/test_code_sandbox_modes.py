@@ -160,15 +160,22 @@ def test_a_cell_whose_read_then_fails_keeps_its_result_and_runs_once(client: Ope
     assert _logs_of_first_call(client, thread_id, again.id) == ["ran \n"]
 
 
-def test_the_moves_of_a_run_that_committed_before_its_read_failed_are_logged(tmp_path: Path) -> None:
+def test_a_runs_moves_are_logged_once_each_when_committed_and_not_when_a_failed_read_rolled_them_back(
+    tmp_path: Path,
+) -> None:
+    """A read that fails (a 404 for a step) after moving the run rolls the move back, and logs nothing of it; the
+    runner makes the move again and logs it once. (Before code cells were the runner's, that read committed the
+    move itself before running the cell.)"""
     with extra_server(tmp_path, EMULATOR_LOG_LEVEL="INFO") as server:
         client = _sdk(server)
         thread_id, run_id = _code_run(client, "print(1)")
         missing = httpx.get(f"{server.base_url}/threads/{thread_id}/runs/{run_id}/steps/step_unknown",
                             headers={"Authorization": f"Bearer {client.api_key}", "OpenAI-Beta": "assistants=v2"})
         assert missing.status_code == 404, missing.text
+        assert client.beta.threads.runs.poll(run_id, thread_id=thread_id, poll_interval_ms=100).status == "completed"
     log = (tmp_path / "server.log").read_text()
-    assert f"run {run_id} on thread {thread_id}: queued -> in_progress" in log
+    assert log.count(f"run {run_id} on thread {thread_id}: queued -> in_progress") == 1, log
+    assert log.count(f"run {run_id} on thread {thread_id}: in_progress -> completed") == 1, log
 
 
 def _cancel_while_the_cell_runs(client: OpenAI, data_dir: Path, thread_id: str, assistant_id: str) -> None:
