@@ -21,8 +21,6 @@ under the stream's feet; a stream that dies leaves the lease to expire and a run
 
 from __future__ import annotations
 
-from typing import Any
-
 from emulator.context import Ctx
 from emulator.runs import code_interpreter, file_search, leases, model_call, pending, phases, progression, turn_steps
 from emulator.runs.events import Event
@@ -57,12 +55,8 @@ def settle(ctx: Ctx, run: Run, *, by_runner: bool = False) -> list[Event]:
         if not phase and run.pending_turn == before:  # a turn that streamed in opens its step with no events
             return produced
         produced += phase
-        if by_runner and _was_a_cell(before) and progression.left_to_reads(ctx.settings):
+        if by_runner and pending.is_code(before) and progression.left_to_reads(ctx.settings):
             return produced
-
-
-def _was_a_cell(stored_turn: dict[str, Any] | None) -> bool:
-    return stored_turn is not None and stored_turn.get("kind") == "code"
 
 
 def wait_seconds(ctx: Ctx, run: Run, *, streaming: bool) -> float:

@@ -125,5 +125,10 @@ def of(run: Run) -> PendingTurn | None:
     return None if stored is None else from_json(stored)
 
 
+def is_code(stored: dict[str, Any] | None) -> bool:
+    """A stored pending turn (`Run.pending_turn`) is a code cell's, read without building the turn."""
+    return stored is not None and stored.get("kind") == "code"
+
+
 def put(run: Run, turn: PendingTurn | None) -> None:
     run.pending_turn = None if turn is None else to_json(turn)
