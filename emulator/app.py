@@ -41,11 +41,11 @@ from emulator.db import Database, is_overloaded, is_sqlite_url
 from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError, ServiceUnavailable
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
-from emulator.runs import runner, schedule
+from emulator.runs import runner, wakeups
 from emulator.runs.hub import RunHub
 from emulator.server_state import Runtime, model_for
 from emulator.settings import Settings
-from emulator.store.notifications import Listener, Sender
+from emulator.store.notifications import Listener, Peers, Sender
 from emulator.validation import to_invalid_request
 
 log = logging.getLogger("emulator")
@@ -183,10 +183,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         settings.files_dir.mkdir(parents=True, exist_ok=True)
-        hub = RunHub(time_moved=schedule.ring_now)
+        hub = RunHub(time_moved=wakeups.ring_now)
         hub.bind_running_loop()
         database_url = settings.resolved_database_url()
-        sender = None if is_sqlite_url(database_url) else Sender(database_url)
+        peers = Peers()
+        sender = None if is_sqlite_url(database_url) else Sender(database_url, peers)
         db = Database.connect(database_url, pool_size=settings.database_pool_size, runs_changed=_telling(hub, sender))
         migrate.upgrade(db.engine)
         if settings.script is not None:
@@ -199,7 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runtime = runtime
         sweeper = asyncio.create_task(_sweep_forever(runtime))
         run_runner = asyncio.create_task(runner.run(runtime))
-        listener = None if sender is None else Listener(database_url, hub.notify, hub.notify_all)
+        listener = None if sender is None else Listener(database_url, hub.notify, hub.notify_all, peers)
         if listener is not None:
             await listener.start()
         try:

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from emulator import migrate
@@ -129,6 +131,71 @@ if POSTGRES_URL:  # PostgreSQL only (SQLite serves one process): only in the sui
 
         asyncio.run(scenario())
         assert heard == ["run_1"]
+
+
+    def test_a_process_sends_news_only_once_another_process_listens(tmp_path: Path) -> None:
+        """Alone on its database a process sends nothing; a process that starts listening later is told of the
+        next change at once (it said it listens), and so is one that listened first (found when connecting)."""
+        assert POSTGRES_URL is not None
+
+        async def scenario(url: str) -> tuple[list[str], list[str], list[str]]:
+            observer = await psycopg.AsyncConnection.connect(_libpq(url), autocommit=True)
+            await observer.execute(f"LISTEN {notifications.CHANNEL}")
+            peers = notifications.Peers()
+            sender = notifications.Sender(url, peers)
+            db = Database.connect(url, runs_changed=sender.send)
+            migrate.upgrade(db.engine)
+            await asyncio.to_thread(db.run_in_worker, lambda s: (_thread(s), _run(s)), write=True)
+            own = notifications.Listener(url, lambda run_id: None, lambda: None, peers)
+            later = notifications.Listener(url, lambda run_id: None, lambda: None, origin="a-later-process")
+            try:
+                await own.start()
+                await asyncio.to_thread(db.run_in_worker, _cancel, write=True)
+                alone = await _payloads(observer)
+                await later.start()
+                await asyncio.sleep(0.2)  # this process's listener hears the later one's greeting
+                await asyncio.to_thread(db.run_in_worker, _cancel_again, write=True)
+                with_a_later_one = await _payloads(observer)
+            finally:
+                await own.stop()
+                await later.stop()
+                sender.close()
+                db.dispose()
+            first_peers = notifications.Peers()
+            first = notifications.Listener(url, lambda run_id: None, lambda: None, origin="a-first-process")
+            joining = notifications.Listener(url, lambda run_id: None, lambda: None, first_peers)
+            try:
+                await first.start()
+                await joining.start()
+                found_first = ["present"] if first_peers.present else []
+            finally:
+                await first.stop()
+                await joining.stop()
+                await observer.close()
+            return alone, with_a_later_one, found_first
+
+        with postgres_database(POSTGRES_URL) as url:
+            alone, with_a_later_one, found_first = asyncio.run(scenario(url))
+        origin = notifications.ORIGIN
+        assert alone == [origin], "alone, only its listener's greeting: no news of the run"
+        assert with_a_later_one == ["a-later-process", f"{origin} run_1"]
+        assert found_first == ["present"]
+
+    async def _payloads(observer: psycopg.AsyncConnection[Any]) -> list[str]:
+        """What the observer heard within 0.3 s."""
+        heard: list[str] = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.3):
+                async for notification in observer.notifies():
+                    heard.append(notification.payload)
+        return heard
+
+    def _libpq(url: str) -> str:
+        return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _cancel_again(session: Session) -> None:
+    runs.get_by_id(session, "run_1").status = "cancelled"  # type: ignore[union-attr]
 
 
 def _cancel(session: Session) -> None:

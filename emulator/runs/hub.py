@@ -58,7 +58,7 @@ def _settle(future: asyncio.Future[None]) -> None:
 class RunHub:
     """Wakes the event loop's subscribers of a run; `notify` and `notify_many` may be called from any thread.
     `time_moved` is called (from any thread) when a clock moved (`EVERY_RUN`): a run may have become due (the
-    process's runner looks, `runs.schedule.ring_now`)."""
+    process's runner looks, `runs.wakeups.ring_now`)."""
 
     def __init__(self, time_moved: Callable[[], None] | None = None) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -12,7 +12,7 @@ from typing import Any
 from emulator import limits, logs
 from emulator.context import Ctx
 from emulator.errors import InvalidRequest
-from emulator.runs import events, leases, phases, safety, schedule, upstream_turn
+from emulator.runs import events, leases, phases, safety, schedule, upstream_turn, wakeups
 from emulator.runs.events import Event
 from emulator.runs.state import RunStatus, cancel_refusal, tool_outputs_refusal
 from emulator.schemas.common import dump_response_format, dump_tools
@@ -111,7 +111,7 @@ def create(
         raise InvalidRequest(f"Thread {thread.id} already has an active run {thread.active_run_id}.")
     if logs.runs.isEnabledFor(logging.INFO):
         ctx.after_commit(functools.partial(logs.run_created, run.id, thread.id))
-    schedule.tell_runner(ctx, run)
+    wakeups.tell(ctx, run)
     return run
 
 

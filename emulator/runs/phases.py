@@ -10,7 +10,7 @@ from typing import Any
 
 from emulator import logs
 from emulator.context import Ctx
-from emulator.runs import citations, events, leases, pending
+from emulator.runs import citations, events, leases, pending, wakeups
 from emulator.runs.events import Event
 from emulator.runs.state import EXPIRABLE, RunStatus, StepStatus, is_terminal, step_transition, transition
 from emulator.schemas.messages import text_part
@@ -41,6 +41,7 @@ def move(ctx: Ctx, run: Run, target: RunStatus) -> None:
         run.pending_turn = None
         run.due_at = None
         leases.drop(run)
+        wakeups.tell(ctx, run)
         store.release_thread(ctx.session, run.thread_id, run.id)
 
 

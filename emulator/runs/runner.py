@@ -11,7 +11,7 @@ Each claimed run is settled in one unit of work (`safety.advance`, `executor.set
 lane like a request's, else in a worker thread; an upstream model call, which reads leave to the runner, holds
 one of the runner's `RUNNER_BATCH` threads while the upstream answers.
 
-The runner is woken by this process's units of work that make a run due (`schedule.listen`), at the time a
+The runner is woken by this process's units of work that make a run due (`wakeups`), at the time a
 run becomes due, when a clock moves (here or on another replica: the hub's `time_moved`), and every
 `RUNNER_SWEEP_SECONDS` to sweep the index for runs made due elsewhere or left by a process that died.
 """
@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from emulator import lanes, limits
 from emulator.context import Ctx
-from emulator.runs import safety, schedule
+from emulator.runs import safety, wakeups
 from emulator.server_state import Runtime
 from emulator.store import runs as store
 
@@ -46,23 +46,29 @@ T = TypeVar("T")
 class _Alarm:
     """When the runner looks next: the due times this process was told of, soonest first, and one timer for the
     soonest, never sooner than `RUNNER_ROUND_SECONDS` after the last round (runs due close together are claimed
-    by one round)."""
+    by one round). A run told of by id is forgotten when this process tells that it is no longer due (a read
+    settled it first, the common case), so that its time passes without a claim that would find nothing."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, ring: Callable[[], None]) -> None:
         self._loop = loop
         self._loop_thread = threading.get_ident()
         self._ring = ring
-        self._dues: list[float] = []
+        self._dues: list[tuple[float, str]] = []
+        """(due time, run id or "" for a time told without a run), as a heap; an entry of a run whose latest
+        due time (`_runs`) is another is stale, and dropped when it comes first."""
+        self._runs: dict[str, float] = {}
         self._lock = threading.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._last_round = 0.0
 
-    def add(self, due_at: float) -> None:
+    def add(self, due_at: float, run_id: str = "") -> None:
         """Called from any thread; costs a wake-up of the loop only for a new soonest time."""
         with self._lock:
-            heapq.heappush(self._dues, due_at)
-            soonest = self._dues[0] == due_at and due_at < self._timer_at
+            if run_id:
+                self._runs[run_id] = due_at
+            heapq.heappush(self._dues, (due_at, run_id))
+            soonest = self._dues[0] == (due_at, run_id) and due_at < self._timer_at
         if not soonest:
             return
         if threading.get_ident() == self._loop_thread:
@@ -70,9 +76,15 @@ class _Alarm:
         else:
             self._loop.call_soon_threadsafe(self.arm)
 
+    def forget(self, run_id: str) -> None:
+        """The run is not due any more (called from any thread). Its timer, if armed, finds nothing and is armed
+        again for the next time."""
+        with self._lock:
+            self._runs.pop(run_id, None)
+
     def arm(self) -> None:
         with self._lock:
-            at = self._dues[0] if self._dues else math.inf
+            at = self._soonest()
         if at >= self._timer_at:
             return
         if self._timer is not None:
@@ -80,16 +92,32 @@ class _Alarm:
         self._timer_at = max(at, self._last_round + limits.RUNNER_ROUND_SECONDS)
         self._timer = self._loop.call_later(max(0.0, self._timer_at - time.time()), self._fire)
 
+    def _soonest(self) -> float:
+        """The soonest due time that stands (with the lock held)."""
+        while self._dues:
+            due_at, run_id = self._dues[0]
+            if not run_id or self._runs.get(run_id) == due_at:
+                return due_at
+            heapq.heappop(self._dues)
+        return math.inf
+
     def _fire(self) -> None:
         self._timer, self._timer_at = None, math.inf
-        self._ring()
+        with self._lock:
+            due = self._soonest() <= time.time()
+        if due:
+            self._ring()
+        else:
+            self.arm()
 
     def round_starts(self) -> None:
         """A claim round starts: every due time up to now is its."""
         now = self._last_round = time.time()
         with self._lock:
-            while self._dues and self._dues[0] <= now:
-                heapq.heappop(self._dues)
+            while self._dues and self._dues[0][0] <= now:
+                due_at, run_id = heapq.heappop(self._dues)
+                if run_id and self._runs.get(run_id) == due_at:
+                    del self._runs[run_id]
 
 
 class Runner:
@@ -101,9 +129,13 @@ class Runner:
         self._advancing: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def due(self, due_at: float) -> None:
-        """A run is due at `due_at` (wall seconds): wake the runner then. Called from any thread."""
-        self._alarm.add(due_at)
+    def due(self, due_at: float | None, run_id: str = "") -> None:
+        """A run is due at `due_at` (wall seconds): wake the runner then; None: the run (`run_id`) is not due any
+        more. Called from any thread."""
+        if due_at is not None:
+            self._alarm.add(due_at, run_id)
+        elif run_id:
+            self._alarm.forget(run_id)
 
     async def run_forever(self) -> None:
         while True:
@@ -179,9 +211,9 @@ class Runner:
 async def run(runtime: Runtime) -> None:
     """The process's runner, until cancelled (the app's lifespan)."""
     runner = Runner(runtime)
-    schedule.listen(runner.due)
+    wakeups.listen(runner.due)
     try:
         await runner.run_forever()
     finally:
-        schedule.listen(None)
+        wakeups.listen(None)
         await runner.aclose()

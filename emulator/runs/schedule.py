@@ -2,11 +2,12 @@
 
 Every unit of work that may move a run ends with `plan`: it sets `runs.due_at` (wall seconds, indexed) to when the
 run can next move without a client, or None when it cannot (it requires action, it has ended, or the `polls:N`
-policy or a seed leaves it to reads). Once the unit of work commits, this process's runner is told (`listen`), so that a
-run made due here is taken at once, and a run due later at its time; runs made due elsewhere (another replica,
-a process that died) are found by the runners' sweep of the index. A due time is wall time computed from the
-run's tenant's clock: a clock advance brings its runs' due times as much sooner (`control.clocks.advance`) and
-wakes the runner of every process (`ring_now`, through the hub's `time_moved`).
+policy or a seed leaves it to reads). Once the unit of work commits, this process's runner is told (`wakeups`), so
+that a run made due here is taken at once, a run due later at its time, and a run no longer due not at all; runs
+made due elsewhere (another replica, a process that died) are found by the runners' sweep of the index. A due time
+is wall time computed from the run's tenant's clock: a clock advance brings its runs' due times as much sooner
+(`control.clocks.advance`) and wakes the runner of every process (`wakeups.ring_now`, through the hub's
+`time_moved`).
 
 A server started with `--seed` leaves runs to reads too (as `polls:N` does): the ids a run's steps and messages
 get are drawn from the one seeded sequence, so who advances a run, and when, must follow the client's requests
@@ -21,13 +22,11 @@ after a cell, the runner leaves the rest of the run to reads (`executor.settle`)
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable
 
 from emulator import limits
 from emulator.context import Ctx
-from emulator.runs import executor, leases, pending, progression
+from emulator.runs import executor, pending, progression, wakeups
 from emulator.runs.state import RunStatus
 from emulator.runs.upstream_model import UpstreamModel
 from emulator.store.rows import Run
@@ -36,31 +35,9 @@ RUNNABLE = frozenset({RunStatus.QUEUED, RunStatus.IN_PROGRESS, RunStatus.CANCELL
 _SAME_SECONDS = 0.05
 """A due time this close to the one on record is the same one (the record is not written again)."""
 
-_listener: Callable[[float], None] | None = None
-
-
-def listen(listener: Callable[[float], None] | None) -> None:
-    """`listener(due_at)` is called (from any thread) once a unit of work of this process that made a run due
-    has committed; None: nobody listens."""
-    global _listener
-    _listener = listener
-
-
-def ring(due_at: float) -> None:
-    """Tell this process's runner that a run is due at `due_at` (wall seconds), from any thread."""
-    listener = _listener
-    if listener is not None:
-        listener(due_at)
-
-
-def ring_now() -> None:
-    """Tell this process's runner to look for due runs now (a clock moved: runs may have become due)."""
-    ring(time.time())
-
-
 def plan(ctx: Ctx, run: Run, *, stalled: bool = False) -> None:
-    """Set the run's `due_at` from its state, and tell this process's runner of a new due time once the unit of
-    work commits (unless a stream holds the run: its end does). `stalled`: a runner just found nothing to do for
+    """Set the run's `due_at` from its state, and tell this process's runner of the change once the unit of work
+    commits (unless a stream holds the run: its end does). `stalled`: a runner just found nothing to do for
     the run (its thread's files are still being processed), so it is due again a little later, not at once."""
     after = _seconds_until_due(ctx, run)
     if after is not None and stalled:
@@ -70,21 +47,13 @@ def plan(ctx: Ctx, run: Run, *, stalled: bool = False) -> None:
     if _stands(run.due_at, due_at, now):
         return
     run.due_at = due_at
-    tell_runner(ctx, run)
+    wakeups.tell(ctx, run)
 
 
 def new_run_due_at(ctx: Ctx) -> float | None:
     """A new run's `due_at` (it is queued), given by its insert, so that no update follows it: `plan` then finds
-    it standing, and the code that made the run calls `tell_runner`."""
+    it standing, and the code that made the run calls `wakeups.tell`."""
     return None if progression.left_to_reads(ctx.settings) else time.time() + limits.RUNNER_GRACE_SECONDS
-
-
-def tell_runner(ctx: Ctx, run: Run) -> None:
-    """Tell this process's runner of the run's due time once the unit of work commits (unless a stream holds
-    the run: its end does)."""
-    listener = _listener
-    if run.due_at is not None and listener is not None and not leases.held(run):
-        ctx.after_commit(functools.partial(listener, run.due_at))
 
 
 def _stands(recorded: float | None, planned: float | None, now: float) -> bool:

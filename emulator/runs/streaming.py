@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from emulator import sse
 from emulator.context import Ctx
 from emulator.errors import SERVER_ERROR_MESSAGE, NotFound
-from emulator.runs import executor, hub, leases, outside, pending, phases, schedule, upstream_turn
+from emulator.runs import executor, hub, leases, outside, pending, phases, schedule, upstream_turn, wakeups
 from emulator.runs.events import Event
 from emulator.runs.upstream_model import Subscription, UpstreamModel
 from emulator.server_state import Runtime
@@ -106,7 +106,7 @@ def _release(runtime: Runtime, run_id: str) -> None:
             leases.drop(run)
             due_at = run.due_at
     if due_at is not None:  # a client that went away: a runner finishes the run
-        schedule.ring(due_at)
+        wakeups.ring(due_at)
 
 
 def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> list[Event]:

@@ -10,8 +10,13 @@ clients, one-row UPDATEs, this 2-core machine): 5,200 transactions/s, 790 with a
 while PostgreSQL is away); a waiter then learns of the change at its wait's timeout, as after a lost LISTEN
 connection.
 
+News nobody else would hear is not sent (`Peers`): a process alone on its database (one server, the common case)
+would otherwise pay a round trip per commit for nothing. A listener that connects says so on the channel and looks
+for the other processes' listening connections, so each process learns of the others, whichever started first.
+
 SQLite serves one process: its units of work notify the process's hub (`commits.commit`) and send nothing.
-A payload is `<origin> <run id>`; a process skips its own (it notified its hub when it committed).
+A payload is `<origin> <run id>`, or `<origin>` alone for a listener saying it is there; a process skips its own
+news (it notified its hub when it committed).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -40,6 +46,10 @@ ORIGIN = secrets.token_hex(8)
 """This process, in the payloads it sends."""
 
 _NOTIFY_MANY = f"SELECT pg_notify('{CHANNEL}', payload) FROM unnest(%s::text[]) AS payload"
+_OTHERS_LISTEN = (
+    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database()"
+    " AND application_name = %s AND pid <> pg_backend_pid())"
+)
 
 RECONNECT_SECONDS = (0.1, 5.0)
 """The first and the longest pause before the listener or the sender connects again after losing its connection."""
@@ -51,16 +61,42 @@ def _libpq_url(database_url: str) -> str:
     return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+class Peers:
+    """Whether another process listens on this database: until one does, the sender sends nothing. Learned by
+    the listener, when it connects (the others' listening connections) and whenever it hears another process
+    (one that starts listening says so at once). Once known it stays known: a process that has left costs the
+    others their sends, not their news."""
+
+    def __init__(self) -> None:
+        self._present = threading.Event()
+
+    @property
+    def present(self) -> bool:
+        return self._present.is_set()
+
+    def seen(self) -> None:
+        self._present.set()
+
+
 class Listener:
     """The process's LISTEN connection: each run another process changed is passed to `heard`; after a lost
     connection it connects again (pausing longer each time, up to `RECONNECT_SECONDS[1]`) and calls `resumed`,
-    since what was sent meanwhile is lost."""
+    since what was sent meanwhile is lost. Each time it connects it tells `peers` whether another process listens,
+    and tells the other processes that this one does."""
 
-    def __init__(self, database_url: str, heard: Callable[[str], None], resumed: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        heard: Callable[[str], None],
+        resumed: Callable[[], None],
+        peers: Peers | None = None,
+        origin: str = ORIGIN,
+    ) -> None:
         self._url = _libpq_url(database_url)
         self._heard = heard
         self._resumed = resumed
-        self._origin = ORIGIN
+        self._peers = peers or Peers()
+        self._origin = origin
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()
         """Set while the connection listens (tests and start-up wait for it)."""
@@ -87,6 +123,7 @@ class Listener:
                     self._url, autocommit=True, application_name=APPLICATION_NAME
                 ) as connection:
                     await connection.execute(f"LISTEN {CHANNEL}")
+                    await self._meet_the_others(connection)
                     self.listening.set()
                     pause = RECONNECT_SECONDS[0]
                     if not first:
@@ -104,9 +141,21 @@ class Listener:
             await asyncio.sleep(pause)
             pause = min(pause * 2, RECONNECT_SECONDS[1])
 
+    async def _meet_the_others(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        """Say that this process listens (after LISTEN, so that of two processes connecting at once, each hears the
+        other or finds its connection), then look for the others' listening connections."""
+        await connection.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self._origin))
+        cursor = await connection.execute(_OTHERS_LISTEN, (APPLICATION_NAME,))
+        found = await cursor.fetchone()
+        if found is not None and found[0]:
+            self._peers.seen()
+
     def _hear(self, payload: str) -> None:
         origin, _, run_id = payload.partition(" ")
-        if origin != self._origin and run_id:
+        if origin == self._origin:
+            return
+        self._peers.seen()
+        if run_id:
             self._heard(run_id)
 
 
@@ -115,10 +164,12 @@ class Sender:
     its unit of work changed: it sends them at once, unless another thread is sending, which then sends them
     with its next batch (so that under load the news of many commits leaves in one statement, and no thread
     waits for another's round trip). The connection is made at the first send; after an error the news waits
-    for a later send (`RECONNECT_SECONDS`), and past `MOST_PENDING` runs becomes `EVERY_RUN`."""
+    for a later send (`RECONNECT_SECONDS`), and past `MOST_PENDING` runs becomes `EVERY_RUN`. With `peers`, news
+    is sent only once another process listens (before, it is dropped: nobody would hear it)."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, peers: Peers | None = None) -> None:
         self._url = _libpq_url(database_url)
+        self._peers = peers
         self._pending: list[str] = []
         self._pending_lock = threading.Lock()
         self._sending = threading.Lock()
@@ -129,6 +180,8 @@ class Sender:
 
     def send(self, run_ids: Iterable[str]) -> None:
         """Tell the other processes that these runs changed (their change has committed)."""
+        if self._peers is not None and not self._peers.present:
+            return
         with self._pending_lock:
             self._pending.extend(run_ids)
         while self._sending.acquire(blocking=False):
