@@ -19,7 +19,7 @@ import pytest
 from openai import AssistantEventHandler, OpenAI
 from openai.types.beta.threads import Text, TextDelta
 
-from emulator import tokens
+from emulator import limits, tokens
 from emulator.__main__ import banner
 from emulator.settings import Settings
 from tests.extra_server import extra_server
@@ -351,6 +351,27 @@ def test_a_long_upstream_answer_keeps_its_claim_and_is_asked_once(client: OpenAI
     assert client.beta.threads.runs.retrieve(run.id, thread_id=thread_id).status == "completed"
     assert len(upstream.requests) == before + 1
     assert _answer(client, thread_id).content[0].text.value == "Worth" + " the" * 28 + " wait."
+
+
+def test_a_run_nobody_reads_asks_the_upstream_at_once(
+    client: OpenAI, upstream: FakeUpstream, upstream_server: RunningServer
+) -> None:
+    """An upstream call is the runner's work: a queued run nobody reads is asked of the upstream at once, without
+    the grace a stub run leaves its reader (`limits.RUNNER_GRACE_SECONDS`), and completes unread."""
+    upstream.reply(Reply(text="At once."))
+    thread_id = _thread(client, "Now?")
+    assistant_id = _assistant(client)
+    before = len(upstream.requests)
+    started = time.monotonic()
+    run = client.beta.threads.runs.create(thread_id=thread_id, assistant_id=assistant_id)
+    _called(upstream, before)
+    took = time.monotonic() - started
+    assert took < limits.RUNNER_GRACE_SECONDS / 2, f"asked {took:.2f} s after the run was made"
+    deadline = time.monotonic() + 10
+    while _stored(upstream_server, run.id)[0] != "completed" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _stored(upstream_server, run.id) == ("completed", 0)
+    assert _answer(client, thread_id).content[0].text.value == "At once."
 
 
 def test_polls_answer_at_once_while_the_runner_waits_for_the_upstream(

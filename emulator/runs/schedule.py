@@ -53,7 +53,9 @@ def plan(ctx: Ctx, run: Run, *, stalled: bool = False) -> None:
 def new_run_due_at(ctx: Ctx) -> float | None:
     """A new run's `due_at` (it is queued), given by its insert, so that no update follows it: `plan` then finds
     it standing, and the code that made the run calls `wakeups.tell`."""
-    return None if progression.left_to_reads(ctx.settings) else time.time() + limits.RUNNER_GRACE_SECONDS
+    if progression.left_to_reads(ctx.settings):
+        return None
+    return time.time() + (0.0 if isinstance(ctx.model, UpstreamModel) else limits.RUNNER_GRACE_SECONDS)
 
 
 def _stands(recorded: float | None, planned: float | None, now: float) -> bool:
@@ -72,6 +74,8 @@ def _seconds_until_due(ctx: Ctx, run: Run) -> float | None:
         return 0.0
     if progression.left_to_reads(ctx.settings):
         return None
+    if status is RunStatus.QUEUED and _runners_work(ctx, run):
+        return 0.0
     return executor.wait_seconds(ctx, run, streaming=False) + limits.RUNNER_GRACE_SECONDS
 
 
