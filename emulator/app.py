@@ -37,7 +37,7 @@ from emulator.commits import RunsChanged
 from emulator.control import clocks as control_clocks
 from emulator.control import scripts
 from emulator.control.middleware import ControlMiddleware
-from emulator.db import Database, is_overloaded, is_sqlite_url
+from emulator.db import Database, is_overloaded, is_sqlite_url, log_background_failure
 from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError, ServiceUnavailable
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge
@@ -153,8 +153,8 @@ async def _sweep_forever(runtime: Runtime) -> None:
         await asyncio.sleep(runtime.settings.retention_sweep_seconds)
         try:
             await run_in_threadpool(sweep_once)
-        except Exception:  # a failed sweep must not stop the server; the next one retries
-            log.exception("retention sweep failed")
+        except Exception as error:  # a failed sweep must not stop the server; the next one retries
+            log_background_failure(log, "retention sweep failed", error)
 
 
 def _load_script(db: Database, settings: Settings) -> None:

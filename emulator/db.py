@@ -96,6 +96,15 @@ def is_overloaded(error: BaseException) -> bool:
     return getattr(error.orig, "sqlstate", None) in _REFUSED or str(error.orig).startswith(_CONNECT_FAILED)
 
 
+def log_background_failure(logger: logging.Logger, what: str, error: BaseException) -> None:
+    """A background task's unit of work failed (a runner's round, a retention sweep): one line when the database
+    had no connection to give (the next try may find one, as a request would get a 503), the traceback otherwise."""
+    if is_overloaded(error):
+        logger.warning("%s: no database connection to be had (%s); trying again later", what, error)
+    else:
+        logger.error("%s", what, exc_info=error)
+
+
 def is_busy(error: Exception) -> bool:
     """SQLite's "database is locked" / "busy", raised by sqlite3 itself (a statement run on the DB-API
     connection: `BEGIN`, `store.statements`) or wrapped by SQLAlchemy."""
