@@ -216,7 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     await task
             sandbox.uninstall()
             await runtime.close()
-            db.dispose()
+            await db.close()
 
     ids = IdFactory(settings.seed)
     app = FastAPI(

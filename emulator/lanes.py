@@ -10,9 +10,10 @@ worker thread at once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -33,7 +34,7 @@ async def run(
     shield: bool = False,
 ) -> T:
     """`work` in one transaction, committed on success. `inline`: try the lane first; `limiter`: the worker
-    threads it may use (anyio's default pool); `shield`: the worker's unit of work finishes even if the caller is
+    threads it may use (anyio's default pool); `shield`: the unit of work finishes even if the caller is
     cancelled (a client that goes away does not roll back what it asked for)."""
     first: RecordThenRetry | None = None
     if inline and db.runs_inline:
@@ -43,7 +44,32 @@ async def run(
             pass
         except RecordThenRetry as failure:
             first = failure
+    elif inline and db.awaiting is not None:
+        try:
+            if shield:
+                return await _finished_though_cancelled(db.awaiting.run(work))
+            return await db.awaiting.run(work)
+        except LeaveEventLoop:
+            pass
+        except RecordThenRetry as failure:
+            first = failure
     in_worker = functools.partial(db.run_in_worker, work, write=write, first=first)
     with anyio.CancelScope(shield=shield):
         result = await anyio.to_thread.run_sync(in_worker, limiter=limiter)
     return result
+
+
+async def _finished_though_cancelled(unit: Coroutine[Any, Any, T]) -> T:
+    """Await `unit` to its end, as a worker thread's unit of work runs to its end: if the caller is cancelled
+    meanwhile, the cancellation is raised once the unit has committed or rolled back."""
+    task = asyncio.ensure_future(unit)
+    cancelled: BaseException | None = None
+    with anyio.CancelScope(shield=True):  # anyio's cancellations; asyncio's own are caught below
+        while not task.done():
+            try:
+                await asyncio.wait([task])
+            except asyncio.CancelledError as error:
+                cancelled = error
+    if cancelled is not None:
+        raise cancelled
+    return task.result()

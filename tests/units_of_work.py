@@ -1,6 +1,7 @@
 """The `unit` fixture of the store's tests: a function run as one unit of work (committed on success) on a
-fresh, migrated database, in each mode the server uses: on SQLite the event loop's lane and a worker thread,
-on PostgreSQL (`EMULATOR_TEST_DATABASE_URL`) a worker thread. Import `unit` into a test module to use it."""
+fresh, migrated database, in each mode the server uses: the event loop's lane (on PostgreSQL, a loop of its own
+in another thread) and a worker thread, on SQLite or on PostgreSQL (`EMULATOR_TEST_DATABASE_URL`). Import
+`unit` into a test module to use it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import anyio.from_thread
 import pytest
 from sqlalchemy.orm import Session
 
@@ -21,7 +23,7 @@ T = TypeVar("T")
 Unit = Callable[[Callable[[Session], T]], T]
 
 POSTGRES_URL = os.environ.get("EMULATOR_TEST_DATABASE_URL")
-MODES = ["postgresql"] if POSTGRES_URL else ["sqlite-lane", "sqlite-worker"]
+MODES = ["postgresql-lane", "postgresql-worker"] if POSTGRES_URL else ["sqlite-lane", "sqlite-worker"]
 
 
 @pytest.fixture(params=MODES)
@@ -33,5 +35,11 @@ def unit(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Unit[Any]]:
         migrate.upgrade(database.engine)
         if request.param == "sqlite-lane":
             yield lambda work: database.run_inline(work, write=True)
+        elif request.param == "postgresql-lane":
+            portal = stack.enter_context(anyio.from_thread.start_blocking_portal())
+            stack.callback(portal.call, database.close)
+            lane = database.awaiting
+            assert lane is not None
+            yield lambda work: portal.call(lane.run, work)
         else:
             yield lambda work: database.run_in_worker(work, write=True)

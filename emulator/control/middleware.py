@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from emulator import auth, clock, logs
+from emulator import auth, clock, lanes, logs
 from emulator.api.responses import OpenAIJSON
 from emulator.control import faults, ratelimits
 from emulator.control.cache import TenantControl
@@ -64,10 +63,10 @@ def admit(
     return Admission(fired=fired, headers=headers)
 
 
-def _load_control(runtime: Runtime, tenant: str) -> TenantControl:
+async def _load_control(runtime: Runtime, tenant: str) -> TenantControl:
     """The tenant's control state afresh: a read transaction of its own, at most once a second per tenant and
     replica (`limits.CONTROL_CACHE_SECONDS`), before the route's unit of work exists."""
-    return runtime.db.run_in_worker(functools.partial(runtime.control.load, tenant=tenant), write=False)
+    return await lanes.run(runtime.db, functools.partial(runtime.control.load, tenant=tenant), write=False)
 
 
 class ControlMiddleware:
@@ -87,7 +86,7 @@ class ControlMiddleware:
             return
         control = runtime.control.peek(tenant)
         if control is None:
-            control = await run_in_threadpool(_load_control, runtime, tenant)
+            control = await _load_control(runtime, tenant)
         if control.empty:
             await self.app(scope, receive, send)
             return
@@ -106,7 +105,7 @@ class ControlMiddleware:
             await self.app(scope, receive, send)
             return
         work = functools.partial(admit, tenant=tenant, matching=matching, config=control.rate_limits, request=request)
-        admission = await run_in_threadpool(runtime.db.run_in_worker, work, write=True)
+        admission = await lanes.run(runtime.db, work, write=True, shield=True)
         cut_after: int | None = None
         if admission.fired is not None:
             rule_id, rule = admission.fired

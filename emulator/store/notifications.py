@@ -33,6 +33,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
+from emulator.db import on_event_loop
 from emulator.store.records import EVERY_RUN
 
 log = logging.getLogger("emulator.notifications")
@@ -160,12 +161,13 @@ class Listener:
 
 
 class Sender:
-    """The process's sending connection (autocommit). `send` is called in the thread that committed, with the runs
-    its unit of work changed: it sends them at once, unless another thread is sending, which then sends them
-    with its next batch (so that under load the news of many commits leaves in one statement, and no thread
-    waits for another's round trip). The connection is made at the first send; after an error the news waits
-    for a later send (`RECONNECT_SECONDS`), and past `MOST_PENDING` runs becomes `EVERY_RUN`. With `peers`, news
-    is sent only once another process listens (before, it is dropped: nobody would hear it)."""
+    """The process's sending connection (autocommit). `send` is called in the thread that committed (a worker
+    thread for a unit of work on the event loop's lane), with the runs its unit of work changed: it sends them at
+    once, unless another thread is sending, which then sends them with its next batch (so that under load the
+    news of many commits leaves in one statement, and no thread waits for another's round trip). The connection
+    is made at the first send; after an error the news waits for a later send (`RECONNECT_SECONDS`), and past
+    `MOST_PENDING` runs becomes `EVERY_RUN`. With `peers`, news is sent only once another process listens
+    (before, it is dropped: nobody would hear it)."""
 
     def __init__(self, database_url: str, peers: Peers | None = None) -> None:
         self._url = _libpq_url(database_url)
@@ -179,9 +181,16 @@ class Sender:
         self._closed = False
 
     def send(self, run_ids: Iterable[str]) -> None:
-        """Tell the other processes that these runs changed (their change has committed)."""
+        """Tell the other processes that these runs changed (their change has committed). From a unit of work on
+        the event loop's lane, a worker thread sends (the loop must not wait for the round trip)."""
         if self._peers is not None and not self._peers.present:
             return
+        if on_event_loop():
+            asyncio.get_running_loop().run_in_executor(None, self._send_pending, tuple(run_ids))
+            return
+        self._send_pending(run_ids)
+
+    def _send_pending(self, run_ids: Iterable[str]) -> None:
         with self._pending_lock:
             self._pending.extend(run_ids)
         while self._sending.acquire(blocking=False):
