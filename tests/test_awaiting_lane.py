@@ -143,3 +143,25 @@ if POSTGRES_URL:
             assert _names(database) == ["after"]
 
         on_loop(database, scenario)
+
+    def test_a_unit_of_work_whose_connection_was_closed_runs_again_on_a_new_one(database: Database) -> None:
+        """The lane does not ping a connection before use: PostgreSQL ending its backend (a restart, an
+        administrator) costs the next unit of work a second attempt, not an error."""
+
+        def backend(session: Session) -> int:
+            return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+        async def scenario(database: Database) -> None:
+            first = await lanes.run(database, backend, write=True)
+            database.run_in_worker(lambda session: session.execute(text("SELECT pg_terminate_backend(:pid)"),
+                                                                   {"pid": first}), write=True)
+
+            def insert_on_a_backend(session: Session) -> int:
+                session.execute(text("INSERT INTO items VALUES ('once')"))
+                return backend(session)
+
+            second = await lanes.run(database, insert_on_a_backend, write=True)
+            assert second != first
+            assert _names(database) == ["once"]
+
+        on_loop(database, scenario)
