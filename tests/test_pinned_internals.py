@@ -256,3 +256,28 @@ async def _run_events_sends_as_given_and_marks_a_failed_send() -> None:
     with pytest.raises(OSError):
         await response._send_with_timeout(broken, {"type": "http.response.body", "body": b"y", "more_body": True})
     assert response._send_interrupted is True, "a failed send must mark the response as the library does"
+
+
+def test_every_prepared_statement_compiles_for_the_raw_path(sqlite_dialect: Dialect) -> None:
+    """A statement marked `statements.prepared` runs on SQLite's connection directly whenever a unit of work is on
+    the event loop's lane: each must compile there (one whose column had no name failed only once the
+    control plane's units of work moved onto the lane)."""
+    import importlib
+    import pkgutil
+
+    import emulator.store
+
+    for module in pkgutil.iter_modules(emulator.store.__path__):
+        importlib.import_module(f"emulator.store.{module.name}")
+    prepared = list(statements._PREPARED)
+    assert len(prepared) >= 50, "the store's prepared statements were not found"
+    for statement in prepared:
+        compiled = statements.Compiled(statement, sqlite_dialect, None)
+        assert all(compiled.fields) or compiled.row is None
+
+
+def test_a_prepared_statement_with_an_unnamed_column_is_refused(sqlite_dialect: Dialect) -> None:
+    from sqlalchemy import func
+
+    with pytest.raises(TypeError, match="need names"):
+        statements.Compiled(select(func.count(_ITEMS.c.id)), sqlite_dialect, None)

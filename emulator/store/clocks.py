@@ -28,7 +28,7 @@ its own rows (two primary-key lookups in the same statement)."""
 
 _OFFSET = statements.prepared(select(OFFSET_COLUMN))
 _EVERY_TENANT_OFFSET = statements.prepared(select(_EVERY_TENANT.label("clock_offset")))
-_LARGEST_OWN = statements.prepared(select(func.coalesce(func.max(_OWN.offset_seconds), 0)))
+_LARGEST_OWN = statements.prepared(select(func.coalesce(func.max(_OWN.offset_seconds), 0).label("largest")))
 _ADVANCE_EVERY_TENANT = statements.prepared(
     update(Clock.mapped.__table__)
     .where(_EVERY.id == CLOCK_ROW_ID)

@@ -40,7 +40,7 @@ _WINDOW_LOCKED = statements.prepared(
     ).with_for_update()
 )
 _MODEL_TOKENS = statements.prepared(
-    select(func.coalesce(func.sum(_counters.tokens), 0)).where(
+    select(func.coalesce(func.sum(_counters.tokens), 0).label("tokens")).where(
         _counters.tenant == bindparam("tenant"),
         _counters.window_start == bindparam("window_start"),
         _counters.bucket.like("model:%"),

@@ -73,6 +73,8 @@ class Compiled:
         """What a reader of this statement's rows works out once (`records.Table`'s layout), by reader."""
         if columns is not None:
             self.fields = tuple(column.key for column in columns)
+            if not all(self.fields):
+                raise TypeError(f"a prepared statement's columns need names (label them): {self.sql}")
             self.row = namedtuple("PlainRow", self.fields)  # type: ignore[misc]
             processors = [_result_processor(column.type.dialect_impl(dialect), dialect) for column in columns]
             self.processors = [(index, processor) for index, processor in enumerate(processors) if processor]
