@@ -36,6 +36,20 @@ async def run(
     """`work` in one transaction, committed on success. `inline`: try the lane first; `limiter`: the worker
     threads it may use (anyio's default pool); `shield`: the unit of work finishes even if the caller is
     cancelled (a client that goes away does not roll back what it asked for)."""
+    if shield and inline and db.awaiting is not None:
+        return await _finished_though_cancelled(_run(db, work, write=write, inline=inline, limiter=limiter))
+    return await _run(db, work, write=write, inline=inline, limiter=limiter, shield=shield)
+
+
+async def _run(
+    db: Database,
+    work: Callable[[Session], T],
+    *,
+    write: bool,
+    inline: bool,
+    limiter: anyio.CapacityLimiter | None,
+    shield: bool = False,
+) -> T:
     first: RecordThenRetry | None = None
     if inline and db.runs_inline:
         try:
@@ -46,8 +60,6 @@ async def run(
             first = failure
     elif inline and db.awaiting is not None:
         try:
-            if shield:
-                return await _finished_though_cancelled(db.awaiting.run(work))
             return await db.awaiting.run(work)
         except LeaveEventLoop:
             pass
@@ -60,8 +72,9 @@ async def run(
 
 
 async def _finished_though_cancelled(unit: Coroutine[Any, Any, T]) -> T:
-    """Await `unit` to its end, as a worker thread's unit of work runs to its end: if the caller is cancelled
-    meanwhile, the cancellation is raised once the unit has committed or rolled back."""
+    """Await `unit` to its end, as a worker thread's unit of work runs to its end (on the loop's lane, then in
+    a worker thread if it leaves the lane): if the caller is cancelled meanwhile, the cancellation is raised once
+    the unit has committed or rolled back."""
     task = asyncio.ensure_future(unit)
     cancelled: BaseException | None = None
     with anyio.CancelScope(shield=True):  # anyio's cancellations; asyncio's own are caught below

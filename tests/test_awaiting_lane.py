@@ -165,3 +165,22 @@ if POSTGRES_URL:
             assert _names(database) == ["once"]
 
         on_loop(database, scenario)
+
+    def test_a_shielded_unit_of_work_that_leaves_the_loop_commits_though_its_caller_is_cancelled(
+        database: Database,
+    ) -> None:
+        def work(session: Session) -> None:
+            if on_event_loop():
+                require_worker_thread("blocks")
+            session.execute(text("SELECT pg_sleep(0.3)"))
+            session.execute(text("INSERT INTO items VALUES ('kept in a worker')"))
+
+        async def scenario(database: Database) -> None:
+            task = asyncio.create_task(lanes.run(database, work, write=True, shield=True))
+            await asyncio.sleep(0.1)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert _names(database) == ["kept in a worker"]
+
+        on_loop(database, scenario)
