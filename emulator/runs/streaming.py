@@ -1,6 +1,7 @@
 """Drives a run for a streaming request, phase by phase, and yields its SSE bytes.
 
-Each phase runs in its own transaction in the thread pool; between phases nothing is held. A stream that waits
+Each phase runs in its own unit of work (`lanes.run`: on the event loop's lane when it can); between phases nothing
+is held. A stream that waits
 (for its model's first token) waits on the process's hub (`runs.hub`) until its wait is over or the run
 changes: a cancel from another request, here or on another replica, wakes it at once and the stream ends with
 the cancel events; a deletion of its thread (which takes the run with it) ends it at once with an `error` event.
@@ -16,7 +17,8 @@ reason, including a client that disconnects, after which a runner (or any poll) 
 process dies leaves it to lapse within seconds, and a runner elsewhere takes the run over.
 
 With an upstream model, the phase that makes the model call commits its claim and starts the call
-(`upstream_turn.CallInFlight`); the stream then waits for it on the event loop, holding no worker thread, and
+(`upstream_turn.CallInFlight`, in a worker thread); the stream then waits for it on the event loop, holding no
+worker thread, and
 sends the run's live events meanwhile (`UpstreamModel.subscribe`), each fragment as it arrives. The next phase
 begins with what the call left (`upstream_turn.after_call`).
 """
@@ -35,7 +37,7 @@ import anyio
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from emulator import sse
+from emulator import lanes, sse
 from emulator.context import Ctx
 from emulator.errors import SERVER_ERROR_MESSAGE, NotFound
 from emulator.runs import executor, hub, leases, outside, pending, phases, schedule, upstream_turn, wakeups
@@ -60,7 +62,9 @@ class _Phase:
     """The run is no more: its thread was deleted."""
 
 
-def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], resumed: bool = False) -> _Phase:
+async def _phase(
+    runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], resumed: bool = False
+) -> _Phase:
     """One phase of the run; `resumed`: the first after an upstream call the stream waited for."""
     attempts: list[Ctx] = []
 
@@ -90,36 +94,45 @@ def _phase(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str], 
         return _Phase(produced, resting, wait, pause)
 
     try:
-        phase = runtime.db.run_in_worker(work, write=True)
+        phase = await lanes.run(runtime.db, work, write=True, shield=True)
     except upstream_turn.CallInFlight as call:  # its claim committed, the call started
         return _Phase([], False, 0.0, 0.0, call)
     attempts[-1].committed()  # the attempt that committed: a unit of work run again logs once
     return phase
 
 
-def _release(runtime: Runtime, run_id: str) -> None:
+async def _release(runtime: Runtime, run_id: str) -> None:
     """The stream's lease goes (a claim of work in flight keeps its own, renewed until the work ends)."""
-    with runtime.db.transaction() as session:
+
+    def work(session: Session) -> float | None:
         run = store.get_by_id(session, run_id)
-        due_at = None
-        if run is not None and run.unfinished_work is None:
-            leases.drop(run)
-            due_at = run.due_at
+        if run is None or run.unfinished_work is not None:
+            return None
+        leases.drop(run)
+        return run.due_at
+
+    due_at = await lanes.run(runtime.db, work, write=True, shield=True)
     if due_at is not None:  # a client that went away: a runner finishes the run
         wakeups.ring(due_at)
 
 
-def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> list[Event]:
-    with runtime.db.transaction() as session:
+async def _fail(runtime: Runtime, tenant: str, run_id: str, include: frozenset[str]) -> list[Event]:
+    attempts: list[Ctx] = []
+
+    def work(session: Session) -> list[Event]:
         ctx = Ctx(
             session=session, tenant=tenant, settings=runtime.settings, ids=runtime.ids, model=runtime.model,
             include=include,
         )
+        attempts.append(ctx)
         run = store.get_by_id_thread_first(session, run_id)
         if run is None or executor.is_resting(run):
             return []
-        failed = phases.fail(ctx, run, "server_error", SERVER_ERROR_MESSAGE)
-    ctx.committed()
+        return phases.fail(ctx, run, "server_error", SERVER_ERROR_MESSAGE)
+
+    failed = await lanes.run(runtime.db, work, write=True, shield=True)
+    if attempts:
+        attempts[-1].committed()
     return failed
 
 
@@ -181,7 +194,7 @@ async def drive(
             changes: hub.Subscription | None = None
             resumed = False
             while True:
-                phase = await run_in_threadpool(_phase, runtime, tenant, run_id, include, resumed)
+                phase = await _phase(runtime, tenant, run_id, include, resumed)
                 resumed = False
                 if phase.call is not None and watching is not None:
                     lapse = functools.partial(outside.lapse, runtime.db, run_id)
@@ -206,7 +219,7 @@ async def drive(
                 await changes.wait(phase.wait)
     except Exception:
         log.exception("stream of run %s failed", run_id)
-        for event in await run_in_threadpool(_fail, runtime, tenant, run_id, include):
+        for event in await _fail(runtime, tenant, run_id, include):
             yield sse.encode(event.name, event.data)
         yield sse.encode_error({"error": {"message": SERVER_ERROR_MESSAGE, "type": "server_error", "param": None,
                                           "code": "server_error"}})
@@ -215,5 +228,5 @@ async def drive(
         if isinstance(model, UpstreamModel) and watching is not None:
             model.unsubscribe(run_id, watching)
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_release, runtime, run_id)
+            await _release(runtime, run_id)
     yield sse.DONE
