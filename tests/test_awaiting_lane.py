@@ -62,6 +62,14 @@ if POSTGRES_URL:
 
         asyncio.run(run())
 
+    async def cancelled_after(seconds: float, unit: Coroutine[Any, Any, Any]) -> None:
+        """Run `unit` as a task, cancel it after `seconds`, and see the cancellation raised."""
+        task = asyncio.create_task(unit)
+        await asyncio.sleep(seconds)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
     def test_a_unit_of_work_runs_on_the_event_loop_thread(database: Database) -> None:
         async def scenario(database: Database) -> None:
             ran = await lanes.run(database, _insert("a"), write=True)
@@ -118,11 +126,7 @@ if POSTGRES_URL:
                 session.execute(text("SELECT pg_sleep(0.3)"))
                 session.execute(text("INSERT INTO items VALUES ('kept')"))
 
-            task = asyncio.create_task(lanes.run(database, work, write=True, shield=True))
-            await asyncio.sleep(0.1)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await cancelled_after(0.1, lanes.run(database, work, write=True, shield=True))
             assert _names(database) == ["kept"]
 
         on_loop(database, scenario)
@@ -133,11 +137,7 @@ if POSTGRES_URL:
                 session.execute(text("INSERT INTO items VALUES ('gone')"))
                 session.execute(text("SELECT pg_sleep(0.3)"))
 
-            task = asyncio.create_task(lanes.run(database, work, write=True))
-            await asyncio.sleep(0.1)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await cancelled_after(0.1, lanes.run(database, work, write=True))
             assert _names(database) == []
             assert (await lanes.run(database, _insert("after"), write=True))["on_loop"] is True
             assert _names(database) == ["after"]
@@ -176,11 +176,7 @@ if POSTGRES_URL:
             session.execute(text("INSERT INTO items VALUES ('kept in a worker')"))
 
         async def scenario(database: Database) -> None:
-            task = asyncio.create_task(lanes.run(database, work, write=True, shield=True))
-            await asyncio.sleep(0.1)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            await cancelled_after(0.1, lanes.run(database, work, write=True, shield=True))
             assert _names(database) == ["kept in a worker"]
 
         on_loop(database, scenario)
