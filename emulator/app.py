@@ -37,7 +37,8 @@ from emulator.commits import RunsChanged
 from emulator.control import clocks as control_clocks
 from emulator.control import scripts
 from emulator.control.middleware import ControlMiddleware
-from emulator.db import Database, is_overloaded, is_sqlite_url, log_background_failure
+from emulator.db import Database, is_sqlite_url
+from emulator.db_errors import is_overloaded, log_background_failure
 from emulator.errors import SERVER_ERROR_MESSAGE, APIError, ServerError, ServiceUnavailable
 from emulator.ids import IdFactory
 from emulator.request_edge import RequestEdge

@@ -12,7 +12,7 @@ It is taken only when it cannot block: a write needs the process's writer lock f
 waiting for it), the connection's busy timeout is zero, and code that would block (a code_interpreter cell, a
 document to parse) asks to leave; in each case the unit of work is rolled back and rerun in a worker thread.
 
-On PostgreSQL a unit of work runs on the event loop too (`AwaitingLane`): the same synchronous code, on
+On PostgreSQL a unit of work runs on the event loop too (`awaiting_lane`): the same synchronous code, on
 SQLAlchemy's asyncio engine, whose greenlet bridge awaits each statement, so many units of work are in flight on
 the one thread. Measured against worker threads (32 clients creating and polling runs, 2 cores): 154 against
 107 runs/s, 2 against 450 context switches per run; the threads spent their time handing the GIL to each other
@@ -33,32 +33,26 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
 from emulator import limits
 from emulator.commits import RUNS_CHANGED, RunsChanged, commit, finish, log_transactions, notify_committed
+from emulator.db_errors import is_busy, is_conflict
+
+if TYPE_CHECKING:
+    from emulator import awaiting_lane
 
 _SQLITE_BUSY_TIMEOUT_MS = 30_000
 UNIT_OF_WORK_ATTEMPTS = 3
 """How many times a unit of work meets a conflict with another transaction at most, and how many records
 (`RecordThenRetry`) it may ask for, before its error goes up."""
 _CONFLICT_PAUSE_SECONDS = (0.005, 0.05)
-_CONFLICTS = frozenset({"40P01", "40001"})
-"""PostgreSQL's deadlock_detected and serialization_failure: the transaction was chosen to give way, and the
-same work succeeds when run again."""
-_REFUSED = frozenset({"53300", "57P03"})
-"""PostgreSQL's too_many_connections and cannot_connect_now: the database refused a new connection."""
-_CONNECT_FAILED = "connection failed:"
-"""How psycopg's error for a connection that could not be opened begins (it carries no SQLSTATE)."""
-
 log = logging.getLogger("emulator.db")
 
 T = TypeVar("T")
@@ -87,38 +81,6 @@ class RecordThenRetry(Exception):
     def __init__(self, record: Callable[[Session], None], reason: str) -> None:
         super().__init__(reason)
         self.record = record
-
-
-def is_conflict(error: BaseException) -> bool:
-    """A deadlock or serialization failure (PostgreSQL): the transaction was rolled back to let another one
-    through; running it again is the documented remedy."""
-    return isinstance(error, OperationalError) and getattr(error.orig, "sqlstate", None) in _CONFLICTS
-
-
-def is_overloaded(error: BaseException) -> bool:
-    """No connection to be had: every one of the pool's was in use for `POOL_TIMEOUT_SECONDS`, or the database
-    refused a new one. The request may be tried again later (a 503), nothing of it was done."""
-    if isinstance(error, PoolTimeout):
-        return True
-    if not isinstance(error, OperationalError):
-        return False
-    return getattr(error.orig, "sqlstate", None) in _REFUSED or str(error.orig).startswith(_CONNECT_FAILED)
-
-
-def log_background_failure(logger: logging.Logger, what: str, error: BaseException) -> None:
-    """A background task's unit of work failed (a runner's round, a retention sweep): one line when the database
-    had no connection to give (the next try may find one, as a request would get a 503), the traceback otherwise."""
-    if is_overloaded(error):
-        logger.warning("%s: no database connection to be had (%s); trying again later", what, error)
-    else:
-        logger.error("%s", what, exc_info=error)
-
-
-def is_busy(error: Exception) -> bool:
-    """SQLite's "database is locked" / "busy", raised by sqlite3 itself (a statement run on the DB-API
-    connection: `BEGIN`, `store.statements`) or wrapped by SQLAlchemy."""
-    message = str(getattr(error, "orig", error))
-    return "locked" in message or "busy" in message
 
 
 def normalize_url(url: str) -> str:
@@ -331,79 +293,14 @@ class InlineLane:
         self.engine.dispose()
 
 
-class AwaitingLane:
-    """PostgreSQL's event-loop lane: a unit of work runs on the loop, in a greenlet of SQLAlchemy's asyncio
-    engine (psycopg's async connection), and each of its statements is awaited; it keeps its own `pool_size`
-    connections, made at first use (on the loop).
-
-    A connection is not pinged before each unit of work (a round trip: 8% of a streamed run's first event, one
-    client after another). A unit of work that finds its connection closed (PostgreSQL restarted, a backend
-    terminated) runs once more on a new one, unless it had begun to commit: then whether it committed is not
-    known, and its error goes up."""
-
-    def __init__(self, url: str, pool_size: int, runs_changed: RunsChanged | None) -> None:
-        self._url = normalize_url(url)
-        self._pool_size = pool_size
-        self._info: dict[str, Any] = {RUNS_CHANGED: runs_changed}
-        self._engine: AsyncEngine | None = None
-
-    def _connected(self) -> AsyncEngine:
-        if self._engine is None:
-            self._engine = create_async_engine(self._url, pool_size=self._pool_size, max_overflow=0,
-                                               pool_timeout=POOL_TIMEOUT_SECONDS)
-            log_transactions(self._engine.sync_engine)
-        return self._engine
-
-    async def run(self, work: Callable[[Session], T]) -> T:
-        """`work` in one transaction, committed on success. Raises `LeaveEventLoop`, rolled back, when it would
-        block or met a conflict with another transaction."""
-        token = _on_event_loop.set(True)
-        try:
-            attempt = _Attempt(work)
-            try:
-                return await self._once(attempt)
-            except DBAPIError as error:
-                if not error.connection_invalidated or attempt.committing:
-                    raise
-                log.info("a unit of work found its connection closed (%s); running it again on a new one", error.orig)
-                return await self._once(_Attempt(work))
-        except OperationalError as error:
-            if is_conflict(error):
-                raise LeaveEventLoop("a conflict with another transaction") from error
-            raise
-        finally:
-            _on_event_loop.reset(token)
-
-    async def _once(self, attempt: _Attempt[T]) -> T:
-        async with AsyncSession(self._connected(), expire_on_commit=False, autoflush=False,
-                                info=dict(self._info)) as session:
-            try:
-                return await session.run_sync(attempt)
-            except BaseException:
-                await session.rollback()
-                raise
-
-    async def close(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
-
-
-class _Attempt(Generic[T]):
-    """One run of a unit of work on the awaiting lane, in its greenlet: the work, then the commit."""
-
-    def __init__(self, work: Callable[[Session], T]) -> None:
-        self.work = work
-        self.committing = False
-
-    def __call__(self, session: Session) -> T:
-        result = self.work(session)
-        commit(session, lambda: self._commit(session))
-        return result
-
-    def _commit(self, session: Session) -> None:
-        self.committing = True
-        session.commit()
+@contextmanager
+def on_the_event_loop() -> Iterator[None]:
+    """Mark what runs inside as a unit of work on an event-loop lane (`require_worker_thread` then leaves it)."""
+    token = _on_event_loop.set(True)
+    try:
+        yield
+    finally:
+        _on_event_loop.reset(token)
 
 
 def on_event_loop() -> bool:
@@ -420,7 +317,7 @@ class Database:
     reader: sessionmaker[Session]
     writer: sessionmaker[Session]
     inline: InlineLane | None = None
-    awaiting: AwaitingLane | None = None
+    awaiting: awaiting_lane.AwaitingLane | None = None
 
     @classmethod
     def connect(
@@ -429,9 +326,11 @@ class Database:
         """The database at `url`; `pool_size` bounds a server database's connections (`limits.DATABASE_POOL_SIZE`);
         `runs_changed` is told, after each commit, the runs it changed (`runs.hub`)."""
         if not is_sqlite_url(url):
+            from emulator import awaiting_lane  # it builds on this module: imported once a database needs it
+
             engine = create_db_engine(url, pool_size=pool_size)
             return cls(engine, *_session_factories(engine, runs_changed),
-                       awaiting=AwaitingLane(url, pool_size, runs_changed))
+                       awaiting=awaiting_lane.AwaitingLane(url, pool_size, runs_changed))
         writer_lock = _WriterLock()
         engine = create_db_engine(url, writer_lock)
         return cls(engine, *_session_factories(engine, runs_changed), InlineLane(url, writer_lock, runs_changed))

@@ -1,11 +1,11 @@
-"""Where a unit of work runs: on SQLite's event-loop lane when it can, else in a worker thread.
+"""Where a unit of work runs: on the event loop's lane when it can, else in a worker thread.
 
     result = await lanes.run(db, work, write=True)
 
-On SQLite the lane runs the unit of work on the event loop itself (`db.InlineLane`); when it would wait (the
-writer lock is taken, a code cell, an upstream call) it leaves the lane, rolled back, and runs again in a worker
-thread, after committing the record its inline attempt asked for (`RecordThenRetry`). Elsewhere it runs in a
-worker thread at once.
+On SQLite the lane runs the unit of work on the event loop itself (`db.InlineLane`); on PostgreSQL, on the loop
+with each statement awaited (`awaiting_lane.AwaitingLane`). When it would block (the SQLite writer lock is taken,
+a code cell, an upstream call, a conflict with another transaction) it leaves the lane, rolled back, and runs
+again in a worker thread, after committing the record its attempt on the lane asked for (`RecordThenRetry`).
 """
 
 from __future__ import annotations

@@ -167,6 +167,6 @@ CODE_INTERPRETER_SESSION_DISK_BYTES: Final = 2 * 1024 * 1024 * 1024
 
 DATABASE_POOL_SIZE = 10
 """Connections a process keeps to a server database (PostgreSQL) for each of its two lanes, the event loop's
-and the worker threads' (`db.AwaitingLane`): 20 at most, so that four replicas fit PostgreSQL's default
+and the worker threads' (`awaiting_lane.AwaitingLane`): 20 at most, so that four replicas fit PostgreSQL's default
 `max_connections` of 100. A unit of work beyond them waits for one rather than opening a connection the server
 would refuse (`EMULATOR_DATABASE_POOL_SIZE` changes it)."""

@@ -1,4 +1,4 @@
-"""PostgreSQL's event-loop lane (`db.AwaitingLane`, through `lanes.run`): units of work run on the loop's own
+"""PostgreSQL's event-loop lane (`awaiting_lane.AwaitingLane`, through `lanes.run`): units of work run on the loop's own
 thread, many in flight at once, and what must not run there leaves for a worker thread, rolled back.
 
 These drive the real `Database` over a real PostgreSQL database (the suite's PostgreSQL pass only); the HTTP

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from emulator import db as database
+from emulator import db_errors as database
 from emulator.app import OVERLOADED_MESSAGE
 from emulator.testing import RunningServer, run_server
 

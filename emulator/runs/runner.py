@@ -32,7 +32,7 @@ from typing import TypeVar
 import anyio
 from sqlalchemy.orm import Session
 
-from emulator import db, lanes, limits
+from emulator import db_errors, lanes, limits
 from emulator.context import Ctx
 from emulator.runs import safety, wakeups
 from emulator.server_state import Runtime
@@ -146,7 +146,7 @@ class Runner:
             try:
                 await self._claim_round()
             except Exception as error:  # the database may be away for a moment: the next round tries again
-                db.log_background_failure(log, "the runner could not claim due runs", error)
+                db_errors.log_background_failure(log, "the runner could not claim due runs", error)
             self._alarm.arm()
 
     async def _claim_round(self) -> None:
@@ -177,7 +177,7 @@ class Runner:
         try:
             await self._settle(run_id)
         except Exception as error:  # its claim lapses and it is due again; the run's own failures are `safety`'s
-            db.log_background_failure(log, f"the runner could not advance run {run_id}", error)
+            db_errors.log_background_failure(log, f"the runner could not advance run {run_id}", error)
         finally:
             self._advancing.discard(run_id)
             if len(self._advancing) == limits.RUNNER_BATCH - 1:
