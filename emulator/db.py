@@ -254,31 +254,29 @@ class InlineLane:
         connection = self._open()
         if connection.get_execution_options().get("sqlite_immediate", False) != write:
             connection.execution_options(sqlite_immediate=write)
-        token = _on_event_loop.set(True)
-        try:
-            transaction = connection.begin()
-            session = _SessionOnFirstUse(connection, dict(self._info))
+        with on_the_event_loop():
             try:
+                transaction = connection.begin()
+                session = _SessionOnFirstUse(connection, dict(self._info))
                 try:
-                    result = work(cast(Session, session))
-                    runs = finish(cast(Session, session))
-                finally:
-                    session.close()
-                transaction.commit()
-                notify_committed(cast(Session, session), runs)
-                return result
-            except BaseException:
-                if transaction.is_active:
-                    transaction.rollback()
-                else:  # a failed COMMIT leaves the connection inside its transaction, holding SQLite's lock
-                    self._discard()
+                    try:
+                        result = work(cast(Session, session))
+                        runs = finish(cast(Session, session))
+                    finally:
+                        session.close()
+                    transaction.commit()
+                    notify_committed(cast(Session, session), runs)
+                    return result
+                except BaseException:
+                    if transaction.is_active:
+                        transaction.rollback()
+                    else:  # a failed COMMIT leaves the connection inside its transaction, holding SQLite's lock
+                        self._discard()
+                    raise
+            except (OperationalError, sqlite3.OperationalError) as error:
+                if is_busy(error):
+                    raise LeaveEventLoop("the database is busy") from error
                 raise
-        except (OperationalError, sqlite3.OperationalError) as error:
-            if is_busy(error):
-                raise LeaveEventLoop("the database is busy") from error
-            raise
-        finally:
-            _on_event_loop.reset(token)
 
     def _discard(self) -> None:
         """Close the connection (SQLite rolls back what it holds); the next unit of work opens another."""

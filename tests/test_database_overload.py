@@ -104,7 +104,7 @@ if SUITE_POSTGRES:
 
             peak = _peak_connections(role, lambda: asyncio.run(burst()))
             assert peak.result == [200] * 200
-            assert 1 <= peak.most <= 2 * 2 + 2, peak.most  # twice the pool size, LISTEN and NOTIFY
+            assert 1 <= peak.most <= 2 * 2 + 2, peak.most  # the pool size per lane (loop, workers), LISTEN, NOTIFY
             with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as http:
                 listed = http.get(f"/threads/{thread}/messages", params={"limit": 100}).json()["data"]
             assert len(listed) == 100
